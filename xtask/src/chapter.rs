@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A chapter: a directory with one out-of-tree module (`Kbuild` and its
+//! sources) and `checks.toml`, the steps the guest runs and what each must
+//! show. The format is documented in the book's appendix for instructors.
+
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::paths::{read_to_string, Project};
+use crate::Result;
+
+/// The file in a chapter directory that declares its checks.
+pub const CHECKS_FILE: &str = "checks.toml";
+/// A step's time limit when the chapter gives none.
+pub const DEFAULT_STEP_TIMEOUT_SECS: u64 = 20;
+
+/// `checks.toml` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChecksFile {
+    title: String,
+    modules: Vec<String>,
+    #[serde(default)]
+    step: Vec<StepFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepFile {
+    name: String,
+    run: String,
+    #[serde(default)]
+    exit: Option<i32>,
+    #[serde(default)]
+    timeout: Option<u64>,
+    #[serde(default)]
+    output: Vec<String>,
+    #[serde(default)]
+    dmesg: Vec<String>,
+    #[serde(default)]
+    absent_output: Vec<String>,
+    #[serde(default)]
+    absent_dmesg: Vec<String>,
+    #[serde(default)]
+    points: Option<u32>,
+}
+
+/// A chapter ready to build and check.
+#[derive(Debug, Clone)]
+pub struct Chapter {
+    /// The directory name, e.g. `01-hello`; also its directory in the guest.
+    pub name: String,
+    /// Where its sources are.
+    pub dir: PathBuf,
+    /// A one-line title.
+    pub title: String,
+    /// The modules its `Kbuild` builds (without `.ko`).
+    pub modules: Vec<String>,
+    /// What the guest runs, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One command run in the guest and what it must show.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// What the step does, in the reader's words.
+    pub name: String,
+    /// A shell command line, run by busybox `sh` in the chapter's directory.
+    pub run: String,
+    /// The exit status it must have.
+    pub exit: i32,
+    /// How long it may take.
+    pub timeout_secs: u64,
+    /// Patterns its output must show, in this order.
+    pub output: Vec<Regex>,
+    /// Patterns the kernel log must show during it, in this order.
+    pub dmesg: Vec<Regex>,
+    /// Patterns its output must not show.
+    pub absent_output: Vec<Regex>,
+    /// Patterns the kernel log must not show during it.
+    pub absent_dmesg: Vec<Regex>,
+    /// What the step is worth when graded.
+    pub points: u32,
+}
+
+impl Chapter {
+    /// Loads a chapter by name (`01-hello`, looked up in `chapters/`) or by
+    /// path (any directory laid out like a chapter).
+    pub fn find(project: &Project, name_or_path: &str) -> Result<Chapter> {
+        let as_path = Path::new(name_or_path);
+        let dir = if as_path.join(CHECKS_FILE).exists() {
+            as_path.to_path_buf()
+        } else {
+            let in_workbook = project.chapters_dir().join(name_or_path);
+            if !in_workbook.is_dir() && !as_path.is_dir() {
+                let known = list(project)?.join(", ");
+                return Err(format!("no chapter `{name_or_path}`: the workbook has {known}; or give a directory with a {CHECKS_FILE}").into());
+            }
+            if in_workbook.is_dir() { in_workbook } else { as_path.to_path_buf() }
+        };
+        Chapter::load(&dir)
+    }
+
+    /// Loads and validates `dir/checks.toml`.
+    pub fn load(dir: &Path) -> Result<Chapter> {
+        let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let path = dir.join(CHECKS_FILE);
+        if !path.exists() {
+            return Err(format!("{} has no {CHECKS_FILE}: a chapter declares its steps there (see the book's appendix)", dir.display()).into());
+        }
+        let text = read_to_string(&path)?;
+        let chapter = Chapter::parse(&name, &dir, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !dir.join("Kbuild").exists() {
+            return Err(format!("{} has no Kbuild: it should say `obj-m := {}.o`", dir.display(), chapter.modules[0]).into());
+        }
+        Ok(chapter)
+    }
+
+    /// Parses the text of a checks file.
+    pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Chapter> {
+        if !is_guest_safe_name(name) {
+            return Err(format!("the chapter directory name `{name}` may only contain letters, digits, `-` and `_`").into());
+        }
+        let file: ChecksFile = toml::from_str(text).map_err(|e| format!("malformed checks file: {e}"))?;
+        if file.modules.is_empty() {
+            return Err("`modules` is empty: name the module(s) the Kbuild builds, e.g. modules = [\"hello\"]".into());
+        }
+        if let Some(bad) = file.modules.iter().find(|m| !is_guest_safe_name(m)) {
+            return Err(format!("module name `{bad}` may only contain letters, digits, `-` and `_`").into());
+        }
+        if file.step.is_empty() {
+            return Err("no [[step]]: a chapter needs at least one step to check".into());
+        }
+        let steps = file
+            .step
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let at = format!("step {} (`{}`)", i + 1, s.name);
+                let compile = |patterns: &[String], field: &str| -> Result<Vec<Regex>> {
+                    patterns
+                        .iter()
+                        .map(|p| Regex::new(p).map_err(|e| format!("{at}: {field} pattern `{p}` is not a valid regular expression: {e}").into()))
+                        .collect()
+                };
+                if s.run.trim().is_empty() {
+                    return Err(format!("{at}: `run` is empty").into());
+                }
+                if s.timeout == Some(0) {
+                    return Err(format!("{at}: `timeout` must be at least 1 second").into());
+                }
+                Ok(Step {
+                    output: compile(&s.output, "output")?,
+                    dmesg: compile(&s.dmesg, "dmesg")?,
+                    absent_output: compile(&s.absent_output, "absent_output")?,
+                    absent_dmesg: compile(&s.absent_dmesg, "absent_dmesg")?,
+                    name: s.name,
+                    run: s.run,
+                    exit: s.exit.unwrap_or(0),
+                    timeout_secs: s.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT_SECS),
+                    points: s.points.unwrap_or(1),
+                })
+            })
+            .collect::<Result<Vec<Step>>>()?;
+        Ok(Chapter { name: name.to_string(), dir: dir.to_path_buf(), title: file.title, modules: file.modules, steps })
+    }
+}
+
+/// The chapters of the workbook, in order.
+pub fn list(project: &Project) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(project.chapters_dir())?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join(CHECKS_FILE).exists())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Names that go into guest paths and shell lines unquoted.
+fn is_guest_safe_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+title = "Hello"
+modules = ["hello"]
+
+[[step]]
+name = "load"
+run = "insmod hello.ko"
+dmesg = ["Hello", "count: \\d+"]
+
+[[step]]
+name = "unload"
+run = "rmmod hello"
+exit = 0
+timeout = 5
+points = 3
+"#;
+
+    fn parse(text: &str) -> Result<Chapter> {
+        Chapter::parse("01-hello", Path::new("/x"), text)
+    }
+
+    #[test]
+    fn parses_steps_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.steps.len(), 2);
+        assert_eq!(c.steps[0].timeout_secs, DEFAULT_STEP_TIMEOUT_SECS);
+        assert_eq!(c.steps[0].points, 1);
+        assert_eq!(c.steps[1].points, 3);
+        assert!(c.steps[0].dmesg[1].is_match("count: 42"));
+    }
+
+    #[test]
+    fn malformed_files_name_the_problem() {
+        let err = |t: &str| parse(t).unwrap_err().to_string();
+        assert!(err("title = \"x\"\nmodules = []\n[[step]]\nname=\"a\"\nrun=\"b\"").contains("`modules` is empty"));
+        assert!(err("title = \"x\"\nmodules = [\"m\"]").contains("no [[step]]"));
+        assert!(err(&GOOD.replace("dmesg = [", "dmseg = [")).contains("unknown field `dmseg`"));
+        assert!(err(&GOOD.replace("\\\\d+", "(")).contains("not a valid regular expression"));
+        assert!(err(&GOOD.replace("timeout = 5", "timeout = 0")).contains("at least 1 second"));
+        assert!(err(&GOOD.replace("[\"hello\"]", "[\"he llo\"]")).contains("module name"));
+        assert!(err("title = ").contains("malformed checks file"));
+        assert!(Chapter::parse("a b", Path::new("/x"), GOOD).is_err());
+    }
+}

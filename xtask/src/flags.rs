@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The command line, declared in one place.
+
+use std::path::PathBuf;
+
+use crate::setup::SetupOptions;
+use crate::Result;
+
+/// The usage text, printed by `help` and on a malformed command line.
+pub const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  setup                 install the toolchain and build the guest kernel (cached)
+  run <chapter>...      build chapters' modules, boot the guest, check them
+                        (<chapter> is a name like 01-hello or a directory)
+  test                  the harness's unit tests, every chapter, the negative tests
+  help                  this text
+
+options:
+  --kernel-src <path>   a Linux 7.3 tree or tarball (default: WORKBOOK_KERNEL_SRC,
+                        else Debian's linux-source-7.3)
+  --rebuild             rebuild the kernel even if the cache has it (setup)
+  --no-install          never install packages or crates; say what is missing
+  --accel <tcg|kvm|auto>  how QEMU runs the guest (default: tcg, or WORKBOOK_ACCEL)
+  -v, --verbose         show the whole guest console after a run
+";
+
+/// One parsed command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Print usage.
+    Help,
+    /// Prepare the toolchain and kernel.
+    Setup,
+    /// Check chapters in the guest.
+    Run { chapters: Vec<String> },
+    /// The full test suite.
+    Test,
+}
+
+/// The command and its options.
+#[derive(Debug, Clone)]
+pub struct Flags {
+    /// What to do.
+    pub command: Command,
+    /// Toolchain and kernel options.
+    pub setup: SetupOptions,
+    /// `tcg`, `kvm` or `auto`.
+    pub accel: Option<String>,
+    /// Show the whole console.
+    pub verbose: bool,
+}
+
+/// Parses `args` (without the program name).
+pub fn parse(args: &[String]) -> Result<Flags> {
+    let mut positional = Vec::new();
+    let mut setup = SetupOptions::default();
+    let mut accel = None;
+    let mut verbose = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let mut value = |name: &str| {
+            iter.next().cloned().ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--kernel-src" => setup.kernel_src = Some(PathBuf::from(value(arg)?)),
+            "--rebuild" => setup.rebuild = true,
+            "--no-install" => setup.no_install = true,
+            "--accel" => {
+                let v = value(arg)?;
+                if !["tcg", "kvm", "auto"].contains(&v.as_str()) {
+                    return Err(format!("--accel takes tcg, kvm or auto, not `{v}`").into());
+                }
+                accel = Some(v);
+            }
+            "-v" | "--verbose" => verbose = true,
+            "-h" | "--help" => positional.insert(0, "help".to_string()),
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`\n\n{USAGE}").into()),
+            _ => positional.push(arg.clone()),
+        }
+    }
+    let command = match positional.first().map(String::as_str) {
+        None | Some("help") => Command::Help,
+        Some("setup") => Command::Setup,
+        Some("test") => Command::Test,
+        Some("run") if positional.len() > 1 => Command::Run { chapters: positional[1..].to_vec() },
+        Some("run") => return Err(format!("`run` needs a chapter, e.g. `cargo xtask run 01-hello`\n\n{USAGE}").into()),
+        Some(other) => return Err(format!("unknown command `{other}`\n\n{USAGE}").into()),
+    };
+    if !matches!(command, Command::Run { .. } | Command::Test | Command::Setup | Command::Help) || positional.len() > 1 && !matches!(command, Command::Run { .. }) {
+        return Err(format!("unexpected argument `{}`\n\n{USAGE}", positional[1]).into());
+    }
+    Ok(Flags { command, setup, accel, verbose })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn run_takes_chapters_and_options() {
+        let flags = parse(&args("run 01-hello --accel tcg chapters/02-memory -v")).unwrap();
+        assert_eq!(flags.command, Command::Run { chapters: args("01-hello chapters/02-memory") });
+        assert_eq!(flags.accel.as_deref(), Some("tcg"));
+        assert!(flags.verbose);
+    }
+
+    #[test]
+    fn bad_command_lines_are_named() {
+        assert!(parse(&args("run")).unwrap_err().to_string().contains("needs a chapter"));
+        assert!(parse(&args("frobnicate")).unwrap_err().to_string().contains("unknown command `frobnicate`"));
+        assert!(parse(&args("setup --bogus")).unwrap_err().to_string().contains("unknown option `--bogus`"));
+        assert!(parse(&args("run x --accel fast")).unwrap_err().to_string().contains("tcg, kvm or auto"));
+        assert!(parse(&args("setup extra")).unwrap_err().to_string().contains("unexpected argument `extra`"));
+        assert_eq!(parse(&[]).unwrap().command, Command::Help);
+    }
+}

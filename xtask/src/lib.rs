@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The workbook's harness as a library: toolchain and kernel setup, module
+//! builds, the QEMU guest, chapter checks and verdicts. `main.rs` is a thin
+//! command line over it, and tests call it directly.
+
+pub mod chapter;
+pub mod flags;
+pub mod hash;
+pub mod initramfs;
+pub mod kernel;
+pub mod paths;
+pub mod progress;
+pub mod setup;
+pub mod toolchain;
+
+/// Errors carry a message written for the reader: what went wrong and the fix.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// The harness's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

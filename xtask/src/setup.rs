@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `cargo xtask setup`: everything a chapter run needs, made once and cached.
+
+use std::path::PathBuf;
+
+use xshell::Shell;
+
+use crate::kernel::{self, KernelBuild};
+use crate::paths::Project;
+use crate::toolchain::{self, Install, Toolchain};
+use crate::Result;
+
+/// What setup was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct SetupOptions {
+    /// A kernel tree or tarball instead of Debian's package.
+    pub kernel_src: Option<PathBuf>,
+    /// Rebuild the kernel even if the cache has it.
+    pub rebuild: bool,
+    /// Never install packages or crates; report what is missing.
+    pub no_install: bool,
+}
+
+/// A ready environment: tools and a built kernel.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Where the repository and cache are.
+    pub project: Project,
+    /// The tools.
+    pub toolchain: Toolchain,
+    /// The guest kernel and module build tree.
+    pub kernel: KernelBuild,
+}
+
+/// Makes sure the toolchain and the kernel are there; cheap when they are.
+pub fn ensure(options: &SetupOptions) -> Result<Environment> {
+    let project = Project::discover()?;
+    let sh = Shell::new()?;
+    let install = if options.no_install { Install::Never } else { Install::IfMissing };
+    let toolchain = toolchain::ensure(&sh, install)?;
+    let source = kernel::ensure_source(&sh, &project, options.kernel_src.as_deref())?;
+    let kernel = kernel::ensure_built(&project, &toolchain, &source, options.rebuild)?;
+    Ok(Environment { project, toolchain, kernel })
+}
