@@ -16,6 +16,7 @@ commands:
   run <chapter>...      build chapters' modules, boot the guest, check them
                         (<chapter> is a name like 01-hello or a directory)
   test                  the harness's unit tests, every chapter, the negative tests
+  book [--serve]        build the book into target/book (or serve it locally)
   help                  this text
 
 options:
@@ -38,6 +39,8 @@ pub enum Command {
     Run { chapters: Vec<String> },
     /// The full test suite.
     Test,
+    /// Build or serve the book.
+    Book { serve: bool },
 }
 
 /// The command and its options.
@@ -59,6 +62,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
     let mut setup = SetupOptions::default();
     let mut accel = None;
     let mut verbose = false;
+    let mut serve = false;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let mut value = |name: &str| {
@@ -76,6 +80,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
                 accel = Some(v);
             }
             "-v" | "--verbose" => verbose = true,
+            "--serve" => serve = true,
             "-h" | "--help" => positional.insert(0, "help".to_string()),
             flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`\n\n{USAGE}").into()),
             _ => positional.push(arg.clone()),
@@ -85,11 +90,12 @@ pub fn parse(args: &[String]) -> Result<Flags> {
         None | Some("help") => Command::Help,
         Some("setup") => Command::Setup,
         Some("test") => Command::Test,
+        Some("book") => Command::Book { serve },
         Some("run") if positional.len() > 1 => Command::Run { chapters: positional[1..].to_vec() },
         Some("run") => return Err(format!("`run` needs a chapter, e.g. `cargo xtask run 01-hello`\n\n{USAGE}").into()),
         Some(other) => return Err(format!("unknown command `{other}`\n\n{USAGE}").into()),
     };
-    if !matches!(command, Command::Run { .. } | Command::Test | Command::Setup | Command::Help) || positional.len() > 1 && !matches!(command, Command::Run { .. }) {
+    if positional.len() > 1 && !matches!(command, Command::Run { .. }) {
         return Err(format!("unexpected argument `{}`\n\n{USAGE}", positional[1]).into());
     }
     Ok(Flags { command, setup, accel, verbose })

@@ -4,15 +4,25 @@
 //! builds, the QEMU guest, chapter checks and verdicts. `main.rs` is a thin
 //! command line over it, and tests call it directly.
 
+pub mod book;
 pub mod chapter;
+pub mod cli;
+pub mod faults;
 pub mod flags;
 pub mod hash;
+pub mod guest;
 pub mod initramfs;
 pub mod kernel;
+pub mod module_build;
+pub mod mutation;
 pub mod paths;
 pub mod progress;
+pub mod report;
+pub mod runner;
 pub mod setup;
 pub mod toolchain;
+pub mod transcript;
+pub mod verdict;
 
 /// Errors carry a message written for the reader: what went wrong and the fix.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

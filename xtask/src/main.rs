@@ -4,37 +4,27 @@
 
 use std::process::ExitCode;
 
+use xtask::cli;
 use xtask::flags::{self, Command};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(code) => code,
+    let outcome = flags::parse(&args).and_then(|flags| match &flags.command {
+        Command::Help => {
+            print!("{}", flags::USAGE);
+            Ok(true)
+        }
+        Command::Setup => cli::setup(&flags).map(|_| true),
+        Command::Run { chapters } => cli::run(&flags, chapters),
+        Command::Test => cli::test(&flags),
+        Command::Book { serve } => cli::book(*serve),
+    });
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
-    }
-}
-
-fn run(args: &[String]) -> xtask::Result<ExitCode> {
-    let flags = flags::parse(args)?;
-    match flags.command {
-        Command::Help => {
-            print!("{}", flags::USAGE);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Setup => {
-            let env = xtask::setup::ensure(&flags.setup)?;
-            eprintln!(
-                "setup: ready: Linux {} ({}), {}, kernel build {}",
-                env.kernel.release,
-                env.kernel.bzimage.display(),
-                env.toolchain.rustc_version,
-                env.kernel.dir.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Run { .. } | Command::Test => Err("not implemented yet".into()),
     }
 }

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Hello, kernel: the smallest useful Rust module.
+//!
+//! It shows the `module!` macro (name, authors, description, license and two
+//! parameters), `init`, which runs when the module is loaded, `Drop`, which
+//! runs when it is unloaded, and the `pr_*` macros, which write to the kernel
+//! log at each level.
+//!
+//! Try it in the guest:
+//!
+//! ```sh
+//! insmod hello.ko greetings=3 shout=true
+//! dmesg
+//! rmmod hello
+//! ```
+
+use kernel::prelude::*;
+
+// ANCHOR: module
+module! {
+    type: Hello,
+    name: "hello",
+    authors: ["The Rust Kernel Workbook"],
+    description: "Hello, kernel: init, exit, log levels and parameters",
+    license: "GPL",
+    params: {
+        greetings: u32 {
+            default: 1,
+            description: "How many times to greet, 1 to 10",
+        },
+        shout: bool {
+            default: false,
+            description: "Greet at warning level instead of info",
+        },
+    },
+}
+// ANCHOR_END: module
+
+// ANCHOR: state
+/// What the module keeps while it is loaded.
+struct Hello {
+    greeted: u32,
+}
+// ANCHOR_END: state
+
+/// The most greetings a user may ask for.
+const MAX_GREETINGS: u32 = 10;
+
+// ANCHOR: init
+impl kernel::Module for Hello {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let greetings = module_parameters::greetings.value();
+        if greetings == 0 || greetings > MAX_GREETINGS {
+            pr_err!("greetings={greetings} is out of range 1..={MAX_GREETINGS}\n");
+            return Err(EINVAL);
+        }
+        for n in 1..=greetings {
+            if module_parameters::shout.value() {
+                pr_warn!("HELLO, KERNEL! ({n}/{greetings})\n");
+            } else {
+                pr_info!("Hello, kernel! ({n}/{greetings})\n");
+            }
+        }
+        pr_debug!("pr_debug! is compiled out unless the module defines DEBUG\n");
+        Ok(Hello { greeted: greetings })
+    }
+}
+// ANCHOR_END: init
+
+// ANCHOR: drop
+impl Drop for Hello {
+    fn drop(&mut self) {
+        pr_info!("Goodbye, kernel (greeted {} times)\n", self.greeted);
+    }
+}
+// ANCHOR_END: drop

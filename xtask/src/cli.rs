@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The commands behind `cargo xtask ...`, each a function the thin `main.rs`
+//! dispatches to and tests can call.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::chapter::{self, Chapter};
+use crate::mutation;
+use crate::flags::Flags;
+use crate::guest::{self, Accel, BootConfig, Ending};
+use crate::paths::Project;
+use crate::report::{self, Style};
+use crate::runner::{self, RunOptions, RunResult};
+use crate::setup::{self, Environment};
+use crate::Result;
+
+/// Guest memory for chapter runs.
+pub const GUEST_MEMORY_MB: u32 = 256;
+
+/// `cargo xtask setup`.
+pub fn setup(flags: &Flags) -> Result<Environment> {
+    let env = setup::ensure(&flags.setup)?;
+    eprintln!(
+        "setup: ready: Linux {} with {}; kernel build tree {}",
+        env.kernel.release,
+        env.toolchain.rustc_version,
+        env.kernel.dir.display()
+    );
+    Ok(env)
+}
+
+/// `cargo xtask run CHAPTER...`: prints the report; true when all passed.
+pub fn run(flags: &Flags, names: &[String]) -> Result<bool> {
+    let project = Project::discover()?;
+    let chapters = names.iter().map(|n| Chapter::find(&project, n)).collect::<Result<Vec<_>>>()?;
+    let env = setup::ensure(&flags.setup)?;
+    let result = run_chapters(&env, &chapters, flags, "last")?;
+    Ok(result.passed())
+}
+
+/// Runs chapters in one guest and prints their reports under `run_name`.
+pub fn run_chapters(env: &Environment, chapters: &[Chapter], flags: &Flags, run_name: &str) -> Result<RunResult> {
+    let options = RunOptions {
+        accel: choose_accel(env, flags.accel.as_deref())?,
+        memory_mb: GUEST_MEMORY_MB,
+        work_dir: env.project.cache_dir("runs")?.join(run_name),
+    };
+    let result = runner::run(env, chapters, &options)?;
+    let style = Style::detect();
+    for chapter in &result.chapters {
+        print!("{}", report::chapter(style, chapter));
+    }
+    if flags.verbose {
+        if let Some(boot) = &result.boot {
+            println!("-- guest console --\n{}-- end of console --", boot.console);
+        }
+    }
+    print!("{}", report::verdict(style, &result));
+    Ok(result)
+}
+
+/// The chapters of the workbook.
+pub fn workbook_chapters(project: &Project) -> Result<Vec<Chapter>> {
+    chapter::list(project)?.iter().map(|name| Chapter::find(project, name)).collect()
+}
+
+/// `tcg` unless asked otherwise (flag, then `WORKBOOK_ACCEL`). `auto` uses KVM
+/// only when a short probe boot with it succeeds; the answer is cached.
+pub fn choose_accel(env: &Environment, flag: Option<&str>) -> Result<Accel> {
+    let wanted = flag.map(str::to_string).or_else(|| std::env::var("WORKBOOK_ACCEL").ok()).unwrap_or_else(|| "tcg".into());
+    match wanted.as_str() {
+        "tcg" => Ok(Accel::Tcg),
+        "kvm" => Ok(Accel::Kvm),
+        "auto" => probe_kvm(env),
+        other => Err(format!("WORKBOOK_ACCEL must be tcg, kvm or auto, not `{other}`").into()),
+    }
+}
+
+fn probe_kvm(env: &Environment) -> Result<Accel> {
+    let cache = env.project.cache.join(format!("kvm-probe-{}", env.kernel.key));
+    if let Ok(answer) = std::fs::read_to_string(&cache) {
+        return Ok(if answer.trim() == "kvm" { Accel::Kvm } else { Accel::Tcg });
+    }
+    let usable = Path::new("/dev/kvm").exists() && {
+        eprintln!("probing KVM with a short boot (once)...");
+        let config = BootConfig {
+            qemu: env.toolchain.qemu.clone(),
+            bzimage: env.kernel.bzimage.clone(),
+            work_dir: env.project.cache_dir("runs")?.join("kvm-probe"),
+            accel: Accel::Kvm,
+            memory_mb: GUEST_MEMORY_MB,
+        };
+        let initramfs = guest::initramfs(&env.project, &env.toolchain, "", &[])?;
+        let probe = std::thread::spawn(move || guest::boot(&config, &initramfs, &[]));
+        // The probe's own boot deadline is long; KVM either boots in seconds or not at all.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !probe.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        probe.is_finished() && matches!(probe.join(), Ok(Ok(boot)) if boot.ending == Ending::Completed)
+    };
+    let answer = if usable { "kvm" } else { "tcg" };
+    eprintln!("KVM probe: using {answer}");
+    std::fs::write(&cache, answer)?;
+    Ok(if usable { Accel::Kvm } else { Accel::Tcg })
+}
+
+/// `cargo xtask book [--serve]`.
+pub fn book(serve: bool) -> Result<bool> {
+    let project = Project::discover()?;
+    let out = crate::book::build(&project, serve)?;
+    eprintln!("book: built {}", out.join("index.html").display());
+    Ok(true)
+}
+
+/// Counts of what `test` checked.
+#[derive(Debug, Default)]
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: String, passed: bool) {
+        if passed {
+            self.passed += 1;
+        } else {
+            self.failed.push(name);
+        }
+    }
+}
+
+/// `cargo xtask test`: the harness's unit tests, every chapter checked in
+/// one guest boot, and every chapter's mutations shown to fail for the
+/// reason they name. Ends with `N passed, N failed`.
+pub fn test(flags: &Flags) -> Result<bool> {
+    let project = Project::discover()?;
+    let mut tally = Tally::default();
+
+    println!("== unit tests: cargo test -p xtask");
+    let (unit_passed, unit_failed) = unit_tests(&project)?;
+    tally.passed += unit_passed;
+    tally.failed.extend((0..unit_failed).map(|i| format!("unit test failure {}", i + 1)));
+
+    let env = setup::ensure(&flags.setup)?;
+    let chapters = workbook_chapters(&project)?;
+    println!("== every chapter in one guest boot: {}", chapters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
+    let result = run_chapters(&env, &chapters, flags, "test-chapters")?;
+    for chapter in &result.chapters {
+        if chapter.build.is_err() {
+            tally.record(format!("{}: build", chapter.chapter.name), false);
+        }
+        for step in &chapter.steps {
+            tally.record(format!("{}: {}", chapter.chapter.name, step.name), step.passed());
+        }
+    }
+
+    println!("== negative tests: broken modules must fail, naming the cause");
+    let mutants = env.project.cache_dir("mutants")?;
+    for chapter in &chapters {
+        for mutation in mutation::load(chapter)? {
+            let mutated = mutation::apply(chapter, &mutation, &mutants)?;
+            let options = RunOptions {
+                accel: choose_accel(&env, flags.accel.as_deref())?,
+                memory_mb: GUEST_MEMORY_MB,
+                work_dir: env.project.cache_dir("runs")?.join(format!("mutant-{}", chapter.name)),
+            };
+            let started = std::time::Instant::now();
+            let run = runner::run(&env, std::slice::from_ref(&mutated), &options)?;
+            let name = format!("{}: mutant `{}`", chapter.name, mutation.name);
+            let took = crate::progress::format_duration(started.elapsed());
+            match mutation::judge(&mutation, &run.chapters[0]) {
+                Ok(()) => println!("  ok    {name} fails as it should: `{}` ({took})", mutation.expect),
+                Err(why) => {
+                    println!("  FAIL  {name}: {why}");
+                    print!("{}", report::chapter(Style::plain(), &run.chapters[0]));
+                }
+            }
+            tally.record(name, mutation::judge(&mutation, &run.chapters[0]).is_ok());
+        }
+    }
+
+    if !tally.failed.is_empty() {
+        println!("failed:");
+        for name in &tally.failed {
+            println!("  {name}");
+        }
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed.len());
+    Ok(tally.failed.is_empty())
+}
+
+/// Runs the harness's unit tests, showing their output; returns the counts.
+fn unit_tests(project: &Project) -> Result<(usize, usize)> {
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(&project.root);
+    let out = xshell::cmd!(sh, "cargo test --quiet -p xtask --color never").quiet().ignore_status().output()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (mut passed, mut failed) = (0, 0);
+    for line in text.lines().filter(|l| l.starts_with("test result:")) {
+        let count = |word: &str| {
+            line.split(';').find_map(|part| part.trim().trim_start_matches("test result: ok.").trim_start_matches("test result: FAILED.").trim().strip_suffix(word)?.trim().parse::<usize>().ok())
+        };
+        passed += count("passed").unwrap_or(0);
+        failed += count("failed").unwrap_or(0);
+    }
+    for line in text.lines().filter(|l| l.contains("FAILED") || l.contains("panicked") || l.starts_with("error")) {
+        println!("  {line}");
+    }
+    if !out.status.success() && failed == 0 {
+        failed = 1;
+        println!("{text}");
+    }
+    println!("  {passed} unit tests passed, {failed} failed");
+    Ok((passed, failed))
+}

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Building a chapter's module out of tree against the cached kernel. The
+//! sources are synced into a build directory in the cache (only changed files
+//! are rewritten, so make rebuilds only what changed) and compiler messages
+//! are shown with the chapter's own paths.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use xshell::{cmd, Shell};
+
+use crate::chapter::Chapter;
+use crate::hash::CacheKey;
+use crate::setup::Environment;
+use crate::Result;
+
+/// Compiler output lines shown for a failed build at most.
+const ERROR_LINES: usize = 80;
+
+/// The result of a successful build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Each module's name and `.ko` file.
+    pub modules: Vec<(String, PathBuf)>,
+    /// Compiler warnings, if any.
+    pub warnings: String,
+    /// How long the build took.
+    pub elapsed: Duration,
+}
+
+/// Whether a file is part of a module's source (copied into the build).
+pub fn is_module_source(name: &str) -> bool {
+    name == "Kbuild" || [".rs", ".c", ".h"].iter().any(|ext| name.ends_with(ext))
+}
+
+/// Builds `chapter`'s modules. The outer `Result` is the harness failing;
+/// the inner `Err` is the module not compiling, with the compiler's words.
+pub fn build(env: &Environment, chapter: &Chapter) -> Result<Result<Built, String>> {
+    let key = CacheKey::default().add(chapter.dir.to_string_lossy().as_bytes()).add(&env.kernel.key).hex();
+    let build_dir = env.project.cache_dir("modules")?.join(format!("{}-{key}", chapter.name));
+    sync_sources(&chapter.dir, &build_dir)?;
+    let started = Instant::now();
+    let sh = Shell::new()?;
+    env.toolchain.configure_shell(&sh);
+    let kdir = &env.kernel.dir;
+    let vars = env.toolchain.make_vars();
+    let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let out = cmd!(sh, "make -C {kdir} M={build_dir} {vars...} {jobs} modules").quiet().ignore_status().output()?;
+    let elapsed = started.elapsed();
+    let show = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes).replace(&format!("{}/", build_dir.display()), &format!("{}/", chapter.dir.display()))
+    };
+    let stderr = show(&out.stderr);
+    if !out.status.success() {
+        let mut text = stderr.trim_end().to_string();
+        if text.is_empty() {
+            text = show(&out.stdout);
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        let shown = if lines.len() > ERROR_LINES {
+            format!("{}\n... ({} more lines)", lines[..ERROR_LINES].join("\n"), lines.len() - ERROR_LINES)
+        } else {
+            text.clone()
+        };
+        return Ok(Err(shown));
+    }
+    let mut modules = Vec::new();
+    for name in &chapter.modules {
+        let ko = build_dir.join(format!("{name}.ko"));
+        if !ko.exists() {
+            return Ok(Err(format!(
+                "the build succeeded but made no {name}.ko: does the Kbuild say `obj-m := {name}.o`, \
+                 and does checks.toml name the right modules?"
+            )));
+        }
+        modules.push((name.clone(), ko));
+    }
+    Ok(Ok(Built { modules, warnings: stderr.trim().to_string(), elapsed }))
+}
+
+/// Copies the module sources of `from` into `to`, rewriting only files whose
+/// contents changed and removing sources that are gone.
+pub fn sync_sources(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    let mut wanted = Vec::new();
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !is_module_source(&name) || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let data = std::fs::read(entry.path())?;
+        let dest = to.join(&name);
+        if std::fs::read(&dest).ok().as_deref() != Some(&data[..]) {
+            std::fs::write(&dest, &data)?;
+        }
+        wanted.push(name);
+    }
+    for entry in std::fs::read_dir(to)? {
+        let name = entry?.file_name().to_string_lossy().to_string();
+        if is_module_source(&name) && !wanted.contains(&name) {
+            std::fs::remove_file(to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_rewrites_only_changes() {
+        let base = std::env::temp_dir().join(format!("sync-test-{}", std::process::id()));
+        let (src, dst) = (base.join("src"), base.join("dst"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("Kbuild"), "obj-m := a.o\n").unwrap();
+        std::fs::write(src.join("a.rs"), "// a\n").unwrap();
+        std::fs::write(src.join("checks.toml"), "x").unwrap();
+        sync_sources(&src, &dst).unwrap();
+        assert!(dst.join("a.rs").exists() && !dst.join("checks.toml").exists());
+        let before = std::fs::metadata(dst.join("a.rs")).unwrap().modified().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(dst.join("a.o"), "object").unwrap();
+        std::fs::remove_file(src.join("Kbuild")).unwrap();
+        sync_sources(&src, &dst).unwrap();
+        assert_eq!(std::fs::metadata(dst.join("a.rs")).unwrap().modified().unwrap(), before);
+        assert!(!dst.join("Kbuild").exists() && dst.join("a.o").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

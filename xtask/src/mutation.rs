@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Negative tests: broken versions of a chapter's own module, declared in its
+//! `mutations.toml`. Each is applied to a copy of the chapter, run in the
+//! guest, and must fail with a reason that names the fault, proving the
+//! chapter's checks can fail.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::chapter::Chapter;
+use crate::paths::read_to_string;
+use crate::runner::ChapterResult;
+use crate::Result;
+
+/// The file in a chapter directory that declares its mutations.
+pub const MUTATIONS_FILE: &str = "mutations.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MutationsFile {
+    mutation: Vec<Mutation>,
+}
+
+/// One way to break a chapter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mutation {
+    /// What the mutation does, e.g. "a panic in init".
+    pub name: String,
+    /// The source file it changes, relative to the chapter.
+    pub file: String,
+    /// Text that occurs exactly once in that file.
+    pub find: String,
+    /// What replaces it.
+    pub replace: String,
+    /// Text a failure reason of the run must contain.
+    pub expect: String,
+}
+
+/// The mutations of a chapter; none when it has no `mutations.toml`.
+pub fn load(chapter: &Chapter) -> Result<Vec<Mutation>> {
+    let path = chapter.dir.join(MUTATIONS_FILE);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let file: MutationsFile = toml::from_str(&read_to_string(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(file.mutation)
+}
+
+/// Copies `chapter` into `work/NAME` with `mutation` applied.
+pub fn apply(chapter: &Chapter, mutation: &Mutation, work: &Path) -> Result<Chapter> {
+    let dir: PathBuf = work.join(&chapter.name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    for entry in std::fs::read_dir(&chapter.dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
+        }
+    }
+    let target = dir.join(&mutation.file);
+    let text = read_to_string(&target)?;
+    let count = text.matches(&mutation.find).count();
+    if count != 1 {
+        return Err(format!(
+            "mutation `{}` of {}: its `find` text occurs {count} times in {} (it must occur exactly once)",
+            mutation.name, chapter.name, mutation.file
+        )
+        .into());
+    }
+    std::fs::write(&target, text.replacen(&mutation.find, &mutation.replace, 1))?;
+    Chapter::load(&dir)
+}
+
+/// Every reason the result gives for failing, for matching `expect`.
+pub fn failure_reasons(result: &ChapterResult) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if let Err(message) = &result.build {
+        reasons.push(format!("the module does not compile: {message}"));
+    }
+    for step in &result.steps {
+        for check in step.checks.iter().filter(|c| !c.passed) {
+            reasons.push(format!("{}: {}", check.what, check.reason.as_deref().unwrap_or("")));
+        }
+    }
+    reasons
+}
+
+/// Whether the mutated chapter failed for the expected reason; on no, why.
+pub fn judge(mutation: &Mutation, result: &ChapterResult) -> Result<(), String> {
+    if result.passed() {
+        return Err(format!("mutation `{}` passed every check: the checks did not catch it", mutation.name));
+    }
+    let reasons = failure_reasons(result);
+    if reasons.iter().any(|r| r.contains(&mutation.expect)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "mutation `{}` failed, but no reason contains `{}`; the reasons were:\n  {}",
+            mutation.name,
+            mutation.expect,
+            reasons.join("\n  ")
+        ))
+    }
+}

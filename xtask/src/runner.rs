@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Running chapters: build their modules, boot one guest for all of them,
+//! and turn what the guest printed into a result for every step.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::chapter::{Chapter, Step};
+use crate::faults;
+use crate::guest::{self, Accel, Boot, BootConfig, Ending, GuestFile};
+use crate::module_build::{self, Built};
+use crate::setup::Environment;
+use crate::transcript::Transcript;
+use crate::verdict::{self, StepResult};
+use crate::Result;
+
+/// Lines of console shown when the guest dies or hangs.
+const CONSOLE_TAIL: usize = 25;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How QEMU runs the guest.
+    pub accel: Accel,
+    /// Guest memory in MiB.
+    pub memory_mb: u32,
+    /// Where the run's logs go (the guest console and transcript).
+    pub work_dir: PathBuf,
+}
+
+/// A chapter's results.
+#[derive(Debug, Clone)]
+pub struct ChapterResult {
+    /// The chapter.
+    pub chapter: Chapter,
+    /// The build, or the compiler's message.
+    pub build: Result<Built, String>,
+    /// Every step's result, the cleanup check last.
+    pub steps: Vec<StepResult>,
+}
+
+impl ChapterResult {
+    /// Whether it built and every step passed.
+    pub fn passed(&self) -> bool {
+        self.build.is_ok() && !self.steps.is_empty() && self.steps.iter().all(StepResult::passed)
+    }
+}
+
+/// A whole run's results.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Each chapter, in the order given.
+    pub chapters: Vec<ChapterResult>,
+    /// The boot, when any chapter built.
+    pub boot: Option<Boot>,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// Where the logs are.
+    pub work_dir: PathBuf,
+}
+
+impl RunResult {
+    /// Whether every chapter passed.
+    pub fn passed(&self) -> bool {
+        self.chapters.iter().all(ChapterResult::passed)
+    }
+}
+
+/// The step every chapter ends with: its modules must be gone.
+fn cleanup_step(chapter: &Chapter) -> Step {
+    Step {
+        name: "the modules are unloaded at the end (nothing left behind)".into(),
+        run: format!("wb_cleanup {}", chapter.modules.join(" ")),
+        exit: 0,
+        timeout_secs: 20,
+        output: Vec::new(),
+        dmesg: Vec::new(),
+        absent_output: vec![regex::Regex::new("^still loaded").expect("pattern")],
+        absent_dmesg: Vec::new(),
+        points: 0,
+    }
+}
+
+/// Quotes a string for busybox `sh`.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// A step planned into the guest script.
+struct Planned {
+    chapter: usize,
+    step: Step,
+}
+
+/// Builds every chapter, runs those that built in one guest, and judges.
+pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Result<RunResult> {
+    let started = Instant::now();
+    let mut results = Vec::new();
+    let mut files = Vec::new();
+    let mut plan: Vec<Planned> = Vec::new();
+    let mut script = String::new();
+    for (index, chapter) in chapters.iter().enumerate() {
+        let build = module_build::build(env, chapter)?;
+        if let Ok(built) = &build {
+            for (name, ko) in &built.modules {
+                files.push(GuestFile {
+                    guest_path: format!("/chapters/{}/{name}.ko", chapter.name),
+                    data: std::fs::read(ko)?,
+                    mode: 0o644,
+                });
+            }
+            script.push_str(&format!("wb_chapter {}\n", chapter.name));
+            for step in chapter.steps.iter().cloned().chain([cleanup_step(chapter)]) {
+                guest::check_no_marker(&step.run)?;
+                let n = plan.len();
+                if step.run.starts_with("wb_cleanup ") {
+                    script.push_str(&format!("wb_cleanup {n} {}\n", chapter.modules.join(" ")));
+                } else {
+                    script.push_str(&format!("wb_step {n} {} {}\n", step.timeout_secs, shell_quote(&step.run)));
+                }
+                plan.push(Planned { chapter: index, step });
+            }
+        }
+        results.push(ChapterResult { chapter: chapter.clone(), build, steps: Vec::new() });
+    }
+    if plan.is_empty() {
+        return Ok(RunResult { chapters: results, boot: None, elapsed: started.elapsed(), work_dir: options.work_dir.clone() });
+    }
+    let initramfs = guest::initramfs(&env.project, &env.toolchain, &script, &files)?;
+    let config = BootConfig {
+        qemu: env.toolchain.qemu.clone(),
+        bzimage: env.kernel.bzimage.clone(),
+        work_dir: options.work_dir.clone(),
+        accel: options.accel,
+        memory_mb: options.memory_mb,
+    };
+    let limits: Vec<Duration> = plan.iter().map(|p| Duration::from_secs(p.step.timeout_secs)).collect();
+    let boot = guest::boot(&config, &initramfs, &limits)?;
+    let transcript = Transcript::parse(&boot.transcript);
+    let console: Vec<String> = boot.console.lines().map(String::from).collect();
+    let mut death: Option<String> = None;
+    for (n, planned) in plan.iter().enumerate() {
+        let chapter = &results[planned.chapter].chapter.name;
+        let result = match (transcript.steps.get(&n), &death) {
+            (Some(record), _) if record.ended => verdict::judge(chapter, &planned.step, record),
+            (_, Some(earlier)) => verdict::not_finished(chapter, &planned.step, format!("not run: {earlier}"), &[]),
+            (record, None) => {
+                let (reason, excerpt) = why_unfinished(&boot, &transcript, &console, n);
+                let started = record.is_some();
+                death = Some(if started {
+                    format!("the guest stopped in step `{}` of {chapter}", planned.step.name)
+                } else {
+                    "the guest stopped before this step".to_string()
+                });
+                verdict::not_finished(chapter, &planned.step, reason, &excerpt)
+            }
+        };
+        results[planned.chapter].steps.push(result);
+    }
+    Ok(RunResult { chapters: results, boot: Some(boot), elapsed: started.elapsed(), work_dir: options.work_dir.clone() })
+}
+
+/// Why step `n` has no end, with the console lines that show it.
+fn why_unfinished(boot: &Boot, transcript: &Transcript, console: &[String], n: usize) -> (String, Vec<String>) {
+    let found = faults::find(console);
+    let tail = console[console.len().saturating_sub(CONSOLE_TAIL)..].to_vec();
+    let (cause, excerpt) = match found.first() {
+        Some(fault) => (Some(fault.cause.clone()), faults::excerpt(console, fault.line)),
+        None => (None, tail),
+    };
+    let cause_text = cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
+    let reason = match &boot.ending {
+        Ending::BootTimeout => format!("the guest never booted (no sign of /init within {}s){cause_text}", guest::BOOT_DEADLINE.as_secs()),
+        Ending::StepTimeout(_) => format!("no answer from the guest within the step's time limit: it hung{}", if cause.is_some() { cause_text } else { " (an endless loop in the kernel?)".into() }),
+        Ending::ConsoleFlood => "the kernel flooded the console (more than 16 MiB): a print in a loop?".to_string(),
+        Ending::GuestDied if !transcript.booted => format!("the guest died while booting{cause_text}"),
+        Ending::GuestDied => format!("the guest kernel died during this step{cause_text}"),
+        Ending::Completed => format!("the guest finished without running step {n}"),
+    };
+    (reason, excerpt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("insmod a.ko"), "'insmod a.ko'");
+        assert_eq!(shell_quote("echo 'x'"), r"'echo '\''x'\'''");
+    }
+}

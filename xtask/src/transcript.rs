@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reading what `/init` printed on its serial port: the markers of
+//! `qemu-images/init` split it into each step's output, exit status and
+//! kernel log.
+
+use std::collections::BTreeMap;
+
+/// Every marker line starts with this.
+pub const MARKER_PREFIX: &str = "@@WB ";
+
+/// One marker line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// The guest booted.
+    Ready,
+    /// Step N started.
+    Begin(usize),
+    /// Step N exited with a status.
+    Exit(usize, i32),
+    /// Step N's kernel log follows.
+    Dmesg(usize),
+    /// Step N is over.
+    End(usize),
+    /// Every step ran.
+    Done,
+}
+
+impl Marker {
+    /// Parses a line, or `None` when it is not a marker.
+    pub fn parse(line: &str) -> Option<Marker> {
+        let mut words = line.strip_prefix(MARKER_PREFIX)?.split_whitespace();
+        let kind = words.next()?;
+        let mut number = || words.next().and_then(|w| w.parse::<i64>().ok());
+        Some(match kind {
+            "ready" => Marker::Ready,
+            "done" => Marker::Done,
+            "begin" => Marker::Begin(number()? as usize),
+            "exit" => {
+                let n = number()? as usize;
+                Marker::Exit(n, number()? as i32)
+            }
+            "dmesg" => Marker::Dmesg(number()? as usize),
+            "end" => Marker::End(number()? as usize),
+            _ => return None,
+        })
+    }
+}
+
+/// What one step produced in the guest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepRecord {
+    /// The command's output (stdout and stderr).
+    pub output: Vec<String>,
+    /// Its exit status, when it exited.
+    pub exit: Option<i32>,
+    /// The kernel log lines printed during the step, timestamps removed.
+    pub dmesg: Vec<String>,
+    /// Whether the step's end marker arrived.
+    pub ended: bool,
+}
+
+/// The whole transcript, by step.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    /// Whether the guest reached `/init`.
+    pub booted: bool,
+    /// Whether every step ran.
+    pub done: bool,
+    /// Each step that started.
+    pub steps: BTreeMap<usize, StepRecord>,
+}
+
+impl Transcript {
+    /// Splits the text from ttyS1 into steps.
+    pub fn parse(text: &str) -> Transcript {
+        #[derive(PartialEq)]
+        enum Section {
+            None,
+            Output(usize),
+            Dmesg(usize),
+        }
+        let mut transcript = Transcript::default();
+        let mut section = Section::None;
+        for line in text.lines() {
+            match Marker::parse(line) {
+                Some(Marker::Ready) => transcript.booted = true,
+                Some(Marker::Done) => transcript.done = true,
+                Some(Marker::Begin(n)) => {
+                    transcript.steps.insert(n, StepRecord::default());
+                    section = Section::Output(n);
+                }
+                Some(Marker::Exit(n, status)) => {
+                    transcript.steps.entry(n).or_default().exit = Some(status);
+                    section = Section::None;
+                }
+                Some(Marker::Dmesg(n)) => section = Section::Dmesg(n),
+                Some(Marker::End(n)) => {
+                    transcript.steps.entry(n).or_default().ended = true;
+                    section = Section::None;
+                }
+                None => match section {
+                    Section::Output(n) => transcript.steps.entry(n).or_default().output.push(line.to_string()),
+                    Section::Dmesg(n) => transcript.steps.entry(n).or_default().dmesg.push(strip_timestamp(line).to_string()),
+                    Section::None => {}
+                },
+            }
+        }
+        transcript
+    }
+}
+
+/// `[   12.345678] hello: hi` gives `hello: hi`.
+pub fn strip_timestamp(line: &str) -> &str {
+    let trimmed = line.trim_start();
+    if let Some(rest) = trimmed.strip_prefix('[') {
+        if let Some((stamp, message)) = rest.split_once(']') {
+            if stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.') {
+                return message.strip_prefix(' ').unwrap_or(message);
+            }
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers() {
+        assert_eq!(Marker::parse("@@WB begin 3"), Some(Marker::Begin(3)));
+        assert_eq!(Marker::parse("@@WB exit 3 137"), Some(Marker::Exit(3, 137)));
+        assert_eq!(Marker::parse("@@WB ready"), Some(Marker::Ready));
+        assert_eq!(Marker::parse("@@WB exit 3"), None);
+        assert_eq!(Marker::parse("hello @@WB begin 1"), None);
+    }
+
+    #[test]
+    fn splits_steps() {
+        let text = "noise\n@@WB ready\n@@WB begin 0\ninsmod: ok\n@@WB exit 0 0\n@@WB dmesg 0\n\
+                    [    1.000000] hello: Hello\n@@WB end 0\n@@WB begin 1\npartial\n";
+        let t = Transcript::parse(text);
+        assert!(t.booted && !t.done);
+        assert_eq!(t.steps[&0].output, vec!["insmod: ok"]);
+        assert_eq!(t.steps[&0].exit, Some(0));
+        assert_eq!(t.steps[&0].dmesg, vec!["hello: Hello"]);
+        assert!(t.steps[&0].ended);
+        assert_eq!(t.steps[&1].output, vec!["partial"]);
+        assert!(!t.steps[&1].ended && t.steps[&1].exit.is_none());
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(strip_timestamp("[   12.345678] hello: hi"), "hello: hi");
+        assert_eq!(strip_timestamp("[x] not a stamp"), "[x] not a stamp");
+    }
+}

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Judging a step: its record from the guest against the chapter's checks,
+//! plus the checks every step gets (no kernel fault in its log). Every
+//! failure carries its reason and the lines that show it.
+
+use regex::Regex;
+
+use crate::chapter::Step;
+use crate::faults;
+use crate::transcript::StepRecord;
+
+/// Lines of log shown with a failure at most.
+const EXCERPT_LINES: usize = 20;
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// What was checked, e.g. "dmesg shows `Hello`".
+    pub what: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// Why not, in the reader's words.
+    pub reason: Option<String>,
+    /// The lines that show it.
+    pub excerpt: Vec<String>,
+}
+
+impl CheckResult {
+    fn pass(what: String) -> CheckResult {
+        CheckResult { what, passed: true, reason: None, excerpt: Vec::new() }
+    }
+
+    fn fail(what: String, reason: String, excerpt: &[String]) -> CheckResult {
+        let start = excerpt.len().saturating_sub(EXCERPT_LINES);
+        CheckResult { what, passed: false, reason: Some(reason), excerpt: excerpt[start..].to_vec() }
+    }
+}
+
+/// A step's results.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    /// The chapter's name.
+    pub chapter: String,
+    /// The step's name.
+    pub name: String,
+    /// What it was worth.
+    pub points: u32,
+    /// Every check, in order.
+    pub checks: Vec<CheckResult>,
+}
+
+impl StepResult {
+    /// Whether every check held.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The first failure's reason.
+    pub fn first_failure(&self) -> Option<&CheckResult> {
+        self.checks.iter().find(|c| !c.passed)
+    }
+}
+
+/// Judges a step that ran to its end.
+pub fn judge(chapter: &str, step: &Step, record: &StepRecord) -> StepResult {
+    let mut checks = Vec::new();
+    let exit_what = format!("exits with status {}", step.exit);
+    checks.push(match record.exit {
+        Some(status) if status == step.exit => CheckResult::pass(exit_what),
+        Some(status) => CheckResult::fail(exit_what, format!("it exited with status {status}{}", describe_status(status)), &record.output),
+        None => CheckResult::fail(exit_what, "it did not exit".into(), &record.output),
+    });
+    checks.extend(ordered("output", &step.output, &record.output));
+    checks.extend(ordered("dmesg", &step.dmesg, &record.dmesg));
+    checks.extend(absent("output", &step.absent_output, &record.output));
+    checks.extend(absent("dmesg", &step.absent_dmesg, &record.dmesg));
+    let fault_what = "no kernel fault (oops, BUG, WARNING, panic, lockup) in dmesg".to_string();
+    let found = faults::find(&record.dmesg);
+    checks.push(match found.first() {
+        None => CheckResult::pass(fault_what),
+        Some(fault) => CheckResult::fail(fault_what, fault.cause.clone(), &faults::excerpt(&record.dmesg, fault.line)),
+    });
+    StepResult { chapter: chapter.to_string(), name: step.name.clone(), points: step.points, checks }
+}
+
+/// A step that never ended: one failed check with the reason given.
+pub fn not_finished(chapter: &str, step: &Step, reason: String, excerpt: &[String]) -> StepResult {
+    StepResult {
+        chapter: chapter.to_string(),
+        name: step.name.clone(),
+        points: step.points,
+        checks: vec![CheckResult::fail("the step finishes".into(), reason, excerpt)],
+    }
+}
+
+fn describe_status(status: i32) -> &'static str {
+    match status {
+        137 => " (killed: it hit its time limit, or the kernel killed it after an oops)",
+        139 => " (segmentation fault)",
+        127 => " (command not found)",
+        _ => "",
+    }
+}
+
+/// Each pattern must match a line after the previous pattern's line.
+fn ordered(source: &str, patterns: &[Regex], lines: &[String]) -> Vec<CheckResult> {
+    let mut from = 0;
+    let mut results = Vec::new();
+    for pattern in patterns {
+        let what = format!("{source} shows `{pattern}`");
+        match lines[from..].iter().position(|l| pattern.is_match(l)) {
+            Some(i) => {
+                from += i + 1;
+                results.push(CheckResult::pass(what));
+            }
+            None => {
+                let reason = match lines.iter().position(|l| pattern.is_match(l)) {
+                    Some(_) => format!("`{pattern}` appears, but not after the line matched before it (order matters)"),
+                    None if lines.is_empty() => format!("{source} was empty"),
+                    None => format!("no line of {source} matches `{pattern}`"),
+                };
+                results.push(CheckResult::fail(what, reason, lines));
+            }
+        }
+    }
+    results
+}
+
+fn absent(source: &str, patterns: &[Regex], lines: &[String]) -> Vec<CheckResult> {
+    patterns
+        .iter()
+        .map(|pattern| {
+            let what = format!("{source} does not show `{pattern}`");
+            match lines.iter().find(|l| pattern.is_match(l)) {
+                None => CheckResult::pass(what),
+                Some(line) => CheckResult::fail(what, format!("it does: `{line}`"), lines),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chapter::Chapter;
+    use std::path::Path;
+
+    fn step(extra: &str) -> Step {
+        let text = format!("title = \"t\"\nmodules = [\"m\"]\n[[step]]\nname = \"s\"\nrun = \"true\"\n{extra}");
+        Chapter::parse("c", Path::new("/c"), &text).unwrap().steps.remove(0)
+    }
+
+    fn record(exit: i32, output: &[&str], dmesg: &[&str]) -> StepRecord {
+        StepRecord {
+            output: output.iter().map(|s| s.to_string()).collect(),
+            exit: Some(exit),
+            dmesg: dmesg.iter().map(|s| s.to_string()).collect(),
+            ended: true,
+        }
+    }
+
+    #[test]
+    fn passing_step() {
+        let s = step("dmesg = [\"a\", \"b\"]\noutput = [\"^ok$\"]\nabsent_dmesg = [\"tick\"]");
+        let r = judge("c", &s, &record(0, &["ok"], &["m: a", "m: b"]));
+        assert!(r.passed(), "{r:?}");
+        assert_eq!(r.checks.len(), 6);
+    }
+
+    #[test]
+    fn order_missing_and_absent_lines_fail_with_reasons() {
+        let s = step("dmesg = [\"a\", \"b\"]\nabsent_dmesg = [\"tick\"]");
+        let r = judge("c", &s, &record(0, &[], &["m: b", "m: a", "tick 3"]));
+        let reasons: Vec<String> = r.checks.iter().filter_map(|c| c.reason.clone()).collect();
+        assert!(reasons[0].contains("order matters"), "{reasons:?}");
+        assert!(reasons[1].contains("it does: `tick 3`"), "{reasons:?}");
+        let r = judge("c", &s, &record(0, &[], &[]));
+        assert_eq!(r.first_failure().unwrap().reason.as_deref(), Some("dmesg was empty"));
+    }
+
+    #[test]
+    fn exit_status_and_faults() {
+        let r = judge("c", &step("exit = 1"), &record(137, &[], &[]));
+        assert!(r.first_failure().unwrap().reason.as_ref().unwrap().contains("killed"));
+        let r = judge("c", &step(""), &record(0, &[], &["WARNING: CPU: 0 PID: 1 at x.rs:1 f+0x1/0x2"]));
+        assert_eq!(r.first_failure().unwrap().reason.as_deref(), Some("kernel WARNING, in f"));
+    }
+}
