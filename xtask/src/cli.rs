@@ -115,6 +115,19 @@ pub fn book(serve: bool) -> Result<bool> {
     Ok(true)
 }
 
+/// `cargo xtask bench`: prints the table, writes `target/bench.json`.
+pub fn bench(flags: &Flags, runs: usize) -> Result<bool> {
+    let project = Project::discover()?;
+    let env = setup::ensure(&flags.setup)?;
+    let accel = choose_accel(&env, flags.accel.as_deref())?;
+    let figures = crate::bench::run(&flags.setup, accel, runs)?;
+    print!("{}", crate::bench::table(&figures));
+    let json = project.root.join("target/bench.json");
+    crate::bench::write_json(&json, &figures)?;
+    println!("({runs} runs each; JSON in {})", json.display());
+    Ok(true)
+}
+
 /// Counts of what `test` checked.
 #[derive(Debug, Default)]
 struct Tally {
@@ -143,6 +156,21 @@ pub fn test(flags: &Flags) -> Result<bool> {
     let (unit_passed, unit_failed) = unit_tests(&project)?;
     tally.passed += unit_passed;
     tally.failed.extend((0..unit_failed).map(|i| format!("unit test failure {}", i + 1)));
+
+    println!("== the book: includes, anchors, chapter pages, links; mdbook build");
+    let problems = crate::book::check(&project)?;
+    for problem in &problems {
+        println!("  FAIL  {problem}");
+    }
+    tally.record("book: sources agree with the code".into(), problems.is_empty());
+    if problems.is_empty() {
+        let built = crate::book::build(&project, false);
+        match &built {
+            Ok(dir) => println!("  ok    built {}", dir.join("index.html").display()),
+            Err(e) => println!("  FAIL  {e}"),
+        }
+        tally.record("book: mdbook build".into(), built.is_ok());
+    }
 
     let env = setup::ensure(&flags.setup)?;
     let chapters = workbook_chapters(&project)?;

@@ -17,6 +17,7 @@ commands:
                         (<chapter> is a name like 01-hello or a directory)
   test                  the harness's unit tests, every chapter, the negative tests
   book [--serve]        build the book into target/book (or serve it locally)
+  bench [--runs N]      time setup, a chapter's edit-to-verdict loop, boots (median)
   help                  this text
 
 options:
@@ -41,6 +42,8 @@ pub enum Command {
     Test,
     /// Build or serve the book.
     Book { serve: bool },
+    /// Measure the harness.
+    Bench { runs: usize },
 }
 
 /// The command and its options.
@@ -63,6 +66,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
     let mut accel = None;
     let mut verbose = false;
     let mut serve = false;
+    let mut runs = 3;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let mut value = |name: &str| {
@@ -81,6 +85,10 @@ pub fn parse(args: &[String]) -> Result<Flags> {
             }
             "-v" | "--verbose" => verbose = true,
             "--serve" => serve = true,
+            "--runs" => {
+                let v = value(arg)?;
+                runs = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("--runs takes a positive number, not `{v}`"))?;
+            }
             "-h" | "--help" => positional.insert(0, "help".to_string()),
             flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`\n\n{USAGE}").into()),
             _ => positional.push(arg.clone()),
@@ -91,6 +99,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
         Some("setup") => Command::Setup,
         Some("test") => Command::Test,
         Some("book") => Command::Book { serve },
+        Some("bench") => Command::Bench { runs },
         Some("run") if positional.len() > 1 => Command::Run { chapters: positional[1..].to_vec() },
         Some("run") => return Err(format!("`run` needs a chapter, e.g. `cargo xtask run 01-hello`\n\n{USAGE}").into()),
         Some(other) => return Err(format!("unknown command `{other}`\n\n{USAGE}").into()),

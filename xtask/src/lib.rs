@@ -4,6 +4,7 @@
 //! builds, the QEMU guest, chapter checks and verdicts. `main.rs` is a thin
 //! command line over it, and tests call it directly.
 
+pub mod bench;
 pub mod book;
 pub mod chapter;
 pub mod cli;

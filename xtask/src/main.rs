@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Run { chapters } => cli::run(&flags, chapters),
         Command::Test => cli::test(&flags),
         Command::Book { serve } => cli::book(*serve),
+        Command::Bench { runs } => cli::bench(&flags, *runs),
     });
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -66,6 +66,7 @@ pub fn chapter(style: Style, result: &ChapterResult) -> String {
     for step in &result.steps {
         let mark = if step.passed() { style.ok("PASS") } else { style.bad("FAIL") };
         let _ = writeln!(out, "  {mark}  {}", step.name);
+        let mut shown: &[String] = &[];
         for check in &step.checks {
             if check.passed {
                 let _ = writeln!(out, "          ok    {}", check.what);
@@ -73,8 +74,11 @@ pub fn chapter(style: Style, result: &ChapterResult) -> String {
             }
             let reason = check.reason.as_deref().unwrap_or("failed");
             let _ = writeln!(out, "          {}  {}: {reason}", style.bad("FAIL"), check.what);
-            for line in &check.excerpt {
-                let _ = writeln!(out, "                | {line}");
+            if check.excerpt != shown {
+                for line in &check.excerpt {
+                    let _ = writeln!(out, "                | {line}");
+                }
+                shown = &check.excerpt;
             }
         }
     }
