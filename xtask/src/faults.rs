@@ -79,6 +79,26 @@ fn function_near(lines: &[String], at: usize) -> Option<String> {
     })
 }
 
+/// Where a stuck task is, from its `/proc/PID/stack` lines: the first frame
+/// in a module (`sym+0x4/0x10 [hello]`), else the first that is not the
+/// scheduler or the entry code.
+pub fn stuck_function(stack: &[String]) -> Option<String> {
+    const GENERIC: &[&str] = &["__schedule", "schedule", "preempt_schedule", "irqentry_", "asm_", "do_syscall", "entry_SYSCALL", "__x64_sys", "__do_sys", "do_init_module", "load_module", "init_module_from_file", "idempotent_init_module", "ret_from_fork"];
+    let frames: Vec<(&str, bool)> = stack
+        .iter()
+        .filter_map(|line| {
+            let captures = location().captures(line)?;
+            let symbol = captures.get(1)?.as_str();
+            Some((symbol, line.trim_end().ends_with(']') && line.contains(" [")))
+        })
+        .collect();
+    frames
+        .iter()
+        .find(|(_, in_module)| *in_module)
+        .or_else(|| frames.iter().find(|(symbol, _)| !GENERIC.iter().any(|g| symbol.starts_with(g))))
+        .map(|(symbol, _)| demangle(symbol))
+}
+
 /// `_RNvNtCs..._5hello4init` gives `hello::init`, without the hash.
 pub fn demangle(symbol: &str) -> String {
     format!("{:#}", rustc_demangle::demangle(symbol))
@@ -121,6 +141,15 @@ mod tests {
         let faults = find(&log);
         assert_eq!(faults[0].cause, "kernel WARNING, in init_module");
         assert!(find(&lines("hello: all is well\nnothing to see")).is_empty());
+    }
+
+    #[test]
+    fn stuck_function_prefers_module_frames() {
+        let stack = lines("task 51 (insmod) State:\tR (running), kernel stack:\n[<0>] __schedule+0x1/0x2\n[<0>] preempt_schedule_irq+0x1/0x2\n[<0>] _RNvCs1234abcd_5hello4spin+0x4/0x10 [hello]\n[<0>] do_one_initcall+0x1/0x2");
+        assert_eq!(stuck_function(&stack).as_deref(), Some("hello::spin"));
+        let stack = lines("[<0>] __schedule+0x1/0x2\n[<0>] pipe_read+0x1/0x2\n[<0>] vfs_read+0x1/0x2");
+        assert_eq!(stuck_function(&stack).as_deref(), Some("pipe_read"));
+        assert_eq!(stuck_function(&[]), None);
     }
 
     #[test]

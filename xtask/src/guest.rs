@@ -215,6 +215,8 @@ fn supervise(qemu: &mut Qemu, console: &Path, transcript: &Path, step_limits: &[
                 Some(Marker::Ready) => booted = true,
                 Some(Marker::Begin(n)) => current = Some((n, Instant::now())),
                 Some(Marker::End(_)) => current = None,
+                // The guest says the step is stuck in the kernel for good.
+                Some(Marker::Hung(n)) => return Ok(Ending::StepTimeout(n)),
                 Some(Marker::Done) => done_at = Some(Instant::now()),
                 _ => {}
             }

@@ -24,6 +24,9 @@ pub const DEBIAN_SOURCE_PACKAGE: &str = "linux-source-7.3";
 pub const DEBIAN_SOURCE_SUITE: &str = "trixie-backports";
 /// Bump when the build recipe changes in a way the key does not see.
 const RECIPE_VERSION: &str = "1";
+/// Kernel builds kept in the cache: the one in use and the one before it
+/// (switching between two kernel trees does not rebuild).
+const BUILDS_KEPT: usize = 2;
 /// Objects a build compiles, for the progress bar before one was measured.
 const DEFAULT_OBJECT_ESTIMATE: u64 = 1300;
 
@@ -279,11 +282,74 @@ pub fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSource, fo
     }
     if !complete.exists() {
         std::fs::create_dir_all(&dir)?;
-        build(project, tc, source, &dir, &fragment)?;
-        write_atomic(&complete, format!("{}\n{}\n{}\n", source.identity, tc.rustc_version, tc.bindgen_version).as_bytes())?;
+        let _lock = CacheLock::acquire(&dir.with_extension("lock"), "the kernel build")?;
+        // Another process may have finished it while this one waited.
+        if !complete.exists() {
+            build(project, tc, source, &dir, &fragment)?;
+            write_atomic(&complete, format!("{}\n{}\n{}\n", source.identity, tc.rustc_version, tc.bindgen_version).as_bytes())?;
+        }
     }
     let release = read_to_string(&dir.join("include/config/kernel.release"))?.trim().to_string();
+    std::fs::write(dir.join(".workbook-used"), b"")?;
+    prune_builds(&project.cache.join("kernel"), BUILDS_KEPT)?;
     Ok(KernelBuild { dir, bzimage, release, key })
+}
+
+/// An exclusive lock on a cache entry, released when dropped (or when the
+/// process dies: the kernel drops `flock` locks with the file).
+pub struct CacheLock(std::fs::File);
+
+impl CacheLock {
+    /// Takes the lock, waiting (and saying so) while another process has it.
+    pub fn acquire(path: &Path, what: &str) -> Result<CacheLock> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let fd = file.as_raw_fd();
+        // SAFETY: `fd` is an open descriptor owned by `file`, which outlives the call.
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            eprintln!("waiting for another harness process to finish {what} ({})", path.display());
+            // SAFETY: as above.
+            if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+                return Err(format!("cannot lock {}: {}", path.display(), std::io::Error::last_os_error()).into());
+            }
+        }
+        Ok(CacheLock(file))
+    }
+}
+
+/// Removes all but the `keep` most recently used kernel builds.
+pub fn prune_builds(root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    let mut builds: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(root)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            // A build another process holds the lock of is in use.
+            let lock = e.path().with_extension("lock");
+            std::fs::File::open(&lock).map_or(true, |f| {
+                use std::os::fd::AsRawFd;
+                // SAFETY: the descriptor is open for the duration of the call.
+                let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+                free
+            })
+        })
+        .map(|e| {
+            let path = e.path();
+            let used = std::fs::metadata(path.join(".workbook-used"))
+                .or_else(|_| std::fs::metadata(&path))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (used, path)
+        })
+        .collect();
+    builds.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut removed = Vec::new();
+    for (_, path) in builds.into_iter().skip(keep) {
+        eprintln!("setup: removing an older kernel build from the cache: {}", path.display());
+        std::fs::remove_dir_all(&path)?;
+        let _ = std::fs::remove_file(path.with_extension("lock"));
+        removed.push(path);
+    }
+    Ok(removed)
 }
 
 fn make_command(tc: &Toolchain, source: &KernelSource, build_dir: &Path, targets: &[&str]) -> Command {
@@ -427,6 +493,23 @@ mod tests {
                     deb [arch=amd64 signed-by=/k.gpg] http://a.example/debian bookworm main\n";
         assert_eq!(archive_uri_one_line(text).as_deref(), Some("http://a.example/debian"));
         assert_eq!(archive_uri_one_line("deb http://s.example/ bookworm-security main"), None);
+    }
+
+    #[test]
+    fn pruning_keeps_the_most_recently_used() {
+        let root = std::env::temp_dir().join(format!("prune-test-{}", std::process::id()));
+        for (i, name) in ["old", "mid", "new"].iter().enumerate() {
+            std::fs::create_dir_all(root.join(name)).unwrap();
+            let stamp = root.join(name).join(".workbook-used");
+            std::fs::write(&stamp, b"").unwrap();
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(100 - i as u64 * 10);
+            std::fs::File::options().write(true).open(&stamp).unwrap().set_modified(when).unwrap();
+        }
+        std::fs::write(root.join("objects-estimate"), "1").unwrap();
+        let removed = prune_builds(&root, 2).unwrap();
+        assert_eq!(removed, vec![root.join("old")]);
+        assert!(root.join("mid").exists() && root.join("new").exists() && root.join("objects-estimate").exists());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

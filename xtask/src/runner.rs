@@ -146,7 +146,10 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
             (Some(record), _) if record.ended => verdict::judge(chapter, &planned.step, record),
             (_, Some(earlier)) => verdict::not_finished(chapter, &planned.step, format!("not run: {earlier}"), &[]),
             (record, None) => {
-                let (reason, excerpt) = why_unfinished(&boot, &transcript, &console, n);
+                let (reason, excerpt) = match record.and_then(|r| r.stuck.as_ref()) {
+                    Some(stack) => (format!("{}; it could not be killed", verdict::stuck_reason(&planned.step, stack)), stack.clone()),
+                    None => why_unfinished(&boot, &transcript, &console, n),
+                };
                 let started = record.is_some();
                 death = Some(if started {
                     format!("the guest stopped in step `{}` of {chapter}", planned.step.name)

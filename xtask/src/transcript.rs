@@ -16,6 +16,10 @@ pub enum Marker {
     Ready,
     /// Step N started.
     Begin(usize),
+    /// Step N hit its time limit; its tasks' kernel stacks follow.
+    Stuck(usize),
+    /// Step N's tasks could not be killed.
+    Hung(usize),
     /// Step N exited with a status.
     Exit(usize, i32),
     /// Step N's kernel log follows.
@@ -36,6 +40,8 @@ impl Marker {
             "ready" => Marker::Ready,
             "done" => Marker::Done,
             "begin" => Marker::Begin(number()? as usize),
+            "stuck" => Marker::Stuck(number()? as usize),
+            "hung" => Marker::Hung(number()? as usize),
             "exit" => {
                 let n = number()? as usize;
                 Marker::Exit(n, number()? as i32)
@@ -58,6 +64,9 @@ pub struct StepRecord {
     pub dmesg: Vec<String>,
     /// Whether the step's end marker arrived.
     pub ended: bool,
+    /// The watchdog's report when the step hit its time limit: each task
+    /// and its kernel stack.
+    pub stuck: Option<Vec<String>>,
 }
 
 /// The whole transcript, by step.
@@ -78,6 +87,7 @@ impl Transcript {
         enum Section {
             None,
             Output(usize),
+            Stuck(usize),
             Dmesg(usize),
         }
         let mut transcript = Transcript::default();
@@ -90,6 +100,11 @@ impl Transcript {
                     transcript.steps.insert(n, StepRecord::default());
                     section = Section::Output(n);
                 }
+                Some(Marker::Stuck(n)) => {
+                    transcript.steps.entry(n).or_default().stuck = Some(Vec::new());
+                    section = Section::Stuck(n);
+                }
+                Some(Marker::Hung(_)) => section = Section::None,
                 Some(Marker::Exit(n, status)) => {
                     transcript.steps.entry(n).or_default().exit = Some(status);
                     section = Section::None;
@@ -101,6 +116,15 @@ impl Transcript {
                 }
                 None => match section {
                     Section::Output(n) => transcript.steps.entry(n).or_default().output.push(line.to_string()),
+                    Section::Stuck(n) => {
+                        // The step's own output may still interleave; stack lines are recognisable.
+                        let record = transcript.steps.entry(n).or_default();
+                        if line.starts_with("task ") || line.starts_with("[<") {
+                            record.stuck.get_or_insert_with(Vec::new).push(line.to_string());
+                        } else {
+                            record.output.push(line.to_string());
+                        }
+                    }
                     Section::Dmesg(n) => transcript.steps.entry(n).or_default().dmesg.push(strip_timestamp(line).to_string()),
                     Section::None => {}
                 },
@@ -148,6 +172,17 @@ mod tests {
         assert!(t.steps[&0].ended);
         assert_eq!(t.steps[&1].output, vec!["partial"]);
         assert!(!t.steps[&1].ended && t.steps[&1].exit.is_none());
+    }
+
+    #[test]
+    fn stuck_steps_keep_their_stacks() {
+        let text = "@@WB begin 0\nworking\n@@WB stuck 0\ntask 51 (insmod) State:\tR (running), kernel stack:\n\
+                    [<0>] spin+0x4/0x10 [hello]\n@@WB hung 0\n";
+        let t = Transcript::parse(text);
+        let step = &t.steps[&0];
+        assert_eq!(step.output, vec!["working"]);
+        assert_eq!(step.stuck.as_ref().unwrap().len(), 2);
+        assert!(!step.ended);
     }
 
     #[test]

@@ -65,6 +65,7 @@ impl StepResult {
 /// Judges a step that ran to its end.
 pub fn judge(chapter: &str, step: &Step, record: &StepRecord) -> StepResult {
     let mut checks = Vec::new();
+    checks.push(time_limit(step, record));
     let exit_what = format!("exits with status {}", step.exit);
     checks.push(match record.exit {
         Some(status) if status == step.exit => CheckResult::pass(exit_what),
@@ -94,6 +95,23 @@ pub fn not_finished(chapter: &str, step: &Step, reason: String, excerpt: &[Strin
     }
 }
 
+/// The step ended on its own, not because the watchdog killed it.
+fn time_limit(step: &Step, record: &StepRecord) -> CheckResult {
+    let what = format!("finishes within its time limit ({}s)", step.timeout_secs);
+    match &record.stuck {
+        None => CheckResult::pass(what),
+        Some(stack) => CheckResult::fail(what, stuck_reason(step, stack), stack),
+    }
+}
+
+/// Why a step was stopped, naming where its task was in the kernel.
+pub fn stuck_reason(step: &Step, stack: &[String]) -> String {
+    match faults::stuck_function(stack) {
+        Some(function) => format!("still running after {}s, in the kernel in {function}", step.timeout_secs),
+        None => format!("still running after {}s", step.timeout_secs),
+    }
+}
+
 fn describe_status(status: i32) -> &'static str {
     match status {
         137 => " (killed: it hit its time limit, or the kernel killed it after an oops)",
@@ -117,7 +135,7 @@ fn ordered(source: &str, patterns: &[Regex], lines: &[String]) -> Vec<CheckResul
             None => {
                 let reason = match lines.iter().position(|l| pattern.is_match(l)) {
                     Some(_) => format!("`{pattern}` appears, but not after the line matched before it (order matters)"),
-                    None if lines.is_empty() => format!("{source} was empty"),
+                    None if lines.is_empty() => format!("no line of {source} matches `{pattern}` ({source} was empty)"),
                     None => format!("no line of {source} matches `{pattern}`"),
                 };
                 results.push(CheckResult::fail(what, reason, lines));
@@ -157,6 +175,7 @@ mod tests {
             exit: Some(exit),
             dmesg: dmesg.iter().map(|s| s.to_string()).collect(),
             ended: true,
+            stuck: None,
         }
     }
 
@@ -165,7 +184,7 @@ mod tests {
         let s = step("dmesg = [\"a\", \"b\"]\noutput = [\"^ok$\"]\nabsent_dmesg = [\"tick\"]");
         let r = judge("c", &s, &record(0, &["ok"], &["m: a", "m: b"]));
         assert!(r.passed(), "{r:?}");
-        assert_eq!(r.checks.len(), 6);
+        assert_eq!(r.checks.len(), 7);
     }
 
     #[test]
@@ -176,7 +195,15 @@ mod tests {
         assert!(reasons[0].contains("order matters"), "{reasons:?}");
         assert!(reasons[1].contains("it does: `tick 3`"), "{reasons:?}");
         let r = judge("c", &s, &record(0, &[], &[]));
-        assert_eq!(r.first_failure().unwrap().reason.as_deref(), Some("dmesg was empty"));
+        assert_eq!(r.first_failure().unwrap().reason.as_deref(), Some("no line of dmesg matches `a` (dmesg was empty)"));
+    }
+
+    #[test]
+    fn a_step_stopped_by_the_watchdog_names_where_it_was() {
+        let mut rec = record(137, &[], &[]);
+        rec.stuck = Some(vec!["task 5 (cat)".into(), "[<0>] queue_read+0x4/0x10 [queue]".into()]);
+        let r = judge("c", &step(""), &rec);
+        assert_eq!(r.first_failure().unwrap().reason.as_deref(), Some("still running after 20s, in the kernel in queue_read"));
     }
 
     #[test]
