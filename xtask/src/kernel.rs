@@ -297,7 +297,9 @@ pub fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSource, fo
 
 /// An exclusive lock on a cache entry, released when dropped (or when the
 /// process dies: the kernel drops `flock` locks with the file).
-pub struct CacheLock(std::fs::File);
+pub struct CacheLock {
+    _file: std::fs::File,
+}
 
 impl CacheLock {
     /// Takes the lock, waiting (and saying so) while another process has it.
@@ -313,7 +315,7 @@ impl CacheLock {
                 return Err(format!("cannot lock {}: {}", path.display(), std::io::Error::last_os_error()).into());
             }
         }
-        Ok(CacheLock(file))
+        Ok(CacheLock { _file: file })
     }
 }
 
