@@ -24,6 +24,8 @@ struct ChecksFile {
     title: String,
     modules: Vec<String>,
     #[serde(default)]
+    files: Vec<String>,
+    #[serde(default)]
     step: Vec<StepFile>,
 }
 
@@ -59,6 +61,9 @@ pub struct Chapter {
     pub title: String,
     /// The modules its `Kbuild` builds (without `.ko`).
     pub modules: Vec<String>,
+    /// Other files of the chapter copied beside the modules in the guest
+    /// (helper scripts, data), executable.
+    pub files: Vec<String>,
     /// What the guest runs, in order.
     pub steps: Vec<Step>,
 }
@@ -114,6 +119,9 @@ impl Chapter {
         }
         let text = read_to_string(&path)?;
         let chapter = Chapter::parse(&name, &dir, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(missing) = chapter.files.iter().find(|f| !dir.join(f).is_file()) {
+            return Err(format!("{}: `files` names {missing}, which is not in {}", path.display(), dir.display()).into());
+        }
         if !dir.join("Kbuild").exists() {
             return Err(format!("{} has no Kbuild: it should say `obj-m := {}.o`", dir.display(), chapter.modules[0]).into());
         }
@@ -131,6 +139,9 @@ impl Chapter {
         }
         if let Some(bad) = file.modules.iter().find(|m| !is_guest_safe_name(m)) {
             return Err(format!("module name `{bad}` may only contain letters, digits, `-` and `_`").into());
+        }
+        if let Some(bad) = file.files.iter().find(|f| !is_guest_safe_name(&f.replace('.', "_"))) {
+            return Err(format!("file `{bad}` must be a plain file name in the chapter directory (letters, digits, `-`, `_`, `.`)").into());
         }
         if file.step.is_empty() {
             return Err("no [[step]]: a chapter needs at least one step to check".into());
@@ -166,7 +177,7 @@ impl Chapter {
                 })
             })
             .collect::<Result<Vec<Step>>>()?;
-        Ok(Chapter { name: name.to_string(), dir: dir.to_path_buf(), title: file.title, modules: file.modules, steps })
+        Ok(Chapter { name: name.to_string(), dir: dir.to_path_buf(), title: file.title, modules: file.modules, files: file.files, steps })
     }
 }
 
@@ -232,5 +243,6 @@ points = 3
         assert!(err(&GOOD.replace("[\"hello\"]", "[\"he llo\"]")).contains("module name"));
         assert!(err("title = ").contains("malformed checks file"));
         assert!(Chapter::parse("a b", Path::new("/x"), GOOD).is_err());
+        assert!(err(&GOOD.replace("modules = [\"hello\"]", "modules = [\"hello\"]\nfiles = [\"../etc/passwd\"]")).contains("plain file name"));
     }
 }

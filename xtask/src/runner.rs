@@ -110,6 +110,13 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
                     mode: 0o644,
                 });
             }
+            for name in &chapter.files {
+                files.push(GuestFile {
+                    guest_path: format!("/chapters/{}/{name}", chapter.name),
+                    data: std::fs::read(chapter.dir.join(name))?,
+                    mode: 0o755,
+                });
+            }
             script.push_str(&format!("wb_chapter {}\n", chapter.name));
             for step in chapter.steps.iter().cloned().chain([cleanup_step(chapter)]) {
                 guest::check_no_marker(&step.run)?;

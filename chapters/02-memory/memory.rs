@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Memory: allocating in the kernel.
+//!
+//! Every allocation in the kernel can fail, and every one says how it may
+//! wait for memory (its GFP flags). This module allocates, fills, verifies
+//! and frees buffers from the three families: `KVec` (kmalloc: physically
+//! contiguous, small), `VVec` (vmalloc: virtually contiguous, large) and
+//! `KVVec` (kmalloc, falling back to vmalloc). It boxes a value with `KBox`,
+//! pins a spinlock in place with `pin_init!`, allocates with `GFP_ATOMIC`
+//! while holding it, and shares one value between two owners with `Arc`.
+//!
+//! Sizes are module parameters, so a size the kernel cannot satisfy makes
+//! the load fail cleanly:
+//!
+//! ```sh
+//! insmod memory.ko vmalloc_bytes=8388608
+//! insmod memory.ko vmalloc_bytes=1099511627776   # Cannot allocate memory
+//! ```
+
+use kernel::alloc::{
+    allocator::{KVmalloc, Kmalloc, Vmalloc},
+    Allocator,
+};
+use kernel::prelude::*;
+use kernel::sync::{new_spinlock, Arc, SpinLock};
+
+module! {
+    type: Memory,
+    name: "memory",
+    authors: ["The Rust Kernel Workbook"],
+    description: "Allocating in the kernel: KBox, KVec, VVec, KVVec, GFP flags, pinning, Arc",
+    license: "GPL",
+    params: {
+        kmalloc_bytes: usize {
+            default: 4096,
+            description: "Bytes to allocate with kmalloc (KVec)",
+        },
+        vmalloc_bytes: usize {
+            default: 4194304,
+            description: "Bytes to allocate with vmalloc (VVec)",
+        },
+        kvmalloc_bytes: usize {
+            default: 65536,
+            description: "Bytes to allocate with kvmalloc (KVVec)",
+        },
+        items: u32 {
+            default: 100,
+            description: "Numbers to push, one allocation-checked push at a time",
+        },
+    },
+}
+
+// ANCHOR: buffer
+/// The byte at `index` of a buffer filled from `seed`.
+fn pattern(index: usize, seed: u8) -> u8 {
+    (index as u8).wrapping_mul(31).wrapping_add(seed)
+}
+
+/// Allocates `bytes` bytes with the allocator `A`, fills and verifies them.
+fn filled_buffer<A: Allocator>(family: &str, bytes: usize, seed: u8) -> Result<Vec<u8, A>> {
+    let mut buffer = Vec::<u8, A>::new();
+    // The size comes from outside: failing is an answer, not a kernel bug,
+    // so ask the allocator not to WARN about it.
+    if buffer.resize(bytes, 0, GFP_KERNEL | __GFP_NOWARN).is_err() {
+        pr_err!("{family}: cannot allocate {bytes} bytes\n");
+        return Err(ENOMEM);
+    }
+    for (index, byte) in buffer.iter_mut().enumerate() {
+        *byte = pattern(index, seed);
+    }
+    if buffer.iter().enumerate().any(|(index, byte)| *byte != pattern(index, seed)) {
+        pr_err!("{family}: the buffer does not read back what was written\n");
+        return Err(EIO);
+    }
+    pr_info!("{family}: {bytes} bytes allocated, filled and verified\n");
+    Ok(buffer)
+}
+// ANCHOR_END: buffer
+
+// ANCHOR: shared
+/// A value with two owners; freed when the last `Arc` goes.
+struct Shared {
+    label: &'static str,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        pr_info!("shared value `{}` freed\n", self.label);
+    }
+}
+// ANCHOR_END: shared
+
+// ANCHOR: state
+/// Numbers recorded under a spinlock.
+struct Recorder {
+    numbers: KVec<u32>,
+}
+
+struct Memory {
+    kmalloc: KVec<u8>,
+    vmalloc: VVec<u8>,
+    kvmalloc: KVVec<u8>,
+    boxed: KBox<u64>,
+    recorder: Pin<KBox<SpinLock<Recorder>>>,
+    first_owner: Arc<Shared>,
+    second_owner: Arc<Shared>,
+}
+// ANCHOR_END: state
+
+impl kernel::Module for Memory {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // ANCHOR: families
+        let kmalloc = filled_buffer::<Kmalloc>("kmalloc", module_parameters::kmalloc_bytes.value(), 1)?;
+        let vmalloc = filled_buffer::<Vmalloc>("vmalloc", module_parameters::vmalloc_bytes.value(), 2)?;
+        let kvmalloc = filled_buffer::<KVmalloc>("kvmalloc", module_parameters::kvmalloc_bytes.value(), 3)?;
+        // ANCHOR_END: families
+
+        // ANCHOR: push
+        // Every push may allocate, so every push can fail: `?` passes the
+        // failure on as ENOMEM instead of panicking.
+        let mut squares = KVec::new();
+        for n in 0..module_parameters::items.value() {
+            squares.push(u64::from(n) * u64::from(n), GFP_KERNEL)?;
+        }
+        let sum: u64 = squares.iter().sum();
+        let boxed = KBox::new(sum, GFP_KERNEL)?;
+        pr_info!("KVec: {} squares pushed, their sum {} boxed in a KBox\n", squares.len(), *boxed);
+        // ANCHOR_END: push
+
+        // ANCHOR: atomic
+        // A spinlock must not move once initialised: `pin_init` builds it in
+        // place, inside its box.
+        let recorder = KBox::pin_init(new_spinlock!(Recorder { numbers: KVec::new() }), GFP_KERNEL)?;
+        {
+            let mut guard = recorder.lock();
+            // Holding a spinlock, the code must not sleep, so the
+            // allocation must not wait for memory: GFP_ATOMIC.
+            guard.numbers.push(42, GFP_ATOMIC)?;
+        }
+        pr_info!("SpinLock: pinned, and a GFP_ATOMIC push under it succeeded\n");
+        // ANCHOR_END: atomic
+
+        // ANCHOR: arc
+        let first_owner = Arc::new(Shared { label: "stats" }, GFP_KERNEL)?;
+        let second_owner = first_owner.clone();
+        pr_info!("Arc: one `{}` value, two owners\n", second_owner.label);
+        // ANCHOR_END: arc
+
+        Ok(Memory { kmalloc, vmalloc, kvmalloc, boxed, recorder, first_owner, second_owner })
+    }
+}
+
+// ANCHOR: drop
+impl Drop for Memory {
+    fn drop(&mut self) {
+        let recorded = self.recorder.lock().numbers.len();
+        pr_info!(
+            "unloading: freeing {} + {} + {} bytes, the box ({}), {} recorded number(s) and two Arc owners of `{}`\n",
+            self.kmalloc.len(),
+            self.vmalloc.len(),
+            self.kvmalloc.len(),
+            *self.boxed,
+            recorded,
+            self.first_owner.label,
+        );
+        let _ = &self.second_owner;
+        // The fields are dropped after this function returns: each buffer
+        // is freed, and `Shared` once, when its last owner goes.
+    }
+}
+// ANCHOR_END: drop
