@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Talking to user space through /proc.
+//!
+//! The module creates a directory `/proc/procstats` with two entries:
+//! `stats`, read-only, which shows counters, and `setting`, which shows a
+//! number and accepts a new one. Reads go through `seq_file` (the `show`
+//! callbacks are Rust, with `seq_print!`); a write's bytes are copied from
+//! user space with `UserSlice` and validated: anything but a number from 0
+//! to 1000 is refused with `EINVAL` and changes nothing.
+//!
+//! The entries are created and removed by a small C shim (`shim.c`), because
+//! Linux 7.3's `kernel` crate cannot reach `<linux/proc_fs.h>`.
+//!
+//! ```sh
+//! cat /proc/procstats/stats
+//! echo 42 > /proc/procstats/setting
+//! echo nonsense > /proc/procstats/setting   # Invalid argument
+//! ```
+
+use core::ffi::c_void;
+use core::ptr::NonNull;
+
+use kernel::prelude::*;
+use kernel::seq_file::{seq_print, SeqFile};
+use kernel::sync::atomic::{ordering, Atomic};
+use kernel::uaccess::{UserPtr, UserSlice};
+
+module! {
+    type: ProcStats,
+    name: "procstats",
+    authors: ["The Rust Kernel Workbook"],
+    description: "Talking to user space through /proc: seq_file, validated writes, a C shim",
+    license: "GPL",
+    params: {
+        initial: u32 {
+            default: 10,
+            description: "The setting's value at load time, 0 to 1000",
+        },
+    },
+}
+
+/// The largest value `setting` accepts.
+const MAX_SETTING: u32 = 1000;
+/// The longest write `setting` accepts, in bytes ("1000\n" is five).
+const MAX_WRITE: usize = 16;
+
+// ANCHOR: ffi
+// The C shim's half of the boundary (shim.c).
+extern "C" {
+    fn procstats_create(dir_name: *const c_char) -> *mut c_void;
+    fn procstats_remove(dir: *mut c_void);
+}
+// ANCHOR_END: ffi
+
+// ANCHOR: state
+// /proc callbacks get no pointer to the module, so what they share lives
+// in statics, and atomics make concurrent readers and writers safe.
+static SETTING: Atomic<u32> = Atomic::new(0);
+static READS: Atomic<u64> = Atomic::new(0);
+static WRITES_ACCEPTED: Atomic<u64> = Atomic::new(0);
+static WRITES_REJECTED: Atomic<u64> = Atomic::new(0);
+// ANCHOR_END: state
+
+// ANCHOR: show
+/// `cat /proc/procstats/stats`.
+///
+/// # Safety
+///
+/// Called by the kernel's `seq_file` code with a valid `seq_file`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn procstats_show_stats(m: *mut kernel::bindings::seq_file, _v: *mut c_void) -> c_int {
+    // SAFETY: the seq_file code passes a valid `seq_file` that outlives this call.
+    let m = unsafe { SeqFile::from_raw(m) };
+    let reads = READS.fetch_add(1, ordering::Relaxed) + 1;
+    seq_print!(m, "setting: {}\n", SETTING.load(ordering::Relaxed));
+    seq_print!(m, "reads: {reads}\n");
+    seq_print!(m, "writes accepted: {}\n", WRITES_ACCEPTED.load(ordering::Relaxed));
+    seq_print!(m, "writes rejected: {}\n", WRITES_REJECTED.load(ordering::Relaxed));
+    0
+}
+
+/// `cat /proc/procstats/setting`.
+///
+/// # Safety
+///
+/// Called by the kernel's `seq_file` code with a valid `seq_file`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn procstats_show_setting(m: *mut kernel::bindings::seq_file, _v: *mut c_void) -> c_int {
+    // SAFETY: the seq_file code passes a valid `seq_file` that outlives this call.
+    let m = unsafe { SeqFile::from_raw(m) };
+    seq_print!(m, "{}\n", SETTING.load(ordering::Relaxed));
+    0
+}
+// ANCHOR_END: show
+
+// ANCHOR: write
+/// Parses and applies the `count` bytes user space wrote at `buf`.
+fn write_setting(buf: UserPtr, count: usize) -> Result {
+    if count > MAX_WRITE {
+        return Err(EINVAL);
+    }
+    let input = UserSlice::new(buf, count);
+    let mut bytes = KVec::new();
+    // Copies from user memory; a bad address gives EFAULT, never an oops.
+    input.read_all(&mut bytes, GFP_KERNEL)?;
+    let text = core::str::from_utf8(&bytes).map_err(|_| EINVAL)?;
+    let value: u32 = text.trim().parse().map_err(|_| EINVAL)?;
+    if value > MAX_SETTING {
+        return Err(EINVAL);
+    }
+    SETTING.store(value, ordering::Relaxed);
+    pr_info!("setting changed to {value}\n");
+    Ok(())
+}
+
+/// `echo N > /proc/procstats/setting`.
+///
+/// # Safety
+///
+/// Called by procfs with `buf` a user-space address of `count` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn procstats_write_setting(
+    _file: *mut kernel::bindings::file,
+    buf: *const c_char,
+    count: usize,
+    _pos: *mut kernel::bindings::loff_t,
+) -> isize {
+    match write_setting(UserPtr::from_ptr(buf.cast_mut().cast()), count) {
+        Ok(()) => {
+            WRITES_ACCEPTED.fetch_add(1, ordering::Relaxed);
+            count as isize
+        }
+        Err(error) => {
+            WRITES_REJECTED.fetch_add(1, ordering::Relaxed);
+            error.to_errno() as isize
+        }
+    }
+}
+// ANCHOR_END: write
+
+// ANCHOR: module
+struct ProcStats {
+    dir: NonNull<c_void>,
+}
+
+// SAFETY: the directory entry is only used to remove it, which procfs
+// allows from any thread.
+unsafe impl Send for ProcStats {}
+// SAFETY: `ProcStats` gives no access to the entry through `&self`.
+unsafe impl Sync for ProcStats {}
+
+impl kernel::Module for ProcStats {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let initial = module_parameters::initial.value();
+        if initial > MAX_SETTING {
+            pr_err!("initial={initial} is out of range 0..={MAX_SETTING}\n");
+            return Err(EINVAL);
+        }
+        SETTING.store(initial, ordering::Relaxed);
+        // SAFETY: the name is a NUL-terminated string that lives forever.
+        let dir = unsafe { procstats_create(c"procstats".as_ptr().cast()) };
+        let dir = NonNull::new(dir).ok_or(ENOMEM)?;
+        pr_info!("/proc/procstats created, setting {initial}\n");
+        Ok(ProcStats { dir })
+    }
+}
+
+impl Drop for ProcStats {
+    fn drop(&mut self) {
+        // SAFETY: `dir` came from `procstats_create` and is removed once.
+        // `proc_remove` waits for running callbacks, so none runs after
+        // the module is gone.
+        unsafe { procstats_remove(self.dir.as_ptr()) };
+        pr_info!("/proc/procstats removed\n");
+    }
+}
+// ANCHOR_END: module

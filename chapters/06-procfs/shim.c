@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The C half of the procstats module, kept as small as it can be: it only
+ * creates and removes the /proc entries. Everything they do is in Rust.
+ *
+ * Why C at all: in Linux 7.3 the `kernel` crate has no procfs abstraction
+ * and `kernel::bindings` does not include <linux/proc_fs.h>, so Rust cannot
+ * call proc_mkdir() or build a `struct proc_ops`. A shim like this is how
+ * Rust modules use kernel APIs that have no Rust binding yet.
+ */
+#include <linux/fs.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+
+#include "shim.h"
+
+static int setting_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, procstats_show_setting, NULL);
+}
+
+/* /proc/DIR/setting: read shows the value, write sets it (Rust validates). */
+static const struct proc_ops setting_ops = {
+	.proc_open = setting_open,
+	.proc_read = seq_read,
+	.proc_write = procstats_write_setting,
+	.proc_lseek = seq_lseek,
+	.proc_release = single_release,
+};
+
+/* Creates /proc/DIR with `stats` (read-only) and `setting` (read-write). */
+struct proc_dir_entry *procstats_create(const char *dir_name)
+{
+	struct proc_dir_entry *dir = proc_mkdir(dir_name, NULL);
+
+	if (!dir)
+		return NULL;
+	if (!proc_create_single("stats", 0444, dir, procstats_show_stats) ||
+	    !proc_create("setting", 0644, dir, &setting_ops)) {
+		proc_remove(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+/* Removes DIR and everything in it; waits for readers to leave. */
+void procstats_remove(struct proc_dir_entry *dir)
+{
+	proc_remove(dir);
+}
