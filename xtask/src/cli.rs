@@ -186,28 +186,9 @@ pub fn test(flags: &Flags) -> Result<bool> {
     }
 
     println!("== negative tests: broken modules must fail, naming the cause");
-    let mutants = env.project.cache_dir("mutants")?;
-    for chapter in &chapters {
-        for mutation in mutation::load(chapter)? {
-            let mutated = mutation::apply(chapter, &mutation, &mutants)?;
-            let options = RunOptions {
-                accel: choose_accel(&env, flags.accel.as_deref())?,
-                memory_mb: GUEST_MEMORY_MB,
-                work_dir: env.project.cache_dir("runs")?.join(format!("mutant-{}", chapter.name)),
-            };
-            let started = std::time::Instant::now();
-            let run = runner::run(&env, std::slice::from_ref(&mutated), &options)?;
-            let name = format!("{}: mutant `{}`", chapter.name, mutation.name);
-            let took = crate::progress::format_duration(started.elapsed());
-            match mutation::judge(&mutation, &run.chapters[0]) {
-                Ok(()) => println!("  ok    {name} fails as it should: `{}` ({took})", mutation.expect),
-                Err(why) => {
-                    println!("  FAIL  {name}: {why}");
-                    print!("{}", report::chapter(Style::plain(), &run.chapters[0]));
-                }
-            }
-            tally.record(name, mutation::judge(&mutation, &run.chapters[0]).is_ok());
-        }
+    let accel = choose_accel(&env, flags.accel.as_deref())?;
+    for (name, verdict) in negative_tests(&env, &chapters, accel)? {
+        tally.record(name, verdict);
     }
 
     if !tally.failed.is_empty() {
@@ -218,6 +199,54 @@ pub fn test(flags: &Flags) -> Result<bool> {
     }
     println!("{} passed, {} failed", tally.passed, tally.failed.len());
     Ok(tally.failed.is_empty())
+}
+
+/// Runs every chapter's mutations, two guests at a time (one per core on the
+/// reference machine), printing each verdict as it comes.
+fn negative_tests(env: &Environment, chapters: &[Chapter], accel: Accel) -> Result<Vec<(String, bool)>> {
+    let mutants = env.project.cache_dir("mutants")?;
+    let mut jobs = Vec::new();
+    for chapter in chapters {
+        for (index, mutation) in mutation::load(chapter)?.into_iter().enumerate() {
+            let work = mutants.join(format!("{}-{index}", chapter.name));
+            let mutated = mutation::apply(chapter, &mutation, &work)?;
+            jobs.push((chapter.name.clone(), mutation, mutated, work));
+        }
+    }
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2);
+    let queue = std::sync::Mutex::new(jobs.into_iter());
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let Some((chapter, mutation, mutated, work)) = queue.lock().unwrap().next() else {
+                            return Ok(());
+                        };
+                        let options = RunOptions { accel, memory_mb: GUEST_MEMORY_MB, work_dir: work.join("run") };
+                        let started = std::time::Instant::now();
+                        let run = runner::run(env, std::slice::from_ref(&mutated), &options)?;
+                        let name = format!("{chapter}: mutant `{}`", mutation.name);
+                        let took = crate::progress::format_duration(started.elapsed());
+                        let verdict = mutation::judge(&mutation, &run.chapters[0]);
+                        // One print per mutant, so lines of two workers never interleave.
+                        let text = match &verdict {
+                            Ok(()) => format!("  ok    {name} fails as it should: `{}` ({took})\n", mutation.expect),
+                            Err(why) => format!("  FAIL  {name}: {why}\n{}", report::chapter(Style::plain(), &run.chapters[0])),
+                        };
+                        print!("{text}");
+                        results.lock().unwrap().push((name, verdict.is_ok()));
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().map_err(|_| "a negative-test worker panicked")??;
+        }
+        Ok(())
+    })?;
+    Ok(results.into_inner().unwrap())
 }
 
 /// Runs the harness's unit tests, showing their output; returns the counts.
