@@ -150,6 +150,12 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
     for (n, planned) in plan.iter().enumerate() {
         let chapter = &results[planned.chapter].chapter.name;
         let result = match (transcript.steps.get(&n), &death) {
+            (Some(record), _) if record.skipped => verdict::not_finished(
+                chapter,
+                &planned.step,
+                "not run: an earlier step of this chapter crashed the kernel (see the first failure)".into(),
+                &[],
+            ),
             (Some(record), _) if record.ended => verdict::judge(chapter, &planned.step, record),
             (_, Some(earlier)) => verdict::not_finished(chapter, &planned.step, format!("not run: {earlier}"), &[]),
             (record, None) => {

@@ -20,6 +20,8 @@ pub enum Marker {
     Stuck(usize),
     /// Step N's tasks could not be killed.
     Hung(usize),
+    /// Step N was not run: an earlier step of its chapter oopsed.
+    Skipped(usize),
     /// Step N exited with a status.
     Exit(usize, i32),
     /// Step N's kernel log follows.
@@ -42,6 +44,7 @@ impl Marker {
             "begin" => Marker::Begin(number()? as usize),
             "stuck" => Marker::Stuck(number()? as usize),
             "hung" => Marker::Hung(number()? as usize),
+            "skipped" => Marker::Skipped(number()? as usize),
             "exit" => {
                 let n = number()? as usize;
                 Marker::Exit(n, number()? as i32)
@@ -64,6 +67,8 @@ pub struct StepRecord {
     pub dmesg: Vec<String>,
     /// Whether the step's end marker arrived.
     pub ended: bool,
+    /// Whether the guest skipped it after an earlier step oopsed.
+    pub skipped: bool,
     /// The watchdog's report when the step hit its time limit: each task
     /// and its kernel stack.
     pub stuck: Option<Vec<String>>,
@@ -105,6 +110,7 @@ impl Transcript {
                     section = Section::Stuck(n);
                 }
                 Some(Marker::Hung(_)) => section = Section::None,
+                Some(Marker::Skipped(n)) => transcript.steps.entry(n).or_default().skipped = true,
                 Some(Marker::Exit(n, status)) => {
                     transcript.steps.entry(n).or_default().exit = Some(status);
                     section = Section::None;
@@ -183,6 +189,12 @@ mod tests {
         assert_eq!(step.output, vec!["working"]);
         assert_eq!(step.stuck.as_ref().unwrap().len(), 2);
         assert!(!step.ended);
+    }
+
+    #[test]
+    fn skipped_steps_are_marked() {
+        let t = Transcript::parse("@@WB begin 4\n@@WB skipped 4\n@@WB end 4\n");
+        assert!(t.steps[&4].skipped && t.steps[&4].ended && t.steps[&4].exit.is_none());
     }
 
     #[test]

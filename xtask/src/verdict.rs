@@ -176,6 +176,7 @@ mod tests {
             dmesg: dmesg.iter().map(|s| s.to_string()).collect(),
             ended: true,
             stuck: None,
+            skipped: false,
         }
     }
 
