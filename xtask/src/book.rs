@@ -76,6 +76,38 @@ pub fn check(project: &Project) -> Result<Vec<String>> {
     Ok(problems)
 }
 
+/// The book's chapter pages (those that include code from `chapters/`) as
+/// (HTML file, id of their first heading), for the browser check.
+pub fn chapter_pages(project: &Project) -> Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    for page in pages(project)? {
+        let text = read_to_string(&page)?;
+        if !text.contains("../../chapters/") {
+            continue;
+        }
+        let Some(title) = text.lines().find_map(|l| l.strip_prefix("# ")) else {
+            continue;
+        };
+        let html = page.with_extension("html").file_name().unwrap_or_default().to_string_lossy().to_string();
+        found.push((html, heading_id(title)));
+    }
+    Ok(found)
+}
+
+/// The id mdBook gives a heading: lower case, spaces to `-`, punctuation dropped.
+pub fn heading_id(title: &str) -> String {
+    title
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            c if c.is_alphanumeric() || c == '_' || c == '-' => Some(c),
+            c if c.is_whitespace() => Some('-'),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +122,12 @@ mod tests {
         std::fs::write(root.join("chapters/01-x/x.rs"), "// ANCHOR: a\nfn a() {}\n// ANCHOR_END: a\n").unwrap();
         std::fs::write(root.join("book/src/x.md"), page).unwrap();
         Project { cache: root.join("cache"), root }
+    }
+
+    #[test]
+    fn heading_ids_match_mdbook() {
+        assert_eq!(heading_id("Hello, kernel"), "hello-kernel");
+        assert_eq!(heading_id("Talking to user space through /proc"), "talking-to-user-space-through-proc");
     }
 
     #[test]

@@ -170,6 +170,13 @@ pub fn test(flags: &Flags) -> Result<bool> {
             Err(e) => println!("  FAIL  {e}"),
         }
         tally.record("book: mdbook build".into(), built.is_ok());
+        if let Ok(dir) = built {
+            let pages = crate::book::chapter_pages(&project)?;
+            let screenshots = project.root.join("target/book-screenshots");
+            if let Some(problems) = crate::browser::check(&dir, &pages, &screenshots)? {
+                tally.record("book: chapter pages render in Chromium".into(), problems.is_empty());
+            }
+        }
     }
 
     let env = setup::ensure(&flags.setup)?;

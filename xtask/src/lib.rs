@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod book;
+pub mod browser;
 pub mod chapter;
 pub mod cli;
 pub mod faults;

@@ -118,10 +118,7 @@ pub enum Install {
 
 /// Finds the toolchain, installing missing pieces if `install` allows.
 pub fn ensure(sh: &Shell, install: Install) -> Result<Toolchain> {
-    let missing = missing_debian_packages(sh);
-    if !missing.is_empty() {
-        install_debian_packages(sh, &missing, install)?;
-    }
+    ensure_debian_packages(sh, DEBIAN_PACKAGES, install)?;
     let bindgen = ensure_crate(sh, BINDGEN, "WORKBOOK_BINDGEN", install)?;
     detect(sh, bindgen)
 }
@@ -251,13 +248,22 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
-/// Which of [`DEBIAN_PACKAGES`] are not installed; empty off Debian, where
-/// the tool checks in [`detect`] speak instead.
-fn missing_debian_packages(sh: &Shell) -> Vec<&'static str> {
+/// Installs whichever of `packages` are missing (as root, on Debian), or
+/// fails naming them. Off Debian nothing is checked here: the tool checks in
+/// [`detect`] speak instead.
+pub fn ensure_debian_packages(sh: &Shell, packages: &[&str], install: Install) -> Result<()> {
+    let missing = missing_debian_packages(sh, packages);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    install_debian_packages(sh, &missing, install)
+}
+
+/// Which of `packages` are not installed.
+fn missing_debian_packages(sh: &Shell, packages: &[&str]) -> Vec<String> {
     if find_in_path("dpkg-query").is_none() {
         return Vec::new();
     }
-    let packages = DEBIAN_PACKAGES;
     let format = "-f=${Package}\t${Status}\n";
     let out = cmd!(sh, "dpkg-query -W {format} {packages...}")
         .quiet()
@@ -271,7 +277,7 @@ fn missing_debian_packages(sh: &Shell) -> Vec<&'static str> {
         .filter_map(|l| l.split('\t').next())
         .map(|p| p.split(':').next().unwrap_or(p))
         .collect();
-    packages.iter().copied().filter(|p| !installed.contains(p)).collect()
+    packages.iter().filter(|p| !installed.contains(p)).map(|p| p.to_string()).collect()
 }
 
 fn is_root() -> bool {
@@ -279,7 +285,7 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn install_debian_packages(sh: &Shell, missing: &[&str], install: Install) -> Result<()> {
+fn install_debian_packages(sh: &Shell, missing: &[String], install: Install) -> Result<()> {
     let list = missing.join(" ");
     if install == Install::Never || !is_root() || find_in_path("apt-get").is_none() {
         return Err(format!(
@@ -304,7 +310,7 @@ fn install_debian_packages(sh: &Shell, missing: &[&str], install: Install) -> Re
     };
     run(&["update", "-q"])?;
     let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    args.extend_from_slice(missing);
+    args.extend(missing.iter().map(String::as_str));
     run(&args)?;
     Ok(())
 }

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The book in a real browser: a static server on the loopback address
+//! serves the built book, headless Chromium (Debian's, never a downloaded
+//! one) loads each chapter page, and the page as the browser built it (after
+//! its scripts ran) must show the chapter's heading, highlighted code blocks,
+//! the sidebar's table of contents and the search box. A screenshot of each
+//! page is kept under `target/book-screenshots/`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use xshell::{cmd, Shell};
+
+use crate::toolchain::{self, Install};
+use crate::Result;
+
+/// A file server on 127.0.0.1 for one directory, stopped when dropped.
+pub struct StaticServer {
+    /// The port it listens on.
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl StaticServer {
+    /// Serves `root` on an ephemeral loopback port.
+    pub fn start(root: &Path) -> Result<StaticServer> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (root, flag) = (root.to_path_buf(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let root = root.clone();
+                        std::thread::spawn(move || serve_one(&root, stream));
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(StaticServer { port, stop })
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve_one(root: &Path, mut stream: TcpStream) {
+    let _ = stream.set_nonblocking(false);
+    let mut request = String::new();
+    if BufReader::new(&stream).read_line(&mut request).is_err() {
+        return;
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("/").split(['?', '#']).next().unwrap_or("/");
+    let response = match resolve(root, path).and_then(|file| std::fs::read(&file).ok().map(|data| (file, data))) {
+        Some((file, data)) => {
+            let mut head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                content_type(&file),
+                data.len()
+            )
+            .into_bytes();
+            head.extend_from_slice(&data);
+            head
+        }
+        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+    };
+    let _ = stream.write_all(&response);
+}
+
+/// The file a URL path names under `root`; never outside it.
+pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
+    let mut file = root.to_path_buf();
+    for part in url_path.split('/').filter(|p| !p.is_empty()) {
+        if part == ".." || part.contains('\\') {
+            return None;
+        }
+        file.push(part);
+    }
+    if file.is_dir() {
+        file.push("index.html");
+    }
+    file.is_file().then_some(file)
+}
+
+fn content_type(file: &Path) -> &'static str {
+    match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css",
+        "js" => "application/javascript",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// What the browser must find on a chapter page once its scripts ran.
+pub fn page_problems(dom: &str, heading_id: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !dom.contains(&format!("<h1 id=\"{heading_id}\"")) {
+        problems.push(format!("no chapter heading (h1 #{heading_id})"));
+    }
+    if !dom.contains("hljs") || !dom.contains("<code class=\"language-") {
+        problems.push("no highlighted code block (highlight.js did not run on a code block)".into());
+    }
+    if !dom.contains("id=\"mdbook-sidebar\"") || !dom.contains("class=\"chapter\"") {
+        problems.push("no sidebar with the table of contents".into());
+    }
+    if !dom.contains("id=\"mdbook-searchbar\"") {
+        problems.push("no search box".into());
+    }
+    problems
+}
+
+/// Checks every chapter page of the book built in `book_dir`. `Ok(None)`
+/// when Chromium cannot be had here (the reason is printed).
+pub fn check(book_dir: &Path, pages: &[(String, String)], screenshots: &Path) -> Result<Option<Vec<String>>> {
+    let sh = Shell::new()?;
+    if let Err(e) = toolchain::ensure_debian_packages(&sh, &["chromium"], Install::IfMissing) {
+        println!("  skip  the browser check: Chromium cannot be installed here: {e}");
+        return Ok(None);
+    }
+    let Some(chromium) = toolchain::find_in_path("chromium") else {
+        println!("  skip  the browser check: no `chromium` in PATH");
+        return Ok(None);
+    };
+    std::fs::create_dir_all(screenshots)?;
+    let server = StaticServer::start(book_dir)?;
+    let profile = std::env::temp_dir().join(format!("workbook-chromium-{}", std::process::id()));
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--window-size=1280,900",
+        "--virtual-time-budget=3000",
+    ];
+    let profile_flag = format!("--user-data-dir={}", profile.display());
+    let mut problems = Vec::new();
+    for (page, heading) in pages {
+        let url = format!("http://127.0.0.1:{}/{page}", server.port);
+        let dom = cmd!(sh, "{chromium} {flags...} {profile_flag} --dump-dom {url}").quiet().ignore_stderr().read()?;
+        let found = page_problems(&dom, heading);
+        let shot = screenshots.join(page.replace(".html", ".png"));
+        let shot_flag = format!("--screenshot={}", shot.display());
+        cmd!(sh, "{chromium} {flags...} {profile_flag} {shot_flag} {url}").quiet().ignore_stderr().ignore_stdout().run()?;
+        if !shot.exists() {
+            problems.push(format!("{page}: Chromium made no screenshot"));
+        }
+        if found.is_empty() {
+            println!("  ok    {page} renders: heading, highlighted code, sidebar, search box ({})", shot.display());
+        } else {
+            println!("  FAIL  {page}: {}", found.join("; "));
+            problems.extend(found.into_iter().map(|p| format!("{page}: {p}")));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&profile);
+    Ok(Some(problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_stays_inside_the_root() {
+        let root = std::env::temp_dir().join(format!("serve-test-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("css")).unwrap();
+        std::fs::write(root.join("index.html"), "i").unwrap();
+        std::fs::write(root.join("css/a.css"), "c").unwrap();
+        assert_eq!(resolve(&root, "/"), Some(root.join("index.html")));
+        assert_eq!(resolve(&root, "/css/a.css"), Some(root.join("css/a.css")));
+        assert_eq!(resolve(&root, "/../etc/passwd"), None);
+        assert_eq!(resolve(&root, "/missing.html"), None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn page_checks_name_what_is_missing() {
+        let good = r#"<nav id="mdbook-sidebar"><li class="chapter"></li></nav><input id="mdbook-searchbar"><h1 id="hello-kernel">H</h1><code class="language-rust hljs">"#;
+        assert!(page_problems(good, "hello-kernel").is_empty());
+        let bare = r#"<h1 id="hello-kernel">H</h1><code class="language-rust">"#;
+        let problems = page_problems(bare, "hello-kernel").join("; ");
+        assert!(problems.contains("highlighted") && problems.contains("sidebar") && problems.contains("search"), "{problems}");
+    }
+}
