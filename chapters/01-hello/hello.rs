@@ -55,6 +55,9 @@ impl kernel::Module for Hello {
             pr_err!("greetings={greetings} is out of range 1..={MAX_GREETINGS}\n");
             return Err(EINVAL);
         }
+        // EXERCISE: Greet `greetings` times, numbered: `Hello, kernel! (n/greetings)` with pr_info!, or `HELLO, KERNEL! (n/greetings)` with pr_warn! when `shout` is set.
+        // HINT: `module_parameters::shout.value()` is a `bool`; a `for n in 1..=greetings` loop counts from 1.
+        // HINT: Every pr_*! line ends with `\n`.
         for n in 1..=greetings {
             if module_parameters::shout.value() {
                 pr_warn!("HELLO, KERNEL! ({n}/{greetings})\n");
@@ -62,6 +65,7 @@ impl kernel::Module for Hello {
                 pr_info!("Hello, kernel! ({n}/{greetings})\n");
             }
         }
+        // END EXERCISE
         pr_debug!("pr_debug! is compiled out unless the module defines DEBUG\n");
         Ok(Hello { greeted: greetings })
     }
@@ -71,7 +75,10 @@ impl kernel::Module for Hello {
 // ANCHOR: drop
 impl Drop for Hello {
     fn drop(&mut self) {
+        // EXERCISE: Say goodbye: `Goodbye, kernel (greeted N times)`, with N the number of greetings.
+        // HINT: `self` still has everything `init` returned.
         pr_info!("Goodbye, kernel (greeted {} times)\n", self.greeted);
+        // END EXERCISE
     }
 }
 // ANCHOR_END: drop

@@ -66,6 +66,8 @@ fn filled_buffer<A: Allocator>(family: &str, bytes: usize, seed: u8) -> Result<V
         pr_err!("{family}: cannot allocate {bytes} bytes\n");
         return Err(ENOMEM);
     }
+    // EXERCISE: Fill the buffer with `pattern(index, seed)`, read it back (EIO if any byte differs), then log `{family}: {bytes} bytes allocated, filled and verified`.
+    // HINT: A kernel `Vec` derefs to a slice: `iter_mut().enumerate()` writes, `iter().enumerate()` reads.
     for (index, byte) in buffer.iter_mut().enumerate() {
         *byte = pattern(index, seed);
     }
@@ -74,6 +76,7 @@ fn filled_buffer<A: Allocator>(family: &str, bytes: usize, seed: u8) -> Result<V
         return Err(EIO);
     }
     pr_info!("{family}: {bytes} bytes allocated, filled and verified\n");
+    // END EXERCISE
     Ok(buffer)
 }
 // ANCHOR_END: buffer
@@ -132,6 +135,9 @@ impl kernel::Module for Memory {
         // A spinlock must not move once initialised: `pin_init` builds it in
         // place, inside its box.
         let recorder = KBox::pin_init(new_spinlock!(Recorder { numbers: KVec::new() }), GFP_KERNEL)?;
+        // EXERCISE: Lock the recorder, push the number 42 into its `numbers` with the right flags for a spinlock, unlock, then log `SpinLock: pinned, and a GFP_ATOMIC push under it succeeded`.
+        // HINT: `recorder.lock()` returns a guard; the lock is released when the guard is dropped.
+        // HINT: Code holding a spinlock must not sleep, and GFP_KERNEL may sleep.
         {
             let mut guard = recorder.lock();
             // Holding a spinlock, the code must not sleep, so the
@@ -139,6 +145,7 @@ impl kernel::Module for Memory {
             guard.numbers.push(42, GFP_ATOMIC)?;
         }
         pr_info!("SpinLock: pinned, and a GFP_ATOMIC push under it succeeded\n");
+        // END EXERCISE
         // ANCHOR_END: atomic
 
         // ANCHOR: arc

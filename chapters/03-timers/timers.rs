@@ -79,6 +79,11 @@ impl HrTimerCallback for Ticker {
         let tick = this.count.fetch_add(1, ordering::Relaxed) + 1;
         let at = this.started.elapsed();
         pr_info!("tick {tick}/{} at {} us\n", this.limit, at.as_nanos() / 1000);
+        // EXERCISE: After `this.limit` ticks, log `ticker: N ticks done, stopping` and stop; otherwise move the expiry one period on and restart.
+        // HINT: The callback's return value decides: `HrTimerRestart::NoRestart` or `HrTimerRestart::Restart`.
+        // HINT: `context.forward_now(this.period)` moves the expiry on from the previous one, so ticks do not drift.
+        // STUB: let _ = &mut context;
+        // STUB: HrTimerRestart::NoRestart
         if tick >= this.limit {
             pr_info!("ticker: {tick} ticks done, stopping\n");
             return HrTimerRestart::NoRestart;
@@ -87,6 +92,7 @@ impl HrTimerCallback for Ticker {
         // now: ticks do not drift when a callback runs late.
         context.forward_now(this.period);
         HrTimerRestart::Restart
+        // END EXERCISE
     }
 }
 // ANCHOR_END: ticker
@@ -194,7 +200,12 @@ impl Drop for Timers {
         // Dropping the handle cancels the timer and waits for a running callback.
         drop(self.timer.take());
         let ticks = self.ticker.count.load(ordering::Relaxed);
+        // EXERCISE: Cancel the delayed work (waiting for it if it is running), and set `pending` to whether it had not run yet.
+        // HINT: After `rmmod`, the module's code is gone: a work item that runs later jumps into freed memory.
+        // HINT: `cancel_delayed` above does exactly this, and says why each step is safe.
+        // STUB: let pending = false;
         let pending = cancel_delayed(&self.deferred);
+        // END EXERCISE
         pr_info!(
             "unloading: timer stopped after {ticks} tick(s); delayed work {}\n",
             if pending { "cancelled before it ran" } else { "had already run" }

@@ -104,11 +104,16 @@ fn write_setting(buf: UserPtr, count: usize) -> Result {
     let mut bytes = KVec::new();
     // Copies from user memory; a bad address gives EFAULT, never an oops.
     input.read_all(&mut bytes, GFP_KERNEL)?;
+    // EXERCISE: Turn `bytes` into a `value: u32`, refusing with EINVAL anything that is not UTF-8, not a decimal number (spaces and a newline around it are fine) or above MAX_SETTING.
+    // HINT: `core::str::from_utf8`, `str::trim` and `str::parse::<u32>`; `map_err(|_| EINVAL)?` turns each failure into EINVAL.
+    // STUB: let _ = &bytes;
+    // STUB: let value: u32 = 0;
     let text = core::str::from_utf8(&bytes).map_err(|_| EINVAL)?;
     let value: u32 = text.trim().parse().map_err(|_| EINVAL)?;
     if value > MAX_SETTING {
         return Err(EINVAL);
     }
+    // END EXERCISE
     SETTING.store(value, ordering::Relaxed);
     pr_info!("setting changed to {value}\n");
     Ok(())

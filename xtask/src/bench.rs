@@ -62,7 +62,7 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
             file: "hello.rs".into(),
             find: "//! Hello, kernel: the smallest useful Rust module.".into(),
             replace: "//! Hello, kernel: the smallest useful Rust module. (edited)".into(),
-            expect: String::new(),
+            expect: crate::mutation::Expect::One(String::new()),
         },
         &work,
     )?;

@@ -192,7 +192,7 @@ pub fn test(flags: &Flags) -> Result<bool> {
         }
     }
 
-    println!("== negative tests: broken modules must fail, naming the cause");
+    println!("== negative tests: broken modules and exercise skeletons must fail, naming the cause");
     let accel = choose_accel(&env, flags.accel.as_deref())?;
     for (name, verdict) in negative_tests(&env, &chapters, accel)? {
         tally.record(name, verdict);
@@ -208,7 +208,19 @@ pub fn test(flags: &Flags) -> Result<bool> {
     Ok(tally.failed.is_empty())
 }
 
-/// Runs every chapter's mutations, two guests at a time (one per core on the
+/// A chapter that must fail its checks.
+struct NegativeJob {
+    /// How the report names it.
+    name: String,
+    /// The broken chapter.
+    chapter: Chapter,
+    /// Texts one of which a failure reason must contain; none: any failure.
+    expect: Vec<String>,
+    /// Its own directory for logs.
+    work: std::path::PathBuf,
+}
+
+/// Runs every chapter's mutations and exercise skeletons, two guests at a time (one per core on the
 /// reference machine), printing each verdict as it comes.
 fn negative_tests(env: &Environment, chapters: &[Chapter], accel: Accel) -> Result<Vec<(String, bool)>> {
     let mutants = env.project.cache_dir("mutants")?;
@@ -217,7 +229,19 @@ fn negative_tests(env: &Environment, chapters: &[Chapter], accel: Accel) -> Resu
         for (index, mutation) in mutation::load(chapter)?.into_iter().enumerate() {
             let work = mutants.join(format!("{}-{index}", chapter.name));
             let mutated = mutation::apply(chapter, &mutation, &work)?;
-            jobs.push((chapter.name.clone(), mutation, mutated, work));
+            let name = format!("{}: mutant `{}`", chapter.name, mutation.name);
+            let expect = mutation.expect.texts().into_iter().map(String::from).collect();
+            jobs.push(NegativeJob { name, chapter: mutated, expect, work });
+        }
+        if !crate::exercise::regions(chapter)?.is_empty() {
+            // The learner's starting point must not pass: the checks must see
+            // that the parts to write are missing.
+            let work = mutants.join(format!("{}-skeleton", chapter.name));
+            let dir = work.join(&chapter.name);
+            let _ = std::fs::remove_dir_all(&dir);
+            crate::exercise::write_skeleton(chapter, &dir)?;
+            let name = format!("{}: exercise skeleton", chapter.name);
+            jobs.push(NegativeJob { name, chapter: Chapter::load(&dir)?, expect: Vec::new(), work });
         }
     }
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2);
@@ -228,18 +252,19 @@ fn negative_tests(env: &Environment, chapters: &[Chapter], accel: Accel) -> Resu
             .map(|_| {
                 scope.spawn(|| -> Result<()> {
                     loop {
-                        let Some((chapter, mutation, mutated, work)) = queue.lock().unwrap().next() else {
+                        let Some(job) = queue.lock().unwrap().next() else {
                             return Ok(());
                         };
-                        let options = RunOptions { accel, memory_mb: GUEST_MEMORY_MB, work_dir: work.join("run") };
+                        let options = RunOptions { accel, memory_mb: GUEST_MEMORY_MB, work_dir: job.work.join("run") };
                         let started = std::time::Instant::now();
-                        let run = runner::run(env, std::slice::from_ref(&mutated), &options)?;
-                        let name = format!("{chapter}: mutant `{}`", mutation.name);
+                        let run = runner::run(env, std::slice::from_ref(&job.chapter), &options)?;
+                        let name = job.name;
                         let took = crate::progress::format_duration(started.elapsed());
-                        let verdict = mutation::judge(&mutation, &run.chapters[0]);
-                        // One print per mutant, so lines of two workers never interleave.
+                        let expect: Vec<&str> = job.expect.iter().map(String::as_str).collect();
+                        let verdict = mutation::judge(&name, &expect, &run.chapters[0]);
+                        // One print per job, so lines of two workers never interleave.
                         let text = match &verdict {
-                            Ok(()) => format!("  ok    {name} fails as it should: `{}` ({took})\n", mutation.expect),
+                            Ok(found) => format!("  ok    {name} fails as it should: `{}` ({took})\n", found.lines().next().unwrap_or("")),
                             Err(why) => format!("  FAIL  {name}: {why}\n{}", report::chapter(Style::plain(), &run.chapters[0])),
                         };
                         print!("{text}");

@@ -20,6 +20,14 @@ commands:
   bench [--runs N]      time setup, a chapter's edit-to-verdict loop, boots (median)
   help                  this text
 
+for learners (exercise mode):
+  exercises init [--force]  your copy of every chapter with parts to write, in learn/
+  check <chapter>       check your version of a chapter in the guest
+  watch                 check the current exercise on every save, then the next
+  hint <chapter>        what to write, and hints
+  reset <chapter>       start a chapter's exercise again
+  solution <chapter> [--force]  the reference solution (once your version passes)
+
 options:
   --kernel-src <path>   a Linux 7.3 tree or tarball (default: WORKBOOK_KERNEL_SRC,
                         else Debian's linux-source-7.3)
@@ -44,6 +52,18 @@ pub enum Command {
     Book { serve: bool },
     /// Measure the harness.
     Bench { runs: usize },
+    /// Create the learner's copy.
+    ExercisesInit { force: bool },
+    /// Check the learner's version of a chapter.
+    Check { chapter: String },
+    /// Check on every save.
+    Watch,
+    /// Show a chapter's hints.
+    Hint { chapter: String },
+    /// Reset a chapter's exercise.
+    Reset { chapter: String },
+    /// Show a chapter's solution.
+    Solution { chapter: String, force: bool },
 }
 
 /// The command and its options.
@@ -67,6 +87,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
     let mut verbose = false;
     let mut serve = false;
     let mut runs = 3;
+    let mut force = false;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let mut value = |name: &str| {
@@ -85,6 +106,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
             }
             "-v" | "--verbose" => verbose = true,
             "--serve" => serve = true,
+            "--force" => force = true,
             "--runs" => {
                 let v = value(arg)?;
                 runs = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("--runs takes a positive number, not `{v}`"))?;
@@ -94,17 +116,37 @@ pub fn parse(args: &[String]) -> Result<Flags> {
             _ => positional.push(arg.clone()),
         }
     }
+    let chapter_arg = |command: &str| -> Result<String> {
+        match positional.get(1) {
+            Some(name) if positional.len() == 2 => Ok(name.clone()),
+            Some(_) => Err(format!("`{command}` takes one chapter\n\n{USAGE}").into()),
+            None => Err(format!("`{command}` needs a chapter, e.g. `cargo xtask {command} 01-hello`\n\n{USAGE}").into()),
+        }
+    };
     let command = match positional.first().map(String::as_str) {
         None | Some("help") => Command::Help,
         Some("setup") => Command::Setup,
         Some("test") => Command::Test,
         Some("book") => Command::Book { serve },
         Some("bench") => Command::Bench { runs },
+        Some("exercises") => match positional.get(1).map(String::as_str) {
+            None | Some("init") if positional.len() <= 2 => Command::ExercisesInit { force },
+            _ => return Err(format!("usage: cargo xtask exercises init [--force]\n\n{USAGE}").into()),
+        },
+        Some("check") => Command::Check { chapter: chapter_arg("check")? },
+        Some("watch") => Command::Watch,
+        Some("hint") => Command::Hint { chapter: chapter_arg("hint")? },
+        Some("reset") => Command::Reset { chapter: chapter_arg("reset")? },
+        Some("solution") => Command::Solution { chapter: chapter_arg("solution")?, force },
         Some("run") if positional.len() > 1 => Command::Run { chapters: positional[1..].to_vec() },
         Some("run") => return Err(format!("`run` needs a chapter, e.g. `cargo xtask run 01-hello`\n\n{USAGE}").into()),
         Some(other) => return Err(format!("unknown command `{other}`\n\n{USAGE}").into()),
     };
-    if positional.len() > 1 && !matches!(command, Command::Run { .. }) {
+    let takes_arguments = matches!(
+        command,
+        Command::Run { .. } | Command::ExercisesInit { .. } | Command::Check { .. } | Command::Hint { .. } | Command::Reset { .. } | Command::Solution { .. }
+    );
+    if positional.len() > 1 && !takes_arguments {
         return Err(format!("unexpected argument `{}`\n\n{USAGE}", positional[1]).into());
     }
     Ok(Flags { command, setup, accel, verbose })
@@ -134,5 +176,10 @@ mod tests {
         assert!(parse(&args("run x --accel fast")).unwrap_err().to_string().contains("tcg, kvm or auto"));
         assert!(parse(&args("setup extra")).unwrap_err().to_string().contains("unexpected argument `extra`"));
         assert_eq!(parse(&[]).unwrap().command, Command::Help);
+        assert!(parse(&args("check")).unwrap_err().to_string().contains("needs a chapter"));
+        assert!(parse(&args("hint a b")).unwrap_err().to_string().contains("takes one chapter"));
+        assert!(parse(&args("bench --runs 0")).unwrap_err().to_string().contains("positive number"));
+        assert_eq!(parse(&args("solution 01-hello --force")).unwrap().command, Command::Solution { chapter: "01-hello".into(), force: true });
+        assert_eq!(parse(&args("exercises init")).unwrap().command, Command::ExercisesInit { force: false });
     }
 }

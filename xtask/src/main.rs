@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use xtask::cli;
+use xtask::{cli, learn};
 use xtask::flags::{self, Command};
 
 fn main() -> ExitCode {
@@ -19,6 +19,12 @@ fn main() -> ExitCode {
         Command::Test => cli::test(&flags),
         Command::Book { serve } => cli::book(*serve),
         Command::Bench { runs } => cli::bench(&flags, *runs),
+        Command::ExercisesInit { force } => learn::init(&flags, *force),
+        Command::Check { chapter } => learn::check(&flags, chapter),
+        Command::Watch => learn::watch(&flags),
+        Command::Hint { chapter } => learn::hint(chapter),
+        Command::Reset { chapter } => learn::reset(chapter),
+        Command::Solution { chapter, force } => learn::solution(chapter, *force),
     });
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

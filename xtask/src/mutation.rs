@@ -36,7 +36,28 @@ pub struct Mutation {
     /// What replaces it.
     pub replace: String,
     /// Text a failure reason of the run must contain.
-    pub expect: String,
+    pub expect: Expect,
+}
+
+/// What a mutation's failure must say: one text, or any of several (a
+/// crash after unload, say, shows as one fault or another with timing).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Expect {
+    /// This text.
+    One(String),
+    /// Any of these texts.
+    Any(Vec<String>),
+}
+
+impl Expect {
+    /// The texts, any of which will do.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            Expect::One(text) => vec![text.as_str()],
+            Expect::Any(texts) => texts.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// The mutations of a chapter; none when it has no `mutations.toml`.
@@ -88,20 +109,38 @@ pub fn failure_reasons(result: &ChapterResult) -> Vec<String> {
     reasons
 }
 
-/// Whether the mutated chapter failed for the expected reason; on no, why.
-pub fn judge(mutation: &Mutation, result: &ChapterResult) -> Result<(), String> {
+/// Whether a broken chapter failed, and for an expected reason when any are
+/// given (none: any failure will do); on no, why. Returns the reason matched.
+pub fn judge(name: &str, expect: &[&str], result: &ChapterResult) -> Result<String, String> {
     if result.passed() {
-        return Err(format!("mutation `{}` passed every check: the checks did not catch it", mutation.name));
+        return Err(format!("`{name}` passed every check: the checks did not catch it"));
     }
     let reasons = failure_reasons(result);
-    if reasons.iter().any(|r| r.contains(&mutation.expect)) {
-        Ok(())
-    } else {
-        Err(format!(
-            "mutation `{}` failed, but no reason contains `{}`; the reasons were:\n  {}",
-            mutation.name,
-            mutation.expect,
+    if expect.is_empty() {
+        return Ok(reasons.into_iter().next().unwrap_or_default());
+    }
+    match expect.iter().find(|e| reasons.iter().any(|r| r.contains(*e))) {
+        Some(found) => Ok(found.to_string()),
+        None => Err(format!(
+            "`{name}` failed, but no reason contains {}; the reasons were:\n  {}",
+            expect.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(" or "),
             reasons.join("\n  ")
-        ))
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expect_is_one_text_or_any_of_several() {
+        let file: MutationsFile = toml::from_str(
+            "[[mutation]]\nname = \"a\"\nfile = \"a.rs\"\nfind = \"x\"\nreplace = \"y\"\nexpect = \"one\"\n\
+             [[mutation]]\nname = \"b\"\nfile = \"a.rs\"\nfind = \"x\"\nreplace = \"y\"\nexpect = [\"p\", \"q\"]\n",
+        )
+        .unwrap();
+        assert_eq!(file.mutation[0].expect.texts(), vec!["one"]);
+        assert_eq!(file.mutation[1].expect.texts(), vec!["p", "q"]);
     }
 }
