@@ -68,7 +68,7 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
     )?;
     let source = copy.dir.join("hello.rs");
     let mut edit = 0;
-    figures.push(measure("01-hello edit-to-verdict (build + boot + checks)", times, || {
+    figures.push(measure("exercise edit-to-verdict (01-hello: build, boot, checks)", times, || {
         edit += 1;
         let text = std::fs::read_to_string(&source)?;
         std::fs::write(&source, format!("{text}// edit {edit}\n"))?;
