@@ -46,6 +46,7 @@ pub fn run_chapters(env: &Environment, chapters: &[Chapter], flags: &Flags, run_
         accel: choose_accel(env, flags.accel.as_deref())?,
         memory_mb: GUEST_MEMORY_MB,
         work_dir: env.project.cache_dir("runs")?.join(run_name),
+        isolation: crate::module_build::Isolation::Trusted,
     };
     let result = runner::run(env, chapters, &options)?;
     let style = Style::detect();
@@ -255,7 +256,7 @@ fn negative_tests(env: &Environment, chapters: &[Chapter], accel: Accel) -> Resu
                         let Some(job) = queue.lock().unwrap().next() else {
                             return Ok(());
                         };
-                        let options = RunOptions { accel, memory_mb: GUEST_MEMORY_MB, work_dir: job.work.join("run") };
+                        let options = RunOptions { accel, memory_mb: GUEST_MEMORY_MB, work_dir: job.work.join("run"), isolation: crate::module_build::Isolation::Trusted };
                         let started = std::time::Instant::now();
                         let run = runner::run(env, std::slice::from_ref(&job.chapter), &options)?;
                         let name = job.name;

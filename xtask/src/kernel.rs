@@ -50,6 +50,8 @@ pub struct KernelBuild {
     pub release: String,
     /// The cache key the build is stored under.
     pub key: String,
+    /// The source tree it was built from.
+    pub source: PathBuf,
 }
 
 /// Finds the kernel source: `explicit` (a flag), else `WORKBOOK_KERNEL_SRC`,
@@ -292,7 +294,7 @@ pub fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSource, fo
     let release = read_to_string(&dir.join("include/config/kernel.release"))?.trim().to_string();
     std::fs::write(dir.join(".workbook-used"), b"")?;
     prune_builds(&project.cache.join("kernel"), BUILDS_KEPT)?;
-    Ok(KernelBuild { dir, bzimage, release, key })
+    Ok(KernelBuild { dir, bzimage, release, key, source: source.dir.clone() })
 }
 
 /// An exclusive lock on a cache entry, released when dropped (or when the

@@ -13,6 +13,7 @@ pub mod exercise;
 pub mod faults;
 pub mod flags;
 pub mod hash;
+pub mod grade;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;

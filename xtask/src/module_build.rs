@@ -34,9 +34,51 @@ pub fn is_module_source(name: &str) -> bool {
     name == "Kbuild" || [".rs", ".c", ".h"].iter().any(|ext| name.ends_with(ext))
 }
 
+/// How a module build runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// As the harness's own user: the workbook's chapters, a learner's code.
+    Trusted,
+    /// Untrusted code (a student's submission): in a bubblewrap sandbox as
+    /// uid 65534 without capabilities or network, seeing only `/usr`, the
+    /// kernel's source and build trees (read-only) and its own build
+    /// directory; `include_str!("/etc/...")` finds nothing.
+    Sandboxed,
+}
+
+/// The bubblewrap arguments that put a module build in its sandbox.
+pub fn sandbox_args(env: &Environment, build_dir: &Path) -> Vec<String> {
+    let mut args: Vec<String> = ["--unshare-all", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(["--ro-bind", "/usr", "/usr"].map(String::from));
+    for dir in ["bin", "lib", "lib64", "sbin"] {
+        args.extend(["--symlink".into(), format!("usr/{dir}"), format!("/{dir}")]);
+    }
+    // Only symbolic links (which program `awk` is): nothing private.
+    args.extend(["--ro-bind", "/etc/alternatives", "/etc/alternatives"].map(String::from));
+    for dir in [&env.kernel.source, &env.kernel.dir] {
+        let dir = dir.display().to_string();
+        args.extend(["--ro-bind".into(), dir.clone(), dir]);
+    }
+    let build = build_dir.display().to_string();
+    args.extend(["--bind".into(), build.clone(), build.clone()]);
+    args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--clearenv"].map(String::from));
+    args.extend(["--setenv".into(), "PATH".into(), format!("{}:/usr/bin", env.toolchain.llvm_bin.display())]);
+    args.extend(["--setenv".into(), "HOME".into(), build.clone()]);
+    args.extend(["--chdir".into(), build]);
+    args
+}
+
 /// Builds `chapter`'s modules. The outer `Result` is the harness failing;
 /// the inner `Err` is the module not compiling, with the compiler's words.
 pub fn build(env: &Environment, chapter: &Chapter) -> Result<Result<Built, String>> {
+    build_isolated(env, chapter, Isolation::Trusted)
+}
+
+/// [`build`], isolated as asked.
+pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation) -> Result<Result<Built, String>> {
     let key = CacheKey::default().add(chapter.dir.to_string_lossy().as_bytes()).add(&env.kernel.key).hex();
     let build_dir = env.project.cache_dir("modules")?.join(format!("{}-{key}", chapter.name));
     sync_sources(&chapter.dir, &build_dir)?;
@@ -46,7 +88,15 @@ pub fn build(env: &Environment, chapter: &Chapter) -> Result<Result<Built, Strin
     let kdir = &env.kernel.dir;
     let vars = env.toolchain.make_vars();
     let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-    let out = cmd!(sh, "make -C {kdir} M={build_dir} {vars...} {jobs} modules").quiet().ignore_status().output()?;
+    let out = match isolation {
+        Isolation::Trusted => cmd!(sh, "make -C {kdir} M={build_dir} {vars...} {jobs} modules").quiet().ignore_status().output()?,
+        Isolation::Sandboxed => {
+            let sandbox = sandbox_args(env, &build_dir);
+            // bindgen is not needed for modules, and lives outside the sandbox.
+            let vars: Vec<&String> = vars.iter().filter(|v| !v.starts_with("BINDGEN=")).collect();
+            cmd!(sh, "bwrap {sandbox...} -- make -C {kdir} M={build_dir} {vars...} {jobs} modules").quiet().ignore_status().output()?
+        }
+    };
     let elapsed = started.elapsed();
     let show = |bytes: &[u8]| {
         String::from_utf8_lossy(bytes).replace(&format!("{}/", build_dir.display()), &format!("{}/", chapter.dir.display()))

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub memory_mb: u32,
     /// Where the run's logs go (the guest console and transcript).
     pub work_dir: PathBuf,
+    /// How module builds run.
+    pub isolation: module_build::Isolation,
 }
 
 /// A chapter's results.
@@ -101,7 +103,7 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
     let mut plan: Vec<Planned> = Vec::new();
     let mut script = String::new();
     for (index, chapter) in chapters.iter().enumerate() {
-        let build = module_build::build(env, chapter)?;
+        let build = module_build::build_isolated(env, chapter, options.isolation)?;
         if let Ok(built) = &build {
             for (name, ko) in &built.modules {
                 files.push(GuestFile {

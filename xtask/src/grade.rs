@@ -1,0 +1,518 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Grading a class: every submission's chapters built in a sandbox and
+//! checked in its own guest, with points per step, reasons for every lost
+//! point, and results as JSON and JUnit XML.
+//!
+//! A submission is a folder or a `.tar.gz` named after the student, laid out
+//! like `learn/` (`01-hello/hello.rs`, ...). It contributes only the module
+//! sources each chapter has; its build files, check files and anything else
+//! are ignored, and links, paths out of the submission, oversized and binary
+//! files are refused with a reason. Its code runs only inside the guest.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::chapter::Chapter;
+use crate::guest::Accel;
+use crate::module_build::{is_module_source, Isolation};
+use crate::paths::{read_to_string, write_atomic};
+use crate::progress::Progress;
+use crate::runner::{self, RunOptions};
+use crate::setup::Environment;
+use crate::Result;
+
+/// The largest source file a submission may contribute.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024;
+
+/// What to grade and how.
+#[derive(Debug, Clone)]
+pub struct GradeOptions {
+    /// The directory of submissions.
+    pub submissions: PathBuf,
+    /// The chapters to grade.
+    pub chapters: Vec<Chapter>,
+    /// Where results go (`results/NAME.json`, `grades.json`, `junit.xml`).
+    pub out: PathBuf,
+    /// Guests at once.
+    pub jobs: usize,
+    /// This shard of the class: (K, N), 1-based K.
+    pub shard: Option<(usize, usize)>,
+    /// How QEMU runs the guests.
+    pub accel: Accel,
+}
+
+/// One check's result, with its points.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckGrade {
+    /// The step's name.
+    pub name: String,
+    /// What it is worth.
+    pub points: u32,
+    /// What was earned: all or nothing.
+    pub earned: u32,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+
+/// One chapter of a submission.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChapterGrade {
+    /// The chapter's name.
+    pub chapter: String,
+    /// Points earned.
+    pub score: u32,
+    /// Points possible.
+    pub max: u32,
+    /// The compiler's message when the module did not compile.
+    pub build_error: Option<String>,
+    /// Every step.
+    pub checks: Vec<CheckGrade>,
+}
+
+/// One submission's results.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubmissionGrade {
+    /// The student (the folder or archive name).
+    pub submission: String,
+    /// Points earned.
+    pub score: u32,
+    /// Points possible.
+    pub max: u32,
+    /// Files refused, with the reason.
+    pub rejected: Vec<String>,
+    /// Files present but not graded (build files, checks, ...).
+    pub ignored: Vec<String>,
+    /// Each chapter.
+    pub chapters: Vec<ChapterGrade>,
+}
+
+/// A submission on disk.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The student's name.
+    pub name: String,
+    /// Its folder or archive.
+    pub path: PathBuf,
+}
+
+/// The submissions in `dir`, sorted by name.
+pub fn list(dir: &Path) -> Result<Vec<Submission>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("cannot read the submissions in {}: {e}", dir.display()))? {
+        let entry = entry?;
+        let file_name = entry.file_name().to_string_lossy().to_string();
+        let kind = entry.file_type()?;
+        let name = if kind.is_dir() {
+            file_name.clone()
+        } else if let Some(stem) = file_name.strip_suffix(".tar.gz").or_else(|| file_name.strip_suffix(".tgz")) {
+            stem.to_string()
+        } else {
+            eprintln!("grade: ignoring {file_name}: a submission is a folder or a .tar.gz");
+            continue;
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+            eprintln!("grade: ignoring `{file_name}`: names may only have letters, digits, `-`, `_` and `.`");
+            continue;
+        }
+        found.push(Submission { name, path: entry.path() });
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+/// The files a submission contributes, by (chapter, file name).
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Accepted sources.
+    pub files: BTreeMap<(String, String), Vec<u8>>,
+    /// Refused files, with the reason.
+    pub rejected: Vec<String>,
+    /// Files not graded.
+    pub ignored: Vec<String>,
+}
+
+impl Collected {
+    /// Judges one entry: `parts` is its relative path, `data` its contents
+    /// when it is a regular file (`Err` says what else it is).
+    fn add(&mut self, wanted: &BTreeMap<String, Vec<String>>, parts: &[String], data: std::result::Result<Vec<u8>, String>) {
+        let shown = parts.join("/");
+        // A single top folder (alice/01-hello/...) is allowed.
+        let parts = if parts.len() == 3 && !wanted.contains_key(&parts[0]) { &parts[1..] } else { parts };
+        let (chapter, file) = match parts {
+            [chapter, file] if wanted.get(chapter).is_some_and(|files| files.contains(file)) => (chapter, file),
+            _ => {
+                if data.is_ok() {
+                    self.ignored.push(shown);
+                }
+                return;
+            }
+        };
+        match data {
+            Err(what) => self.rejected.push(format!("{shown}: {what}")),
+            Ok(bytes) if bytes.len() as u64 > MAX_FILE_BYTES => {
+                self.rejected.push(format!("{shown}: {} bytes, more than the {MAX_FILE_BYTES} a source may have", bytes.len()))
+            }
+            Ok(bytes) if bytes.contains(&0) || std::str::from_utf8(&bytes).is_err() => {
+                self.rejected.push(format!("{shown}: binary (not UTF-8 text)"))
+            }
+            Ok(bytes) => {
+                self.files.insert((chapter.clone(), file.clone()), bytes);
+            }
+        }
+    }
+}
+
+/// The module sources each chapter takes from a submission (not `Kbuild`).
+pub fn wanted_sources(chapters: &[Chapter]) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut wanted = BTreeMap::new();
+    for chapter in chapters {
+        let mut names: Vec<String> = std::fs::read_dir(&chapter.dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| is_module_source(n) && n != "Kbuild")
+            .collect();
+        names.sort();
+        wanted.insert(chapter.name.clone(), names);
+    }
+    Ok(wanted)
+}
+
+/// Reads a submission's admissible files, never following a link or
+/// leaving the submission.
+pub fn collect(submission: &Submission, wanted: &BTreeMap<String, Vec<String>>) -> Result<Collected> {
+    let mut collected = Collected::default();
+    if submission.path.is_dir() {
+        collect_dir(&submission.path, &submission.path, wanted, &mut collected, 0)?;
+    } else {
+        let file = std::fs::File::open(&submission.path)?;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let entries = archive.entries().map_err(|e| format!("{}: not a .tar.gz archive: {e}", submission.path.display()))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| format!("{}: a damaged archive: {e}", submission.path.display()))?;
+            let path = entry.path()?.to_path_buf();
+            let shown = path.display().to_string();
+            let mut parts = Vec::new();
+            let mut escapes = false;
+            for component in path.components() {
+                match component {
+                    Component::Normal(part) => parts.push(part.to_string_lossy().to_string()),
+                    Component::CurDir => {}
+                    _ => escapes = true,
+                }
+            }
+            if escapes {
+                collected.rejected.push(format!("{shown}: the path leaves the submission"));
+                continue;
+            }
+            let kind = entry.header().entry_type();
+            let data = if kind.is_file() {
+                if entry.size() > MAX_FILE_BYTES {
+                    Ok(vec![0; MAX_FILE_BYTES as usize + 1])
+                } else {
+                    let mut bytes = Vec::new();
+                    entry.read_to_end(&mut bytes)?;
+                    Ok(bytes)
+                }
+            } else if kind.is_dir() {
+                continue;
+            } else if kind.is_symlink() || kind.is_hard_link() {
+                Err("a link (only regular files are graded)".to_string())
+            } else {
+                Err("not a regular file".to_string())
+            };
+            collected.add(wanted, &parts, data);
+        }
+    }
+    Ok(collected)
+}
+
+fn collect_dir(root: &Path, dir: &Path, wanted: &BTreeMap<String, Vec<String>>, collected: &mut Collected, depth: usize) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let parts: Vec<String> =
+            path.strip_prefix(root).unwrap_or(&path).components().map(|c| c.as_os_str().to_string_lossy().to_string()).collect();
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            collected.add(wanted, &parts, Err("a link (only regular files are graded)".into()));
+        } else if kind.is_dir() && depth < 2 {
+            collect_dir(root, &path, wanted, collected, depth + 1)?;
+        } else if kind.is_file() {
+            let size = entry.metadata()?.len();
+            let data = if size > MAX_FILE_BYTES { vec![0; MAX_FILE_BYTES as usize + 1] } else { std::fs::read(&path)? };
+            collected.add(wanted, &parts, Ok(data));
+        }
+    }
+    Ok(())
+}
+
+/// Grades one submission in its own guest.
+pub fn grade_one(env: &Environment, options: &GradeOptions, submission: &Submission) -> Result<SubmissionGrade> {
+    let wanted = wanted_sources(&options.chapters)?;
+    let collected = collect(submission, &wanted)?;
+    let work = env.project.cache_dir("grading")?.join(&submission.name);
+    let _ = std::fs::remove_dir_all(&work);
+    let mut graded = Vec::new();
+    for chapter in &options.chapters {
+        // The workbook's chapter (Kbuild, checks, helper files) with the
+        // submission's sources in place of its own.
+        let dir = work.join(&chapter.name);
+        std::fs::create_dir_all(&dir)?;
+        for entry in std::fs::read_dir(&chapter.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.file_type()?.is_file() && !wanted[&chapter.name].contains(&name) {
+                std::fs::copy(entry.path(), dir.join(&name))?;
+            }
+        }
+        for ((of, name), data) in &collected.files {
+            if of == &chapter.name {
+                std::fs::write(dir.join(name), data)?;
+            }
+        }
+        let mut chapter = chapter.clone();
+        chapter.dir = dir;
+        graded.push(chapter);
+    }
+    let run_options = RunOptions {
+        accel: options.accel,
+        memory_mb: crate::cli::GUEST_MEMORY_MB,
+        work_dir: work.join("run"),
+        isolation: Isolation::Sandboxed,
+    };
+    let run = runner::run(env, &graded, &run_options)?;
+    let mut chapters = Vec::new();
+    for result in &run.chapters {
+        let max: u32 = result.chapter.steps.iter().map(|s| s.points).sum();
+        let checks: Vec<CheckGrade> = match &result.build {
+            Err(message) => result
+                .chapter
+                .steps
+                .iter()
+                .map(|s| CheckGrade { name: s.name.clone(), points: s.points, earned: 0, reason: Some("the module does not compile".into()) })
+                .collect(),
+            Ok(_) => result
+                .steps
+                .iter()
+                .filter(|s| s.points > 0)
+                .map(|s| CheckGrade {
+                    name: s.name.clone(),
+                    points: s.points,
+                    earned: if s.passed() { s.points } else { 0 },
+                    reason: s.first_failure().map(|c| format!("{}: {}", c.what, c.reason.as_deref().unwrap_or(""))),
+                })
+                .collect(),
+        };
+        let build_error = result.build.as_ref().err().map(|m| m.lines().take(20).collect::<Vec<_>>().join("\n"));
+        chapters.push(ChapterGrade {
+            chapter: result.chapter.name.clone(),
+            score: checks.iter().map(|c| c.earned).sum(),
+            max,
+            build_error,
+            checks,
+        });
+    }
+    Ok(SubmissionGrade {
+        submission: submission.name.clone(),
+        score: chapters.iter().map(|c| c.score).sum(),
+        max: chapters.iter().map(|c| c.max).sum(),
+        rejected: collected.rejected,
+        ignored: collected.ignored,
+        chapters,
+    })
+}
+
+/// Grades the class (or this shard of it): results are written as each
+/// submission finishes, and submissions with a result already are not
+/// graded again (an interrupted run resumes).
+pub fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<SubmissionGrade>> {
+    let all = list(&options.submissions)?;
+    let mine: Vec<Submission> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| options.shard.is_none_or(|(k, n)| i % n == k - 1))
+        .map(|(_, s)| s)
+        .collect();
+    let results_dir = options.out.join("results");
+    std::fs::create_dir_all(&results_dir)?;
+    let todo: Vec<&Submission> = mine.iter().filter(|s| !results_dir.join(format!("{}.json", s.name)).exists()).collect();
+    if todo.len() < mine.len() {
+        eprintln!("grade: {} of {} submissions already graded in {} (resuming)", mine.len() - todo.len(), mine.len(), results_dir.display());
+    }
+    let queue = std::sync::Mutex::new(todo.into_iter());
+    let progress = std::sync::Mutex::new(Progress::new("grading", mine.len() as u64));
+    progress.lock().unwrap().advance((mine.len() - queue.lock().unwrap().len()) as u64);
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..options.jobs.max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    while let Some(submission) = { queue.lock().unwrap().next() } {
+                        let grade = grade_one(env, options, submission)?;
+                        let path = results_dir.join(format!("{}.json", submission.name));
+                        write_atomic(&path, serde_json::to_string_pretty(&grade)?.as_bytes())?;
+                        progress.lock().unwrap().advance(1);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().map_err(|_| "a grading worker panicked")??;
+        }
+        Ok(())
+    })?;
+    progress.into_inner().unwrap().finish(&format!("{} submissions", mine.len()));
+    let mut grades = Vec::new();
+    for submission in &mine {
+        let path = results_dir.join(format!("{}.json", submission.name));
+        grades.push(serde_json::from_str(&read_to_string(&path)?)?);
+    }
+    Ok(grades)
+}
+
+/// Reads every result under each `dir/results/`, for reports and merges.
+pub fn load_results(dirs: &[PathBuf]) -> Result<Vec<SubmissionGrade>> {
+    let mut grades: BTreeMap<String, SubmissionGrade> = BTreeMap::new();
+    for dir in dirs {
+        let results = dir.join("results");
+        for entry in std::fs::read_dir(&results).map_err(|e| format!("{}: {e}", results.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let grade: SubmissionGrade =
+                    serde_json::from_str(&read_to_string(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+                grades.insert(grade.submission.clone(), grade);
+            }
+        }
+    }
+    Ok(grades.into_values().collect())
+}
+
+/// Writes `grades.json` and `junit.xml` into `out`.
+pub fn write_reports(out: &Path, grades: &[SubmissionGrade]) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    write_atomic(&out.join("grades.json"), serde_json::to_string_pretty(&serde_json::json!({ "submissions": grades }))?.as_bytes())?;
+    write_atomic(&out.join("junit.xml"), junit(grades).as_bytes())
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// JUnit XML: a test suite per submission, a test case per check.
+pub fn junit(grades: &[SubmissionGrade]) -> String {
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for grade in grades {
+        let tests: usize = grade.chapters.iter().map(|c| c.checks.len()).sum();
+        let failures: usize = grade.chapters.iter().flat_map(|c| &c.checks).filter(|c| c.earned < c.points).count();
+        xml.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\">\n",
+            xml_escape(&grade.submission)
+        ));
+        for chapter in &grade.chapters {
+            for check in &chapter.checks {
+                xml.push_str(&format!(
+                    "    <testcase classname=\"{}.{}\" name=\"{}\">",
+                    xml_escape(&grade.submission),
+                    xml_escape(&chapter.chapter),
+                    xml_escape(&check.name)
+                ));
+                if check.earned < check.points {
+                    let reason = check.reason.as_deref().unwrap_or("failed");
+                    xml.push_str(&format!("<failure message=\"{}\"/>", xml_escape(reason)));
+                }
+                xml.push_str("</testcase>\n");
+            }
+        }
+        xml.push_str("  </testsuite>\n");
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+/// The summary table for the terminal.
+pub fn table(grades: &[SubmissionGrade]) -> String {
+    let chapters: Vec<String> = grades.first().map(|g| g.chapters.iter().map(|c| c.chapter.clone()).collect()).unwrap_or_default();
+    let mut out = format!("{:<24}", "submission");
+    for chapter in &chapters {
+        out.push_str(&format!(" {chapter:>12}"));
+    }
+    out.push_str(&format!(" {:>9}  first lost point\n", "total"));
+    for grade in grades {
+        out.push_str(&format!("{:<24}", grade.submission));
+        for chapter in &grade.chapters {
+            out.push_str(&format!(" {:>12}", format!("{}/{}", chapter.score, chapter.max)));
+        }
+        let first = grade
+            .chapters
+            .iter()
+            .find_map(|c| c.checks.iter().find(|k| k.earned < k.points).map(|k| format!("{}: {}", c.chapter, k.reason.as_deref().unwrap_or(""))))
+            .or_else(|| grade.rejected.first().cloned())
+            .unwrap_or_default();
+        let first: String = first.chars().take(90).collect();
+        out.push_str(&format!(" {:>9}  {first}\n", format!("{}/{}", grade.score, grade.max)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted() -> BTreeMap<String, Vec<String>> {
+        BTreeMap::from([("01-hello".to_string(), vec!["hello.rs".to_string()])])
+    }
+
+    fn parts(s: &str) -> Vec<String> {
+        s.split('/').map(String::from).collect()
+    }
+
+    #[test]
+    fn only_the_chapters_sources_are_taken() {
+        let mut c = Collected::default();
+        c.add(&wanted(), &parts("01-hello/hello.rs"), Ok(b"fn x() {}".to_vec()));
+        c.add(&wanted(), &parts("01-hello/checks.toml"), Ok(b"x".to_vec()));
+        c.add(&wanted(), &parts("alice/01-hello/Kbuild"), Ok(b"x".to_vec()));
+        assert_eq!(c.files.len(), 1);
+        assert_eq!(c.ignored, vec!["01-hello/checks.toml", "alice/01-hello/Kbuild"]);
+    }
+
+    #[test]
+    fn links_binaries_and_huge_files_are_refused() {
+        let mut c = Collected::default();
+        c.add(&wanted(), &parts("01-hello/hello.rs"), Err("a link".into()));
+        c.add(&wanted(), &parts("alice/01-hello/hello.rs"), Ok(vec![0x7f, 0, 1]));
+        c.add(&wanted(), &parts("01-hello/hello.rs"), Ok(vec![b'a'; MAX_FILE_BYTES as usize + 1]));
+        assert!(c.files.is_empty());
+        let all = c.rejected.join("\n");
+        assert!(all.contains("a link") && all.contains("binary") && all.contains("more than"), "{all}");
+    }
+
+    #[test]
+    fn junit_escapes_and_counts() {
+        let grade = SubmissionGrade {
+            submission: "a&b".into(),
+            score: 1,
+            max: 2,
+            rejected: vec![],
+            ignored: vec![],
+            chapters: vec![ChapterGrade {
+                chapter: "01-hello".into(),
+                score: 1,
+                max: 2,
+                build_error: None,
+                checks: vec![
+                    CheckGrade { name: "load".into(), points: 1, earned: 1, reason: None },
+                    CheckGrade { name: "unload".into(), points: 1, earned: 0, reason: Some("no `<Goodbye>`".into()) },
+                ],
+            }],
+        };
+        let xml = junit(&[grade]);
+        assert!(xml.contains("name=\"a&amp;b\" tests=\"2\" failures=\"1\""), "{xml}");
+        assert!(xml.contains("<failure message=\"no `&lt;Goodbye&gt;`\"/>"), "{xml}");
+    }
+}
