@@ -29,6 +29,20 @@ struct ChecksFile {
     step: Vec<StepFile>,
 }
 
+/// An instructor's hidden checks for a chapter (`HIDDEN/NN-topic/checks.toml`):
+/// steps added to the public ones, or replacing them with `replace = true`,
+/// and helper files of their own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HiddenFile {
+    #[serde(default)]
+    replace: bool,
+    #[serde(default)]
+    files: Vec<String>,
+    #[serde(default)]
+    step: Vec<StepFile>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StepFile {
@@ -146,39 +160,73 @@ impl Chapter {
         if file.step.is_empty() {
             return Err("no [[step]]: a chapter needs at least one step to check".into());
         }
-        let steps = file
-            .step
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let at = format!("step {} (`{}`)", i + 1, s.name);
-                let compile = |patterns: &[String], field: &str| -> Result<Vec<Regex>> {
-                    patterns
-                        .iter()
-                        .map(|p| Regex::new(p).map_err(|e| format!("{at}: {field} pattern `{p}` is not a valid regular expression: {e}").into()))
-                        .collect()
-                };
-                if s.run.trim().is_empty() {
-                    return Err(format!("{at}: `run` is empty").into());
-                }
-                if s.timeout == Some(0) {
-                    return Err(format!("{at}: `timeout` must be at least 1 second").into());
-                }
-                Ok(Step {
-                    output: compile(&s.output, "output")?,
-                    dmesg: compile(&s.dmesg, "dmesg")?,
-                    absent_output: compile(&s.absent_output, "absent_output")?,
-                    absent_dmesg: compile(&s.absent_dmesg, "absent_dmesg")?,
-                    name: s.name,
-                    run: s.run,
-                    exit: s.exit.unwrap_or(0),
-                    timeout_secs: s.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT_SECS),
-                    points: s.points.unwrap_or(1),
-                })
-            })
-            .collect::<Result<Vec<Step>>>()?;
+        let steps = steps_from(file.step)?;
         Ok(Chapter { name: name.to_string(), dir: dir.to_path_buf(), title: file.title, modules: file.modules, files: file.files, steps })
     }
+}
+
+impl Chapter {
+    /// Adds an instructor's hidden checks from `dir/checks.toml` (see
+    /// [`HiddenFile`]); their helper files are copied into this chapter's
+    /// directory, which must be a private copy.
+    pub fn add_hidden(&mut self, dir: &Path) -> Result<()> {
+        let path = dir.join(CHECKS_FILE);
+        let text = read_to_string(&path)?;
+        let hidden: HiddenFile = toml::from_str(&text).map_err(|e| format!("{}: malformed hidden checks: {e}", path.display()))?;
+        if hidden.step.is_empty() {
+            return Err(format!("{}: no [[step]]: hidden checks add or replace steps", path.display()).into());
+        }
+        for file in &hidden.files {
+            if !is_guest_safe_name(&file.replace('.', "_")) || !dir.join(file).is_file() {
+                return Err(format!("{}: `files` names {file}, which is not a plain file in {}", path.display(), dir.display()).into());
+            }
+            std::fs::copy(dir.join(file), self.dir.join(file))?;
+            if !self.files.contains(file) {
+                self.files.push(file.clone());
+            }
+        }
+        let steps = steps_from(hidden.step).map_err(|e| format!("{}: {e}", path.display()))?;
+        if hidden.replace {
+            self.steps = steps;
+        } else {
+            self.steps.extend(steps);
+        }
+        Ok(())
+    }
+}
+
+/// Validates steps as written and gives them their defaults.
+fn steps_from(steps: Vec<StepFile>) -> Result<Vec<Step>> {
+    steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let at = format!("step {} (`{}`)", i + 1, s.name);
+            let compile = |patterns: &[String], field: &str| -> Result<Vec<Regex>> {
+                patterns
+                    .iter()
+                    .map(|p| Regex::new(p).map_err(|e| format!("{at}: {field} pattern `{p}` is not a valid regular expression: {e}").into()))
+                    .collect()
+            };
+            if s.run.trim().is_empty() {
+                return Err(format!("{at}: `run` is empty").into());
+            }
+            if s.timeout == Some(0) {
+                return Err(format!("{at}: `timeout` must be at least 1 second").into());
+            }
+            Ok(Step {
+                output: compile(&s.output, "output")?,
+                dmesg: compile(&s.dmesg, "dmesg")?,
+                absent_output: compile(&s.absent_output, "absent_output")?,
+                absent_dmesg: compile(&s.absent_dmesg, "absent_dmesg")?,
+                name: s.name,
+                run: s.run,
+                exit: s.exit.unwrap_or(0),
+                timeout_secs: s.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT_SECS),
+                points: s.points.unwrap_or(1),
+            })
+        })
+        .collect::<Result<Vec<Step>>>()
 }
 
 /// The chapters of the workbook, in order.
@@ -244,5 +292,27 @@ points = 3
         assert!(err("title = ").contains("malformed checks file"));
         assert!(Chapter::parse("a b", Path::new("/x"), GOOD).is_err());
         assert!(err(&GOOD.replace("modules = [\"hello\"]", "modules = [\"hello\"]\nfiles = [\"../etc/passwd\"]")).contains("plain file name"));
+    }
+
+    #[test]
+    fn hidden_checks_add_or_replace_steps() {
+        let root = std::env::temp_dir().join(format!("wb-hidden-{}", std::process::id()));
+        let (public, hidden) = (root.join("public"), root.join("hidden"));
+        std::fs::create_dir_all(&public).unwrap();
+        std::fs::create_dir_all(&hidden).unwrap();
+        let step = "[[step]]\nname = \"secret\"\nrun = \"./probe.sh\"\npoints = 4\n";
+        std::fs::write(hidden.join("probe.sh"), "true").unwrap();
+        std::fs::write(hidden.join(CHECKS_FILE), format!("files = [\"probe.sh\"]\n{step}")).unwrap();
+        let mut c = Chapter::parse("01-hello", &public, GOOD).unwrap();
+        c.add_hidden(&hidden).unwrap();
+        assert_eq!(c.steps.iter().map(|s| s.points).collect::<Vec<_>>(), vec![1, 3, 4]);
+        assert!(public.join("probe.sh").is_file() && c.files == vec!["probe.sh"]);
+        std::fs::write(hidden.join(CHECKS_FILE), format!("replace = true\n{step}")).unwrap();
+        let mut c = Chapter::parse("01-hello", &public, GOOD).unwrap();
+        c.add_hidden(&hidden).unwrap();
+        assert_eq!(c.steps.len(), 1);
+        std::fs::write(hidden.join(CHECKS_FILE), "replace = true\n").unwrap();
+        assert!(c.add_hidden(&hidden).unwrap_err().to_string().contains("no [[step]]"));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -20,6 +20,14 @@ commands:
   bench [--runs N]      time setup, a chapter's edit-to-verdict loop, boots (median)
   help                  this text
 
+for instructors (grading):
+  grade <submissions> [--chapters 01-hello,02-memory] [-j N] [--out DIR]
+        [--shard K/N] [--hidden DIR]
+                        grade every folder or .tar.gz in <submissions>, each in
+                        its own sandboxed build and guest; results in DIR
+                        (default: grades/) as JSON and JUnit XML; resumes
+  grade-merge <dir>... --out DIR   merge the results of shards into one report
+
 for learners (exercise mode):
   exercises init [--force]  your copy of every chapter with parts to write, in learn/
   check <chapter>       check your version of a chapter in the guest
@@ -64,6 +72,40 @@ pub enum Command {
     Reset { chapter: String },
     /// Show a chapter's solution.
     Solution { chapter: String, force: bool },
+    /// Grade a class.
+    Grade(GradeFlags),
+    /// Merge graded shards.
+    GradeMerge { dirs: Vec<PathBuf>, out: PathBuf },
+}
+
+/// What `grade` was asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradeFlags {
+    /// The directory of submissions.
+    pub submissions: PathBuf,
+    /// Chapters to grade; empty: every chapter of the workbook.
+    pub chapters: Vec<String>,
+    /// Guests at once.
+    pub jobs: usize,
+    /// Where the results go.
+    pub out: PathBuf,
+    /// This shard, (K, N) with 1 <= K <= N.
+    pub shard: Option<(usize, usize)>,
+    /// The instructor's hidden checks.
+    pub hidden: Option<PathBuf>,
+}
+
+/// The default directory for grading results.
+pub const DEFAULT_GRADES_DIR: &str = "grades";
+
+fn parse_shard(text: &str) -> Result<(usize, usize)> {
+    let bad = || format!("--shard takes K/N with 1 <= K <= N, e.g. 2/4, not `{text}`");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if k == 0 || k > n {
+        return Err(bad().into());
+    }
+    Ok((k, n))
 }
 
 /// The command and its options.
@@ -88,6 +130,11 @@ pub fn parse(args: &[String]) -> Result<Flags> {
     let mut serve = false;
     let mut runs = 3;
     let mut force = false;
+    let mut grade_chapters = Vec::new();
+    let mut jobs = 1;
+    let mut out = None;
+    let mut shard = None;
+    let mut hidden = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let mut value = |name: &str| {
@@ -111,6 +158,14 @@ pub fn parse(args: &[String]) -> Result<Flags> {
                 let v = value(arg)?;
                 runs = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("--runs takes a positive number, not `{v}`"))?;
             }
+            "--chapters" => grade_chapters = value(arg)?.split(',').filter(|c| !c.is_empty()).map(String::from).collect(),
+            "-j" | "--jobs" => {
+                let v = value(arg)?;
+                jobs = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("{arg} takes a positive number of guests, not `{v}`"))?;
+            }
+            "--out" => out = Some(PathBuf::from(value(arg)?)),
+            "--shard" => shard = Some(parse_shard(&value(arg)?)?),
+            "--hidden" => hidden = Some(PathBuf::from(value(arg)?)),
             "-h" | "--help" => positional.insert(0, "help".to_string()),
             flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`\n\n{USAGE}").into()),
             _ => positional.push(arg.clone()),
@@ -138,13 +193,27 @@ pub fn parse(args: &[String]) -> Result<Flags> {
         Some("hint") => Command::Hint { chapter: chapter_arg("hint")? },
         Some("reset") => Command::Reset { chapter: chapter_arg("reset")? },
         Some("solution") => Command::Solution { chapter: chapter_arg("solution")?, force },
+        Some("grade") if positional.len() == 2 => Command::Grade(GradeFlags {
+            submissions: PathBuf::from(&positional[1]),
+            chapters: grade_chapters,
+            jobs,
+            out: out.unwrap_or_else(|| PathBuf::from(DEFAULT_GRADES_DIR)),
+            shard,
+            hidden,
+        }),
+        Some("grade") => return Err(format!("`grade` takes one directory of submissions, e.g. `cargo xtask grade submissions/`\n\n{USAGE}").into()),
+        Some("grade-merge") if positional.len() > 1 => match out {
+            Some(out) => Command::GradeMerge { dirs: positional[1..].iter().map(PathBuf::from).collect(), out },
+            None => return Err(format!("`grade-merge` needs --out DIR for the merged report\n\n{USAGE}").into()),
+        },
+        Some("grade-merge") => return Err(format!("`grade-merge` needs the shards' result directories\n\n{USAGE}").into()),
         Some("run") if positional.len() > 1 => Command::Run { chapters: positional[1..].to_vec() },
         Some("run") => return Err(format!("`run` needs a chapter, e.g. `cargo xtask run 01-hello`\n\n{USAGE}").into()),
         Some(other) => return Err(format!("unknown command `{other}`\n\n{USAGE}").into()),
     };
     let takes_arguments = matches!(
         command,
-        Command::Run { .. } | Command::ExercisesInit { .. } | Command::Check { .. } | Command::Hint { .. } | Command::Reset { .. } | Command::Solution { .. }
+        Command::Run { .. } | Command::Grade(_) | Command::GradeMerge { .. } | Command::ExercisesInit { .. } | Command::Check { .. } | Command::Hint { .. } | Command::Reset { .. } | Command::Solution { .. }
     );
     if positional.len() > 1 && !takes_arguments {
         return Err(format!("unexpected argument `{}`\n\n{USAGE}", positional[1]).into());
@@ -181,5 +250,25 @@ mod tests {
         assert!(parse(&args("bench --runs 0")).unwrap_err().to_string().contains("positive number"));
         assert_eq!(parse(&args("solution 01-hello --force")).unwrap().command, Command::Solution { chapter: "01-hello".into(), force: true });
         assert_eq!(parse(&args("exercises init")).unwrap().command, Command::ExercisesInit { force: false });
+    }
+
+    #[test]
+    fn grade_takes_a_class_and_its_options() {
+        let Command::Grade(g) = parse(&args("grade subs --chapters 01-hello,02-memory -j 2 --shard 2/3 --hidden h")).unwrap().command else {
+            panic!("not grade");
+        };
+        assert_eq!(g.chapters, args("01-hello 02-memory"));
+        assert_eq!((g.jobs, g.shard, g.out), (2, Some((2, 3)), PathBuf::from(DEFAULT_GRADES_DIR)));
+        assert_eq!(g.hidden, Some(PathBuf::from("h")));
+        let err = |s: &str| parse(&args(s)).unwrap_err().to_string();
+        assert!(err("grade subs --shard 4/3").contains("1 <= K <= N"));
+        assert!(err("grade subs --shard x").contains("K/N"));
+        assert!(err("grade subs -j 0").contains("positive number"));
+        assert!(err("grade").contains("one directory of submissions"));
+        assert!(err("grade-merge a b").contains("--out"));
+        assert_eq!(
+            parse(&args("grade-merge a b --out m")).unwrap().command,
+            Command::GradeMerge { dirs: vec!["a".into(), "b".into()], out: "m".into() }
+        );
     }
 }

@@ -16,7 +16,11 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::chapter::Chapter;
+use crate::chapter::{Chapter, CHECKS_FILE};
+use crate::flags::{Flags, GradeFlags};
+use crate::hash::CacheKey;
+use crate::paths::Project;
+use crate::setup;
 use crate::guest::Accel;
 use crate::module_build::{is_module_source, Isolation};
 use crate::paths::{read_to_string, write_atomic};
@@ -43,6 +47,23 @@ pub struct GradeOptions {
     pub shard: Option<(usize, usize)>,
     /// How QEMU runs the guests.
     pub accel: Accel,
+    /// The instructor's hidden checks: `DIR/NN-topic/checks.toml`.
+    pub hidden: Option<PathBuf>,
+}
+
+impl GradeOptions {
+    /// Options that only carry hidden checks (for validating them).
+    fn hidden_only(hidden: &Path) -> GradeOptions {
+        GradeOptions {
+            submissions: PathBuf::new(),
+            chapters: Vec::new(),
+            out: PathBuf::new(),
+            jobs: 1,
+            shard: None,
+            accel: Accel::Tcg,
+            hidden: Some(hidden.to_path_buf()),
+        }
+    }
 }
 
 /// One check's result, with its points.
@@ -257,10 +278,20 @@ pub fn grade_one(env: &Environment, options: &GradeOptions, submission: &Submiss
     let collected = collect(submission, &wanted)?;
     let work = env.project.cache_dir("grading")?.join(&submission.name);
     let _ = std::fs::remove_dir_all(&work);
-    let mut graded = Vec::new();
+    let mut to_run = Vec::new();
+    let mut missing_sources = BTreeMap::new();
     for chapter in &options.chapters {
+        let missing: Vec<String> = wanted[&chapter.name]
+            .iter()
+            .filter(|file| !collected.files.contains_key(&(chapter.name.clone(), (*file).clone())))
+            .map(|file| format!("{}/{file}", chapter.name))
+            .collect();
+        if !missing.is_empty() {
+            missing_sources.insert(chapter.name.clone(), missing);
+            continue;
+        }
         // The workbook's chapter (Kbuild, checks, helper files) with the
-        // submission's sources in place of its own.
+        // submission's sources in place of its own, and the hidden checks.
         let dir = work.join(&chapter.name);
         std::fs::create_dir_all(&dir)?;
         for entry in std::fs::read_dir(&chapter.dir)? {
@@ -275,47 +306,35 @@ pub fn grade_one(env: &Environment, options: &GradeOptions, submission: &Submiss
                 std::fs::write(dir.join(name), data)?;
             }
         }
-        let mut chapter = chapter.clone();
-        chapter.dir = dir;
-        graded.push(chapter);
+        to_run.push(with_hidden(Chapter::load(&dir)?, options)?);
     }
-    let run_options = RunOptions {
-        accel: options.accel,
-        memory_mb: crate::cli::GUEST_MEMORY_MB,
-        work_dir: work.join("run"),
-        isolation: Isolation::Sandboxed,
-    };
-    let run = runner::run(env, &graded, &run_options)?;
-    let mut chapters = Vec::new();
-    for result in &run.chapters {
-        let max: u32 = result.chapter.steps.iter().map(|s| s.points).sum();
-        let checks: Vec<CheckGrade> = match &result.build {
-            Err(message) => result
-                .chapter
-                .steps
-                .iter()
-                .map(|s| CheckGrade { name: s.name.clone(), points: s.points, earned: 0, reason: Some("the module does not compile".into()) })
-                .collect(),
-            Ok(_) => result
-                .steps
-                .iter()
-                .filter(|s| s.points > 0)
-                .map(|s| CheckGrade {
-                    name: s.name.clone(),
-                    points: s.points,
-                    earned: if s.passed() { s.points } else { 0 },
-                    reason: s.first_failure().map(|c| format!("{}: {}", c.what, c.reason.as_deref().unwrap_or(""))),
-                })
-                .collect(),
+    let run = if to_run.is_empty() {
+        Vec::new()
+    } else {
+        let run_options = RunOptions {
+            accel: options.accel,
+            memory_mb: crate::cli::GUEST_MEMORY_MB,
+            work_dir: work.join("run"),
+            isolation: Isolation::Sandboxed,
         };
-        let build_error = result.build.as_ref().err().map(|m| m.lines().take(20).collect::<Vec<_>>().join("\n"));
-        chapters.push(ChapterGrade {
-            chapter: result.chapter.name.clone(),
-            score: checks.iter().map(|c| c.earned).sum(),
-            max,
-            build_error,
-            checks,
-        });
+        let run = runner::run(env, &to_run, &run_options)?;
+        for chapter in &to_run {
+            let _ = std::fs::remove_dir_all(crate::module_build::build_dir(env, chapter)?);
+        }
+        run.chapters
+    };
+    let mut chapters = Vec::new();
+    for chapter in &options.chapters {
+        let graded = match run.iter().find(|r| r.chapter.name == chapter.name) {
+            Some(result) => grade_chapter(result),
+            None => {
+                let missing = missing_sources.get(&chapter.name).cloned().unwrap_or_default().join(", ");
+                let why = format!("the submission has no usable {missing}");
+                let steps = with_hidden(chapter.clone(), options).map(|c| c.steps).unwrap_or_else(|_| chapter.steps.clone());
+                all_lost(&chapter.name, &steps, &why, Some(why.clone()))
+            }
+        };
+        chapters.push(graded);
     }
     Ok(SubmissionGrade {
         submission: submission.name.clone(),
@@ -325,6 +344,55 @@ pub fn grade_one(env: &Environment, options: &GradeOptions, submission: &Submiss
         ignored: collected.ignored,
         chapters,
     })
+}
+
+/// `chapter` with the instructor's hidden checks for it, if any. The
+/// chapter's directory must be a private copy (helper files go there).
+fn with_hidden(mut chapter: Chapter, options: &GradeOptions) -> Result<Chapter> {
+    if let Some(hidden) = &options.hidden {
+        let dir = hidden.join(&chapter.name);
+        if dir.join(CHECKS_FILE).exists() {
+            chapter.add_hidden(&dir)?;
+        }
+    }
+    Ok(chapter)
+}
+
+/// A chapter where every step is lost for one reason.
+fn all_lost(name: &str, steps: &[crate::chapter::Step], why: &str, build_error: Option<String>) -> ChapterGrade {
+    let checks: Vec<CheckGrade> = steps
+        .iter()
+        .filter(|s| s.points > 0)
+        .map(|s| CheckGrade { name: s.name.clone(), points: s.points, earned: 0, reason: Some(why.to_string()) })
+        .collect();
+    ChapterGrade { chapter: name.to_string(), score: 0, max: checks.iter().map(|c| c.points).sum(), build_error, checks }
+}
+
+/// Points for one chapter's run: all or nothing per step.
+fn grade_chapter(result: &runner::ChapterResult) -> ChapterGrade {
+    let name = &result.chapter.name;
+    if let Err(message) = &result.build {
+        let excerpt = message.lines().take(20).collect::<Vec<_>>().join("\n");
+        return all_lost(name, &result.chapter.steps, "the module does not compile", Some(excerpt));
+    }
+    let checks: Vec<CheckGrade> = result
+        .steps
+        .iter()
+        .filter(|s| s.points > 0)
+        .map(|s| CheckGrade {
+            name: s.name.clone(),
+            points: s.points,
+            earned: if s.passed() { s.points } else { 0 },
+            reason: s.first_failure().map(|c| c.reason.clone().unwrap_or_else(|| c.what.clone())),
+        })
+        .collect();
+    ChapterGrade {
+        chapter: name.clone(),
+        score: checks.iter().map(|c| c.earned).sum(),
+        max: checks.iter().map(|c| c.points).sum(),
+        build_error: None,
+        checks,
+    }
 }
 
 /// Grades the class (or this shard of it): results are written as each
@@ -450,13 +518,135 @@ pub fn table(grades: &[SubmissionGrade]) -> String {
         let first = grade
             .chapters
             .iter()
-            .find_map(|c| c.checks.iter().find(|k| k.earned < k.points).map(|k| format!("{}: {}", c.chapter, k.reason.as_deref().unwrap_or(""))))
+            .find_map(|c| {
+                c.checks.iter().find(|k| k.earned < k.points).map(|k| format!("{} `{}`: {}", c.chapter, k.name, k.reason.as_deref().unwrap_or("")))
+            })
             .or_else(|| grade.rejected.first().cloned())
             .unwrap_or_default();
-        let first: String = first.chars().take(90).collect();
+        let first: String = first.lines().next().unwrap_or("").chars().take(110).collect();
         out.push_str(&format!(" {:>9}  {first}\n", format!("{}/{}", grade.score, grade.max)));
     }
     out
+}
+
+/// The most guests `jobs` may start: each takes its guest memory, QEMU's own
+/// and a module build's; a class must not push the machine into swap.
+pub fn bounded_jobs(jobs: usize) -> usize {
+    let available_mb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemAvailable:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()))
+        .map(|kb| kb / 1024)
+        .unwrap_or(u64::MAX);
+    let fits = (available_mb / PER_JOB_MB).max(1) as usize;
+    if jobs > fits {
+        eprintln!("grade: -j {jobs} would need {} MiB; {available_mb} MiB are free: grading with -j {fits}", jobs as u64 * PER_JOB_MB);
+    }
+    jobs.min(fits)
+}
+
+/// Memory one grading job may use at its peak: the guest's RAM, QEMU's own
+/// and rustc building the module.
+pub const PER_JOB_MB: u64 = 1024;
+
+/// What a set of results was graded against; a resumed run must match.
+fn grading_key(chapters: &[Chapter], hidden: Option<&Path>) -> Result<String> {
+    let mut key = CacheKey::default();
+    for chapter in chapters {
+        key = key.add(&chapter.name).add(read_to_string(&chapter.dir.join(CHECKS_FILE))?);
+        if let Some(dir) = hidden {
+            let path = dir.join(&chapter.name).join(CHECKS_FILE);
+            if path.exists() {
+                key = key.add(read_to_string(&path)?);
+            }
+        }
+    }
+    Ok(key.hex())
+}
+
+/// `cargo xtask grade`: grades the class, prints the table, writes reports.
+pub fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
+    let project = Project::discover()?;
+    if !grade.submissions.is_dir() {
+        return Err(format!("{}: not a directory: give the directory that holds one folder or .tar.gz per student", grade.submissions.display()).into());
+    }
+    let chapters = if grade.chapters.is_empty() {
+        crate::cli::workbook_chapters(&project)?
+    } else {
+        grade.chapters.iter().map(|name| Chapter::find(&project, name)).collect::<Result<Vec<_>>>()?
+    };
+    if let Some(hidden) = &grade.hidden {
+        if !hidden.is_dir() {
+            return Err(format!("--hidden {}: not a directory (it holds NN-topic/checks.toml files)", hidden.display()).into());
+        }
+        // Malformed hidden checks are found now, not once per student.
+        let scratch = std::env::temp_dir().join(format!("wb-hidden-check-{}", std::process::id()));
+        for chapter in &chapters {
+            std::fs::create_dir_all(&scratch)?;
+            let mut copy = chapter.clone();
+            copy.dir = scratch.clone();
+            let checked = with_hidden(copy, &GradeOptions::hidden_only(hidden));
+            let _ = std::fs::remove_dir_all(&scratch);
+            checked?;
+        }
+    }
+    std::fs::create_dir_all(&grade.out)?;
+    let key = grading_key(&chapters, grade.hidden.as_deref())?;
+    let key_file = grade.out.join("graded-against");
+    match std::fs::read_to_string(&key_file) {
+        Ok(old) if old.trim() != key => {
+            return Err(format!(
+                "{} holds results graded against other chapters or checks: give another --out, or remove it to regrade",
+                grade.out.display()
+            )
+            .into())
+        }
+        _ => write_atomic(&key_file, key.as_bytes())?,
+    }
+    let env = setup::ensure(&flags.setup)?;
+    let options = GradeOptions {
+        submissions: grade.submissions.clone(),
+        chapters,
+        out: grade.out.clone(),
+        jobs: bounded_jobs(grade.jobs),
+        shard: grade.shard,
+        accel: crate::cli::choose_accel(&env, flags.accel.as_deref())?,
+        hidden: grade.hidden.clone(),
+    };
+    let grades = self::grade(&env, &options)?;
+    report(&grade.out, &grades)?;
+    Ok(true)
+}
+
+/// `cargo xtask grade-merge`: one report from the shards' results.
+pub fn merge_command(dirs: &[PathBuf], out: &Path) -> Result<bool> {
+    let grades = load_results(dirs)?;
+    let results = out.join("results");
+    std::fs::create_dir_all(&results)?;
+    for grade in &grades {
+        write_atomic(&results.join(format!("{}.json", grade.submission)), serde_json::to_string_pretty(grade)?.as_bytes())?;
+    }
+    report(out, &grades)?;
+    Ok(true)
+}
+
+/// Prints the table and writes `grades.json` and `junit.xml`.
+fn report(out: &Path, grades: &[SubmissionGrade]) -> Result<()> {
+    print!("{}", table(grades));
+    write_reports(out, grades)?;
+    let (score, max): (u32, u32) = grades.iter().fold((0, 0), |(s, m), g| (s + g.score, m + g.max));
+    if !grades.is_empty() {
+        println!(
+            "{} submissions, mean {:.1}/{}; reports: {} and {}",
+            grades.len(),
+            score as f64 / grades.len() as f64,
+            max / grades.len() as u32,
+            out.join("grades.json").display(),
+            out.join("junit.xml").display()
+        );
+    } else {
+        println!("no submissions graded");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use xtask::{cli, learn};
+use xtask::{cli, grade, learn};
 use xtask::flags::{self, Command};
 
 fn main() -> ExitCode {
@@ -25,6 +25,8 @@ fn main() -> ExitCode {
         Command::Hint { chapter } => learn::hint(chapter),
         Command::Reset { chapter } => learn::reset(chapter),
         Command::Solution { chapter, force } => learn::solution(chapter, *force),
+        Command::Grade(grade) => grade::command(&flags, grade),
+        Command::GradeMerge { dirs, out } => grade::merge_command(dirs, out),
     });
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -77,10 +77,16 @@ pub fn build(env: &Environment, chapter: &Chapter) -> Result<Result<Built, Strin
     build_isolated(env, chapter, Isolation::Trusted)
 }
 
+/// Where `chapter` is built: a directory in the cache per chapter directory
+/// and kernel, kept between runs so make rebuilds only what changed.
+pub fn build_dir(env: &Environment, chapter: &Chapter) -> Result<PathBuf> {
+    let key = CacheKey::default().add(chapter.dir.to_string_lossy().as_bytes()).add(&env.kernel.key).hex();
+    Ok(env.project.cache_dir("modules")?.join(format!("{}-{key}", chapter.name)))
+}
+
 /// [`build`], isolated as asked.
 pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation) -> Result<Result<Built, String>> {
-    let key = CacheKey::default().add(chapter.dir.to_string_lossy().as_bytes()).add(&env.kernel.key).hex();
-    let build_dir = env.project.cache_dir("modules")?.join(format!("{}-{key}", chapter.name));
+    let build_dir = build_dir(env, chapter)?;
     sync_sources(&chapter.dir, &build_dir)?;
     let started = Instant::now();
     let sh = Shell::new()?;

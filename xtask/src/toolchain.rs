@@ -34,6 +34,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "xz-utils",
     "qemu-system-x86",
     "busybox-static",
+    // The sandbox student code is compiled in when grading.
+    "bubblewrap",
 ];
 
 /// A crate installed with `cargo install --locked NAME@VERSION`.
