@@ -383,7 +383,7 @@ fn grade_chapter(result: &runner::ChapterResult) -> ChapterGrade {
             name: s.name.clone(),
             points: s.points,
             earned: if s.passed() { s.points } else { 0 },
-            reason: s.first_failure().map(|c| c.reason.clone().unwrap_or_else(|| c.what.clone())),
+            reason: s.main_failure().map(|c| c.reason.clone().unwrap_or_else(|| c.what.clone())),
         })
         .collect();
     ChapterGrade {

@@ -11,6 +11,7 @@ pub mod chapter;
 pub mod cli;
 pub mod exercise;
 pub mod faults;
+pub mod fixtures;
 pub mod flags;
 pub mod hash;
 pub mod grade;

@@ -13,6 +13,9 @@ use crate::transcript::StepRecord;
 /// Lines of log shown with a failure at most.
 const EXCERPT_LINES: usize = 20;
 
+/// What the always-on fault check of every step is called.
+pub const FAULT_CHECK: &str = "no kernel fault (oops, BUG, WARNING, panic, lockup) in dmesg";
+
 /// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckResult {
@@ -60,6 +63,12 @@ impl StepResult {
     pub fn first_failure(&self) -> Option<&CheckResult> {
         self.checks.iter().find(|c| !c.passed)
     }
+
+    /// The failure that explains the others: a kernel fault (which makes
+    /// the exit status and missing lines follow), else the first failure.
+    pub fn main_failure(&self) -> Option<&CheckResult> {
+        self.checks.iter().find(|c| !c.passed && c.what == FAULT_CHECK).or_else(|| self.first_failure())
+    }
 }
 
 /// Judges a step that ran to its end.
@@ -76,7 +85,7 @@ pub fn judge(chapter: &str, step: &Step, record: &StepRecord) -> StepResult {
     checks.extend(ordered("dmesg", &step.dmesg, &record.dmesg));
     checks.extend(absent("output", &step.absent_output, &record.output));
     checks.extend(absent("dmesg", &step.absent_dmesg, &record.dmesg));
-    let fault_what = "no kernel fault (oops, BUG, WARNING, panic, lockup) in dmesg".to_string();
+    let fault_what = FAULT_CHECK.to_string();
     let found = faults::find(&record.dmesg);
     checks.push(match found.first() {
         None => CheckResult::pass(fault_what),

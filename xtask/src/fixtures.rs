@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Grading fixtures: a class of made-up students, each the reference
+//! solution of a chapter changed in one telling way (a missing line, a
+//! panic, a hang, tampered checks, escaping paths, a host file read at
+//! compile time...), with the exact score grading must give. They are
+//! declared in `tests/grading/fixtures.toml` and written out as folders and
+//! `.tar.gz` archives, so the fixtures never hold a copy of a chapter's code.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use crate::chapter::Chapter;
+use crate::grade::{self, GradeOptions, SubmissionGrade};
+use crate::guest::Accel;
+use crate::paths::read_to_string;
+use crate::progress::format_duration;
+use crate::setup::Environment;
+use crate::Result;
+
+/// The fixtures file, relative to the repository.
+pub const FIXTURES_FILE: &str = "tests/grading/fixtures.toml";
+/// The hidden checks graded with the fixtures, relative to the repository.
+pub const HIDDEN_DIR: &str = "tests/grading/hidden";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FixturesFile {
+    submission: Vec<Fixture>,
+}
+
+/// One made-up student.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    /// The student's name.
+    pub name: String,
+    /// Why the fixture exists, for the report.
+    pub about: String,
+    /// The chapter whose solution it starts from.
+    pub chapter: String,
+    /// The exact score grading must give.
+    pub score: u32,
+    /// Packed as `NAME.tar.gz` instead of a folder.
+    #[serde(default)]
+    pub archive: bool,
+    /// A folder the files sit in inside the submission (`NAME/01-hello/...`).
+    #[serde(default)]
+    pub top: Option<String>,
+    /// Solution files left out.
+    #[serde(default)]
+    pub omit: Vec<String>,
+    /// Edits of the solution files.
+    #[serde(default)]
+    pub change: Vec<Change>,
+    /// Extra files, by path in the submission (archives may use `..`).
+    #[serde(default)]
+    pub add: Vec<Added>,
+    /// Symbolic links, by path in the submission.
+    #[serde(default)]
+    pub link: Vec<Link>,
+    /// Texts the reasons for refused files must contain.
+    #[serde(default)]
+    pub rejected: Vec<String>,
+    /// Text a lost point's reason or the build error must contain.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A find-and-replace in one solution file (`find` occurs exactly once).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// The file, in the chapter.
+    pub file: String,
+    /// Text that occurs once.
+    pub find: String,
+    /// Its replacement.
+    pub replace: String,
+}
+
+/// An extra file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Added {
+    /// Its path in the submission.
+    pub path: String,
+    /// Its contents (`\u0000` makes a binary file).
+    pub text: String,
+}
+
+/// A symbolic link.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// Its path in the submission.
+    pub path: String,
+    /// Where it points.
+    pub target: String,
+}
+
+/// The fixtures declared in `path`.
+pub fn load(path: &Path) -> Result<Vec<Fixture>> {
+    let file: FixturesFile = toml::from_str(&read_to_string(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(file.submission)
+}
+
+/// The files of a fixture: (path in the submission, contents or link target, is a link).
+fn entries(fixture: &Fixture, chapters: &[Chapter]) -> Result<Vec<(String, Vec<u8>, bool)>> {
+    let chapter = chapters
+        .iter()
+        .find(|c| c.name == fixture.chapter)
+        .ok_or_else(|| format!("fixture `{}`: no chapter `{}` is graded", fixture.name, fixture.chapter))?;
+    let sources = grade::wanted_sources(std::slice::from_ref(chapter))?.remove(&chapter.name).unwrap_or_default();
+    let prefix = fixture.top.as_ref().map(|t| format!("{t}/")).unwrap_or_default();
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    for name in sources.iter().filter(|n| !fixture.omit.contains(n)) {
+        files.insert(name.clone(), read_to_string(&chapter.dir.join(name))?);
+    }
+    for change in &fixture.change {
+        let text = files
+            .get_mut(&change.file)
+            .ok_or_else(|| format!("fixture `{}`: changes {}, which it does not have", fixture.name, change.file))?;
+        if text.matches(&change.find).count() != 1 {
+            return Err(format!("fixture `{}`: its `find` text must occur exactly once in {}", fixture.name, change.file).into());
+        }
+        *text = text.replacen(&change.find, &change.replace, 1);
+    }
+    let mut out: Vec<(String, Vec<u8>, bool)> =
+        files.into_iter().map(|(name, text)| (format!("{prefix}{}/{name}", chapter.name), text.into_bytes(), false)).collect();
+    out.extend(fixture.add.iter().map(|a| (a.path.clone(), a.text.clone().into_bytes(), false)));
+    out.extend(fixture.link.iter().map(|l| (l.path.clone(), l.target.clone().into_bytes(), true)));
+    Ok(out)
+}
+
+/// Writes every fixture into `dir` (emptied first).
+pub fn materialize(fixtures: &[Fixture], chapters: &[Chapter], dir: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    for fixture in fixtures {
+        let entries = entries(fixture, chapters)?;
+        if fixture.archive {
+            write_archive(&dir.join(format!("{}.tar.gz", fixture.name)), &entries)?;
+            continue;
+        }
+        let root = dir.join(&fixture.name);
+        for (path, data, is_link) in entries {
+            if path.split('/').any(|p| p == "..") {
+                return Err(format!("fixture `{}`: `..` paths only in archives", fixture.name).into());
+            }
+            let target = root.join(&path);
+            std::fs::create_dir_all(target.parent().expect("a file in a folder"))?;
+            if is_link {
+                std::os::unix::fs::symlink(String::from_utf8_lossy(&data).as_ref(), &target)?;
+            } else {
+                std::fs::write(&target, data)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A `.tar.gz` written header by header, so it can hold what a hostile
+/// archive holds (`..` in names, links) and `tar` would refuse to make.
+fn write_archive(path: &Path, entries: &[(String, Vec<u8>, bool)]) -> Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+    for (name, data, is_link) in entries {
+        let mut header = tar::Header::new_gnu();
+        let raw = &mut header.as_gnu_mut().expect("a GNU header").name;
+        if name.len() >= raw.len() {
+            return Err(format!("archive entry name too long: {name}").into());
+        }
+        raw[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_mode(0o644);
+        if *is_link {
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_link_name(String::from_utf8_lossy(data).as_ref())?;
+            header.set_size(0);
+            header.set_cksum();
+            builder.append(&header, std::io::empty())?;
+        } else {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            builder.append(&header, data.as_slice())?;
+        }
+    }
+    builder.into_inner()?.finish()?;
+    Ok(())
+}
+
+/// Whether `grade` is what `fixture` must get; on no, why.
+pub fn judge(fixture: &Fixture, grade: &SubmissionGrade) -> std::result::Result<(), String> {
+    let mut problems = Vec::new();
+    if grade.score != fixture.score {
+        problems.push(format!("scored {}/{}, expected {}", grade.score, grade.max, fixture.score));
+    }
+    for text in &fixture.rejected {
+        if !grade.rejected.iter().any(|r| r.contains(text.as_str())) {
+            problems.push(format!("no refused file says `{text}` (refused: {:?})", grade.rejected));
+        }
+    }
+    if let Some(text) = &fixture.reason {
+        let reasons: Vec<&str> = grade
+            .chapters
+            .iter()
+            .flat_map(|c| c.checks.iter().filter_map(|k| k.reason.as_deref()).chain(c.build_error.as_deref()))
+            .collect();
+        if !reasons.iter().any(|r| r.contains(text.as_str())) {
+            problems.push(format!("no reason says `{text}`; the reasons: {reasons:?}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Grades the fixture class with two guests at a time and the hidden checks,
+/// printing a line per student; then grades it again, which must resume
+/// (nothing regraded) with the same results. Returns (name, passed) pairs.
+pub fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)>> {
+    let root = &env.project.root;
+    let fixtures = load(&root.join(FIXTURES_FILE))?;
+    let chapter_names: BTreeSet<&str> = fixtures.iter().map(|f| f.chapter.as_str()).collect();
+    let chapters = chapter_names.iter().map(|n| Chapter::find(&env.project, n)).collect::<Result<Vec<_>>>()?;
+    let work = env.project.cache_dir("grading-fixtures")?;
+    let submissions = work.join("submissions");
+    materialize(&fixtures, &chapters, &submissions)?;
+    let out = work.join("grades");
+    let _ = std::fs::remove_dir_all(&out);
+    let options = GradeOptions {
+        submissions,
+        chapters,
+        out: out.clone(),
+        jobs: grade::bounded_jobs(2),
+        shard: None,
+        accel,
+        hidden: Some(root.join(HIDDEN_DIR)),
+    };
+    let started = Instant::now();
+    let grades = grade::grade(env, &options)?;
+    let took = started.elapsed();
+    let mut results = Vec::new();
+    for fixture in &fixtures {
+        let name = format!("grading: `{}` ({})", fixture.name, fixture.about);
+        let verdict = match grades.iter().find(|g| g.submission == fixture.name) {
+            Some(grade) => judge(fixture, grade),
+            None => Err("was not graded".to_string()),
+        };
+        match &verdict {
+            Ok(()) => println!("  ok    {name}: {}", fixture.score),
+            Err(why) => println!("  FAIL  {name}: {why}"),
+        }
+        results.push((name, verdict.is_ok()));
+    }
+    println!("  ({} submissions graded in {}, {:.1} per minute)", grades.len(), format_duration(took), grades.len() as f64 * 60.0 / took.as_secs_f64());
+    let again = grade::grade(env, &options)?;
+    let resumed = again == grades;
+    println!("  {}  grading again resumes: nothing regraded, the same results", if resumed { "ok  " } else { "FAIL" });
+    results.push(("grading: an interrupted run resumes".to_string(), resumed));
+    grade::write_reports(&out, &grades)?;
+    let junit = read_to_string(&out.join("junit.xml"))?;
+    let counted = junit.matches("<testcase ").count() == grades.iter().flat_map(|g| &g.chapters).map(|c| c.checks.len()).sum::<usize>();
+    println!("  {}  JUnit report: a test case per check", if counted { "ok  " } else { "FAIL" });
+    results.push(("grading: JUnit report".to_string(), counted));
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_archives_are_refused_file_by_file() {
+        let dir = std::env::temp_dir().join(format!("wb-fixture-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let archive = dir.join("mallory.tar.gz");
+        write_archive(
+            &archive,
+            &[
+                ("../01-hello/hello.rs".into(), b"fn a() {}".to_vec(), false),
+                ("01-hello/hello.rs".into(), b"/etc/passwd".to_vec(), true),
+                ("01-hello/Kbuild".into(), b"obj-m := evil.o".to_vec(), false),
+            ],
+        )
+        .unwrap();
+        let wanted = BTreeMap::from([("01-hello".to_string(), vec!["hello.rs".to_string()])]);
+        let submission = grade::Submission { name: "mallory".into(), path: archive };
+        let collected = grade::collect(&submission, &wanted).unwrap();
+        assert!(collected.files.is_empty());
+        let all = collected.rejected.join("\n");
+        assert!(all.contains("../01-hello/hello.rs: the path leaves the submission"), "{all}");
+        assert!(all.contains("01-hello/hello.rs: a link"), "{all}");
+        assert_eq!(collected.ignored, vec!["01-hello/Kbuild"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
