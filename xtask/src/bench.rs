@@ -1,34 +1,72 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `cargo xtask bench`: the figures that matter to a learner's loop, as a
-//! table and as JSON (`target/bench.json`). Each figure is the median of
-//! several runs.
+//! `cargo xtask bench`: the figures that matter to a learner's loop and an
+//! instructor's class, as a table and as JSON (`target/bench.json`). Each
+//! figure is the median of several runs.
 
 use std::time::{Duration, Instant};
 
 use crate::chapter::Chapter;
+use crate::fixtures::Fixture;
+use crate::grade::GradeOptions;
 use crate::guest::Accel;
 use crate::paths::write_atomic;
 use crate::progress::format_duration;
 use crate::runner::{self, RunOptions};
-use crate::setup::{self, SetupOptions};
+use crate::setup::{self, Environment, SetupOptions};
 use crate::Result;
+
+/// What a figure counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Wall time in seconds.
+    Seconds,
+    /// Submissions graded per minute.
+    PerMinute,
+    /// Memory in MiB.
+    Mebibytes,
+}
+
+impl Unit {
+    fn format(self, value: f64) -> String {
+        match self {
+            Unit::Seconds => format_duration(Duration::from_secs_f64(value)),
+            Unit::PerMinute => format!("{value:.1}/min"),
+            Unit::Mebibytes => format!("{value:.0} MiB"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Seconds => "seconds",
+            Unit::PerMinute => "submissions per minute",
+            Unit::Mebibytes => "MiB",
+        }
+    }
+}
 
 /// One measured figure.
 #[derive(Debug, Clone)]
 pub struct Figure {
     /// What was measured.
     pub name: String,
-    /// Every run's time.
-    pub runs: Vec<Duration>,
+    /// Every run's value.
+    pub runs: Vec<f64>,
+    /// In what.
+    pub unit: Unit,
 }
 
 impl Figure {
     /// The median run.
-    pub fn median(&self) -> Duration {
+    pub fn median(&self) -> f64 {
         let mut sorted = self.runs.clone();
-        sorted.sort();
+        sorted.sort_by(f64::total_cmp);
         sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+    }
+
+    fn report(self) -> Figure {
+        eprintln!("bench: {}: {}", self.name, self.unit.format(self.median()));
+        self
     }
 }
 
@@ -37,10 +75,56 @@ fn measure(name: &str, times: usize, mut what: impl FnMut() -> Result<()>) -> Re
     for _ in 0..times {
         let started = Instant::now();
         what()?;
-        runs.push(started.elapsed());
+        runs.push(started.elapsed().as_secs_f64());
     }
-    eprintln!("bench: {name}: {}", format_duration(Figure { name: name.into(), runs: runs.clone() }.median()));
-    Ok(Figure { name: name.to_string(), runs })
+    Ok(Figure { name: name.to_string(), runs, unit: Unit::Seconds }.report())
+}
+
+/// Submissions in the benchmark's class: each the reference 01-hello.
+const CLASS_SIZE: usize = 4;
+
+/// Grades a class of [`CLASS_SIZE`] correct submissions with `jobs` guests,
+/// `times` times; submissions per minute.
+fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: usize, times: usize) -> Result<Figure> {
+    let work = env.project.cache_dir("bench")?.join("grading");
+    let class: Vec<Fixture> = (1..=CLASS_SIZE)
+        .map(|n| Fixture {
+            name: format!("student-{n}"),
+            about: String::new(),
+            chapter: first.name.clone(),
+            score: 0,
+            archive: n % 2 == 0,
+            top: None,
+            omit: Vec::new(),
+            change: Vec::new(),
+            add: Vec::new(),
+            link: Vec::new(),
+            rejected: Vec::new(),
+            reason: None,
+        })
+        .collect();
+    crate::fixtures::materialize(&class, std::slice::from_ref(first), &work.join("submissions"))?;
+    let mut runs = Vec::new();
+    for _ in 0..times {
+        let out = work.join("grades");
+        let _ = std::fs::remove_dir_all(&out);
+        let options = GradeOptions {
+            submissions: work.join("submissions"),
+            chapters: vec![first.clone()],
+            out,
+            jobs,
+            shard: None,
+            accel,
+            hidden: None,
+        };
+        let started = Instant::now();
+        let grades = crate::grade::grade(env, &options)?;
+        if grades.iter().any(|g| g.score < g.max) {
+            return Err("a correct submission lost points in the grading benchmark".into());
+        }
+        runs.push(CLASS_SIZE as f64 * 60.0 / started.elapsed().as_secs_f64());
+    }
+    Ok(Figure { name: format!("grading throughput, -j {jobs} ({CLASS_SIZE} submissions)"), runs, unit: Unit::PerMinute }.report())
 }
 
 /// Runs the benchmark; `times` runs per figure.
@@ -83,15 +167,22 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
         let result = runner::run(&env, std::slice::from_ref(first), &options)?;
         result.passed().then_some(()).ok_or_else(|| "01-hello failed".into())
     })?);
+    let mut peaks = Vec::new();
     figures.push(measure(&format!("all {} chapters, one guest boot", chapters.len()), times, || {
-        runner::run(&env, &chapters, &options).map(|_| ())
+        let result = runner::run(&env, &chapters, &options)?;
+        peaks.extend(result.boot.map(|b| b.peak_rss_kb as f64 / 1024.0));
+        Ok(())
     })?);
+    figures.push(Figure { name: "peak memory of a guest (QEMU's RSS, all chapters)".into(), runs: peaks, unit: Unit::Mebibytes }.report());
     figures.push(measure(&format!("all {} chapters, one boot each", chapters.len()), times, || {
         for chapter in &chapters {
             runner::run(&env, std::slice::from_ref(chapter), &options)?;
         }
         Ok(())
     })?);
+    for jobs in [1, 2] {
+        figures.push(grading_throughput(&env, accel, first, jobs, times)?);
+    }
     Ok(figures)
 }
 
@@ -99,14 +190,14 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
 pub fn table(figures: &[Figure]) -> String {
     let mut out = format!("{:<52} {:>9} {:>9} {:>9}\n", "figure", "median", "min", "max");
     for f in figures {
-        let min = f.runs.iter().min().copied().unwrap_or_default();
-        let max = f.runs.iter().max().copied().unwrap_or_default();
+        let min = f.runs.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = f.runs.iter().copied().fold(0.0, f64::max);
         out.push_str(&format!(
             "{:<52} {:>9} {:>9} {:>9}\n",
             f.name,
-            format_duration(f.median()),
-            format_duration(min),
-            format_duration(max)
+            f.unit.format(f.median()),
+            f.unit.format(min),
+            f.unit.format(max)
         ));
     }
     out
@@ -115,12 +206,22 @@ pub fn table(figures: &[Figure]) -> String {
 /// Writes the figures as JSON with the machine they were taken on.
 pub fn write_json(path: &std::path::Path, figures: &[Figure]) -> Result<()> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let proc_field = |file: &str, key: &str| {
+        std::fs::read_to_string(file).ok()?.lines().find_map(|l| Some(l.strip_prefix(key)?.trim_start_matches([' ', '\t', ':']).trim().to_string()))
+    };
     let json = serde_json::json!({
-        "machine": { "cpus": cpus, "os": std::env::consts::OS, "arch": std::env::consts::ARCH },
+        "machine": {
+            "cpus": cpus,
+            "cpu": proc_field("/proc/cpuinfo", "model name"),
+            "memory": proc_field("/proc/meminfo", "MemTotal"),
+            "os": std::env::consts::OS,
+            "arch": std::env::consts::ARCH,
+        },
         "figures": figures.iter().map(|f| serde_json::json!({
             "name": f.name,
-            "median_seconds": f.median().as_secs_f64(),
-            "runs_seconds": f.runs.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
+            "unit": f.unit.name(),
+            "median": f.median(),
+            "runs": f.runs,
         })).collect::<Vec<_>>(),
     });
     write_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())

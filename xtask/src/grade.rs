@@ -419,13 +419,17 @@ pub fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<Submission
         let workers: Vec<_> = (0..options.jobs.max(1))
             .map(|_| {
                 scope.spawn(|| -> Result<()> {
-                    while let Some(submission) = { queue.lock().unwrap().next() } {
+                    loop {
+                        // Not in a `while let`: its guard would hold the queue for the whole body.
+                        let next = queue.lock().unwrap().next();
+                        let Some(submission) = next else {
+                            return Ok(());
+                        };
                         let grade = grade_one(env, options, submission)?;
                         let path = results_dir.join(format!("{}.json", submission.name));
                         write_atomic(&path, serde_json::to_string_pretty(&grade)?.as_bytes())?;
                         progress.lock().unwrap().advance(1);
                     }
-                    Ok(())
                 })
             })
             .collect();

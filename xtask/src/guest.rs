@@ -92,6 +92,8 @@ pub struct Boot {
     pub ending: Ending,
     /// Wall time from QEMU's start to its end.
     pub elapsed: Duration,
+    /// QEMU's peak resident memory in KiB (its high-water mark as last seen).
+    pub peak_rss_kb: u64,
 }
 
 /// How a boot ended.
@@ -173,16 +175,18 @@ pub fn boot(config: &BootConfig, initramfs: &[u8], step_limits: &[Duration]) -> 
     }
     let started = Instant::now();
     let mut child = Qemu(qemu.spawn().map_err(|e| format!("cannot start {}: {e}", config.qemu.display()))?);
-    let ending = supervise(&mut child, &console_path, &transcript_path, step_limits)?;
+    let mut peak_rss_kb = 0;
+    let ending = supervise(&mut child, &console_path, &transcript_path, step_limits, &mut peak_rss_kb)?;
     drop(child);
     let elapsed = started.elapsed();
     let console = String::from_utf8_lossy(&std::fs::read(&console_path)?).replace('\r', "");
     let transcript = String::from_utf8_lossy(&std::fs::read(&transcript_path)?).replace('\r', "");
-    Ok(Boot { console, transcript, ending, elapsed })
+    Ok(Boot { console, transcript, ending, elapsed, peak_rss_kb })
 }
 
 /// Watches the transcript until the run ends one way or another.
-fn supervise(qemu: &mut Qemu, console: &Path, transcript: &Path, step_limits: &[Duration]) -> Result<Ending> {
+fn supervise(qemu: &mut Qemu, console: &Path, transcript: &Path, step_limits: &[Duration], peak_rss_kb: &mut u64) -> Result<Ending> {
+    let status_file = format!("/proc/{}/status", qemu.0.id());
     let started = Instant::now();
     let mut reader = std::fs::File::open(transcript)?;
     let mut pending = String::new();
@@ -190,6 +194,9 @@ fn supervise(qemu: &mut Qemu, console: &Path, transcript: &Path, step_limits: &[
     let mut current: Option<(usize, Instant)> = None;
     let mut done_at: Option<Instant> = None;
     loop {
+        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().as_deref().and_then(high_water_mark_kb) {
+            *peak_rss_kb = hwm;
+        }
         if let Some(status) = qemu.0.try_wait()? {
             let mut rest = String::new();
             reader.read_to_string(&mut rest)?;
@@ -239,6 +246,11 @@ fn supervise(qemu: &mut Qemu, console: &Path, transcript: &Path, step_limits: &[
         }
         std::thread::sleep(Duration::from_millis(if booted { 10 } else { 25 }));
     }
+}
+
+/// `VmHWM` of a `/proc/PID/status` text, in KiB.
+fn high_water_mark_kb(status: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
 }
 
 /// The marker prefix must never appear in a step's command line, or the
