@@ -26,6 +26,8 @@ struct ChecksFile {
     #[serde(default)]
     files: Vec<String>,
     #[serde(default)]
+    programs: Vec<String>,
+    #[serde(default)]
     step: Vec<StepFile>,
 }
 
@@ -78,6 +80,9 @@ pub struct Chapter {
     /// Other files of the chapter copied beside the modules in the guest
     /// (helper scripts, data), executable.
     pub files: Vec<String>,
+    /// User-space test programs of the workspace's `guest-programs` crate
+    /// copied beside the modules in the guest (built static).
+    pub programs: Vec<String>,
     /// What the guest runs, in order.
     pub steps: Vec<Step>,
 }
@@ -157,11 +162,14 @@ impl Chapter {
         if let Some(bad) = file.files.iter().find(|f| !is_guest_safe_name(&f.replace('.', "_"))) {
             return Err(format!("file `{bad}` must be a plain file name in the chapter directory (letters, digits, `-`, `_`, `.`)").into());
         }
+        if let Some(bad) = file.programs.iter().find(|p| !is_guest_safe_name(p)) {
+            return Err(format!("program `{bad}` must be the name of a binary of guest-programs/ (letters, digits, `-`, `_`)").into());
+        }
         if file.step.is_empty() {
             return Err("no [[step]]: a chapter needs at least one step to check".into());
         }
         let steps = steps_from(file.step)?;
-        Ok(Chapter { name: name.to_string(), dir: dir.to_path_buf(), title: file.title, modules: file.modules, files: file.files, steps })
+        Ok(Chapter { name: name.to_string(), dir: dir.to_path_buf(), title: file.title, modules: file.modules, files: file.files, programs: file.programs, steps })
     }
 }
 

@@ -22,6 +22,7 @@ pub mod learn;
 pub mod module_build;
 pub mod mutation;
 pub mod paths;
+pub mod programs;
 pub mod progress;
 pub mod report;
 pub mod runner;

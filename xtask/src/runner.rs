@@ -119,6 +119,14 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
                     mode: 0o755,
                 });
             }
+            for name in &chapter.programs {
+                files.push(GuestFile {
+                    guest_path: format!("/chapters/{}/{name}", chapter.name),
+                    data: std::fs::read(crate::programs::ensure_built(&env.project)?.join(name))
+                        .map_err(|e| format!("{}: `programs` names {name}, which guest-programs/ does not build: {e}", chapter.name))?,
+                    mode: 0o755,
+                });
+            }
             script.push_str(&format!("wb_chapter {}\n", chapter.name));
             for step in chapter.steps.iter().cloned().chain([cleanup_step(chapter)]) {
                 guest::check_no_marker(&step.run)?;

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The two directions of pktfilter's Rust/C boundary.
+ *
+ * C to Rust: the hook asks Rust for a verdict on each packet, and
+ * /proc/pktfilter asks Rust to print the counters.
+ * Rust to C: registering the hook and the /proc entry. `struct
+ * nf_hook_ops` and the header accessors (ip_hdr(), skb_header_pointer())
+ * are C data and static inline functions that `kernel::bindings` lacks.
+ */
+#ifndef PKTFILTER_SHIM_H
+#define PKTFILTER_SHIM_H
+
+#include <linux/types.h>
+
+struct seq_file;
+
+/* Implemented in Rust (pktfilter_main.rs). */
+bool pktfilter_judge(u8 protocol, u16 dport);
+int pktfilter_show(struct seq_file *m, void *v);
+
+/* Implemented in C (pktfilter_shim.c). */
+int pktfilter_register(void);
+void pktfilter_unregister(void);
+
+#endif

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `wbnet`: the network client chapter 05's checks run in the guest
+//! (busybox `nc` speaks no UDP). Every answer is checked byte for byte and
+//! every wait is bounded, so a broken module gives a line that says what
+//! went wrong, never a hang.
+//!
+//! ```text
+//! wbnet udp PORT PAYLOAD...        send each datagram, expect it echoed
+//! wbnet tcp PORT TEXT...           one connection; send each text, expect it echoed
+//! wbnet udp-flood PORT SECONDS     send datagrams without pause, ignoring errors
+//! wbnet port-free udp|tcp PORT     whether a socket can bind the port
+//! ```
+//!
+//! A PAYLOAD is `empty`, `size:N` (N bytes of a counting pattern) or text.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// How long an echo may take.
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+fn payload(spec: &str) -> Result<Vec<u8>, String> {
+    if spec == "empty" {
+        return Ok(Vec::new());
+    }
+    if let Some(size) = spec.strip_prefix("size:") {
+        let size: usize = size.parse().map_err(|_| format!("bad size in `{spec}`"))?;
+        return Ok((0..size).map(|i| (i % 251) as u8).collect());
+    }
+    Ok(spec.as_bytes().to_vec())
+}
+
+fn shown(spec: &str, data: &[u8]) -> String {
+    if spec.starts_with("size:") || spec == "empty" {
+        format!("{} bytes", data.len())
+    } else {
+        format!("`{spec}`")
+    }
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+fn udp(port: u16, specs: &[String]) -> Result<bool, String> {
+    let socket = UdpSocket::bind(local(0)).map_err(|e| format!("bind: {e}"))?;
+    socket.set_read_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
+    let mut all = true;
+    let mut buf = vec![0u8; 65536];
+    for spec in specs {
+        let data = payload(spec)?;
+        let what = shown(spec, &data);
+        if let Err(e) = socket.send_to(&data, local(port)) {
+            println!("udp {port}: {what}: cannot send: {e}");
+            all = false;
+            continue;
+        }
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) if buf[..n] == data[..] => println!("udp {port}: {what} echoed"),
+            Ok((n, _)) => {
+                let first = (0..n.min(data.len())).find(|&i| buf[i] != data[i]).unwrap_or(n.min(data.len()));
+                println!("udp {port}: {what}: wrong echo: {n} bytes back, first difference at byte {first}");
+                all = false;
+            }
+            Err(e) => {
+                println!("udp {port}: {what}: no answer ({e})");
+                all = false;
+            }
+        }
+    }
+    Ok(all)
+}
+
+fn tcp(port: u16, texts: &[String]) -> Result<bool, String> {
+    let mut stream = match TcpStream::connect_timeout(&local(port), ANSWER_WAIT) {
+        Ok(stream) => stream,
+        Err(e) => {
+            println!("tcp {port}: cannot connect: {e}");
+            return Ok(false);
+        }
+    };
+    stream.set_read_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
+    let mut all = true;
+    for text in texts {
+        let data = payload(text)?;
+        let what = shown(text, &data);
+        stream.write_all(&data).map_err(|e| format!("tcp {port}: send: {e}"))?;
+        let mut back = vec![0u8; data.len()];
+        match stream.read_exact(&mut back) {
+            Ok(()) if back == data => println!("tcp {port}: {what} echoed"),
+            Ok(()) => {
+                println!("tcp {port}: {what}: wrong echo");
+                all = false;
+            }
+            Err(e) => {
+                println!("tcp {port}: {what}: no full answer ({e})");
+                all = false;
+            }
+        }
+    }
+    Ok(all)
+}
+
+fn udp_flood(port: u16, seconds: u64) -> Result<bool, String> {
+    let socket = UdpSocket::bind(local(0)).map_err(|e| format!("bind: {e}"))?;
+    let data = payload("size:512")?;
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut sent = 0u64;
+    while Instant::now() < until {
+        if socket.send_to(&data, local(port)).is_ok() {
+            sent += 1;
+        }
+    }
+    println!("udp-flood {port}: sent {sent} datagrams in {seconds}s");
+    Ok(true)
+}
+
+fn port_free(protocol: &str, port: u16) -> Result<bool, String> {
+    let free = match protocol {
+        "udp" => UdpSocket::bind(local(port)).is_ok(),
+        "tcp" => TcpListener::bind(local(port)).is_ok(),
+        other => return Err(format!("port-free takes udp or tcp, not `{other}`")),
+    };
+    println!("{protocol} port {port} is {}", if free { "free" } else { "in use" });
+    Ok(free)
+}
+
+fn run(args: &[String]) -> Result<bool, String> {
+    let port = |s: Option<&String>| -> Result<u16, String> {
+        s.ok_or("a port is missing")?.parse().map_err(|_| "a port is a number from 1 to 65535".to_string())
+    };
+    match args.first().map(String::as_str) {
+        Some("udp") => udp(port(args.get(1))?, &args[2..]),
+        Some("tcp") => tcp(port(args.get(1))?, &args[2..]),
+        Some("udp-flood") => {
+            let seconds = args.get(2).and_then(|s| s.parse().ok()).ok_or("udp-flood PORT SECONDS")?;
+            udp_flood(port(args.get(1))?, seconds)
+        }
+        Some("port-free") => port_free(args.get(1).ok_or("port-free udp|tcp PORT")?, port(args.get(2))?),
+        _ => Err("usage: wbnet udp|tcp PORT PAYLOAD... | udp-flood PORT SECONDS | port-free udp|tcp PORT".into()),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("wbnet: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
