@@ -8,11 +8,14 @@
 //! by a kernel thread of its own, blocked in receive or accept until work
 //! comes.
 //!
-//! Unloading must stop threads that are blocked in the kernel: `Drop` shuts
-//! the sockets down (which wakes every task blocked on them), then stops
-//! the threads, then releases the sockets. The socket and thread calls go
-//! through a C shim (`kecho_shim.c`); the unsafe code that calls it lives
-//! in two small safe types, [`KSocket`] and [`KThread`].
+//! Unloading must stop threads that are blocked in the kernel.
+//! `kthread_stop()` does it: it marks the thread as told to stop, flags a
+//! pending signal on it and wakes it, so an interruptible wait such as a
+//! socket receive or accept returns at once with `-ERESTARTSYS`; the thread
+//! sees the module's `stopping` flag, leaves its loop, and `kthread_stop()`
+//! returns once it has. Only then are the sockets released. The socket and
+//! thread calls go through a C shim (`kecho_shim.c`); the unsafe code that
+//! calls it lives in two small safe types, [`KSocket`] and [`KThread`].
 //!
 //! ```sh
 //! insmod kecho.ko udp_port=7007 tcp_port=7008
@@ -25,8 +28,7 @@ use core::ptr::{null_mut, NonNull};
 
 use kernel::prelude::*;
 use kernel::sync::atomic::{ordering, Atomic};
-use kernel::sync::{Arc, Mutex};
-use kernel::new_mutex;
+use kernel::sync::Arc;
 
 module! {
     type: KEcho,
@@ -78,7 +80,6 @@ extern "C" {
     fn kecho_accept(listener: *mut Socket, res: *mut *mut Socket) -> c_int;
     fn kecho_recv(sock: *mut Socket, buf: *mut c_void, len: usize, from: *mut Peer) -> c_int;
     fn kecho_send(sock: *mut Socket, buf: *const c_void, len: usize, to: *const Peer) -> c_int;
-    fn kecho_shutdown(sock: *mut Socket);
     fn kecho_release(sock: *mut Socket);
     fn kecho_thread_start(f: unsafe extern "C" fn(*mut c_void) -> c_int, data: *mut c_void, name: *const c_char, res: *mut *mut Task) -> c_int;
     fn kecho_thread_stop(task: *mut Task);
@@ -99,9 +100,8 @@ fn to_result(ret: c_int) -> Result<usize> {
 /// A kernel socket, released when dropped.
 struct KSocket(NonNull<Socket>);
 
-// SAFETY: kernel sockets are not tied to the task that made them; the
-// socket layer locks internally, and `shutdown` from one task while another
-// is blocked in `recv` is exactly how the kernel wakes blocked readers.
+// SAFETY: kernel sockets are not tied to the task that made them, and the
+// socket layer locks internally.
 unsafe impl Send for KSocket {}
 // SAFETY: see `Send`: every method takes `&self` and the socket layer
 // serialises what must be serialised.
@@ -130,7 +130,7 @@ impl KSocket {
         KSocket::from_shim(ret, sock)
     }
 
-    /// Waits for a client (an error once the socket is shut down).
+    /// Waits for a client.
     fn accept(&self) -> Result<KSocket> {
         let mut sock = null_mut();
         // SAFETY: `self.0` is a live socket (released only in `drop`).
@@ -138,8 +138,8 @@ impl KSocket {
         KSocket::from_shim(ret, sock)
     }
 
-    /// Waits for data; `Ok(0)` is an empty datagram, an orderly TCP close,
-    /// or a shutdown. `from`, when given, gets the sender's address.
+    /// Waits for data; `Ok(0)` is an empty datagram or an orderly TCP
+    /// close. `from`, when given, gets the sender's address.
     fn recv(&self, buf: &mut [u8], from: Option<&mut Peer>) -> Result<usize> {
         let from = from.map_or(null_mut(), |p| p as *mut Peer);
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes and `from`
@@ -153,12 +153,6 @@ impl KSocket {
         // SAFETY: `data` is valid for reads of `data.len()` bytes and `to`
         // is null or a valid `Peer`, both for the whole call.
         to_result(unsafe { kecho_send(self.0.as_ptr(), data.as_ptr().cast(), data.len(), to) })
-    }
-
-    /// Wakes every task blocked on this socket, for good.
-    fn shutdown(&self) {
-        // SAFETY: `self.0` is a live socket.
-        unsafe { kecho_shutdown(self.0.as_ptr()) };
     }
 }
 
@@ -207,14 +201,10 @@ impl Drop for KThread {
 // ANCHOR_END: kthread
 
 /// What the threads and the module share.
-#[pin_data]
 struct Server {
     udp: KSocket,
     listener: KSocket,
-    /// The TCP client being served, so that unloading can wake it.
-    #[pin]
-    client: Mutex<Option<Arc<KSocket>>>,
-    /// Set before the sockets are shut down: a wake-up means "stop".
+    /// Set before the threads are stopped: an interrupted wait means "stop".
     stopping: Atomic<bool>,
     datagrams: Atomic<u64>,
     tcp_bytes: Atomic<u64>,
@@ -249,12 +239,9 @@ unsafe extern "C" fn udp_thread(data: *mut c_void) -> c_int {
         return 0;
     };
     let mut peer = Peer::default();
-    loop {
-        let received = server.udp.recv(&mut buf, Some(&mut peer));
-        if server.stopping.load(ordering::Acquire) {
-            break;
-        }
-        match received {
+    // Until the module stops: `kthread_stop()` interrupts the receive.
+    while !server.stopping.load(ordering::Acquire) {
+        match server.udp.recv(&mut buf, Some(&mut peer)) {
             Ok(n) => {
                 // EXERCISE: Send the `n` bytes received back to `peer` and count the datagram in `server.datagrams`; a failed send is logged with pr_warn! and the loop goes on.
                 // HINT: `server.udp.send(&buf[..n], Some(&peer))`; `fetch_add(1, ordering::Relaxed)` counts.
@@ -266,6 +253,8 @@ unsafe extern "C" fn udp_thread(data: *mut c_void) -> c_int {
                 }
                 // END EXERCISE
             }
+            // Interrupted: the loop's condition says whether to stop.
+            Err(e) if e == ERESTARTSYS || e == EINTR => continue,
             Err(e) => {
                 pr_warn!("UDP receive failed: {e:?}\n");
                 break;
@@ -282,8 +271,9 @@ unsafe extern "C" fn udp_thread(data: *mut c_void) -> c_int {
 fn serve_client(server: &Server, client: &KSocket) -> Result {
     let mut buf = [0u8; TCP_CHUNK];
     loop {
+        // An interrupted receive (the module stopping) returns the error.
         let n = client.recv(&mut buf, None)?;
-        if n == 0 || server.stopping.load(ordering::Acquire) {
+        if n == 0 {
             return Ok(());
         }
         let mut sent = 0;
@@ -303,27 +293,20 @@ unsafe extern "C" fn tcp_thread(data: *mut c_void) -> c_int {
     // SAFETY: guaranteed by the caller.
     let server = unsafe { server(data) };
     while !server.stopping.load(ordering::Acquire) {
-        let client = match server.listener.accept().and_then(|c| Ok(Arc::new(c, GFP_KERNEL)?)) {
+        let client = match server.listener.accept() {
             Ok(client) => client,
-            Err(_) => break,
-        };
-        // Published so that unloading can wake a blocked receive; checked
-        // under the same lock `Drop` takes, so a client accepted while the
-        // module stops is never served.
-        {
-            let mut slot = server.client.lock();
-            if server.stopping.load(ordering::Acquire) {
+            Err(e) if e == ERESTARTSYS || e == EINTR => continue,
+            Err(e) => {
+                pr_warn!("TCP accept failed: {e:?}\n");
                 break;
             }
-            *slot = Some(client.clone());
-        }
+        };
         pr_info!("TCP client connected\n");
-        let result = serve_client(server, &client);
-        server.client.lock().take();
-        match result {
+        match serve_client(server, &client) {
             Ok(()) => pr_info!("TCP client left\n"),
             Err(e) => pr_info!("TCP client dropped: {e:?}\n"),
         }
+        // Dropping `client` closes the connection.
     }
     // SAFETY: called from this kernel thread.
     unsafe { kecho_wait_until_stopped() };
@@ -351,15 +334,11 @@ impl kernel::Module for KEcho {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let udp_port = port("udp_port", module_parameters::udp_port.value())?;
         let tcp_port = port("tcp_port", module_parameters::tcp_port.value())?;
-        let server = Arc::pin_init(
-            try_pin_init!(Server {
-                udp: KSocket::udp(udp_port)?,
-                listener: KSocket::tcp_listen(tcp_port)?,
-                client <- new_mutex!(None),
-                stopping: Atomic::new(false),
-                datagrams: Atomic::new(0),
-                tcp_bytes: Atomic::new(0),
-            }),
+        // If the second socket fails, `?` drops (releases) the first.
+        let udp = KSocket::udp(udp_port)?;
+        let listener = KSocket::tcp_listen(tcp_port)?;
+        let server = Arc::new(
+            Server { udp, listener, stopping: Atomic::new(false), datagrams: Atomic::new(0), tcp_bytes: Atomic::new(0) },
             GFP_KERNEL,
         )?;
         let udp = KThread::start(c"kecho-udp", udp_thread, &server)?;
@@ -373,22 +352,17 @@ impl kernel::Module for KEcho {
 impl Drop for KEcho {
     fn drop(&mut self) {
         let server = &self.server;
-        // 1. Say why the threads will wake up...
+        // 1. Say why the threads will be interrupted...
         server.stopping.store(true, ordering::Release);
-        // 2. ...wake them: every blocked receive and accept returns...
-        server.udp.shutdown();
-        server.listener.shutdown();
-        if let Some(client) = server.client.lock().as_ref() {
-            client.shutdown();
-        }
-        // 3. ...and wait for both to finish (dropping a KThread stops it).
+        // 2. ...then interrupt each and wait until it has finished
+        // (dropping a KThread calls kthread_stop()).
         drop(self.threads.take());
         pr_info!(
             "stopped after echoing {} datagrams and {} TCP bytes\n",
             server.datagrams.load(ordering::Relaxed),
             server.tcp_bytes.load(ordering::Relaxed)
         );
-        // 4. The sockets are released when `server` goes.
+        // 3. No thread is left: the sockets are released when `server` goes.
     }
 }
 // ANCHOR_END: drop

@@ -88,12 +88,6 @@ int kecho_send(struct socket *sock, const void *buf, size_t len, const struct ke
 	return kernel_sendmsg(sock, &msg, &vec, 1, len);
 }
 
-/* Wakes every task blocked on the socket; their calls return at once. */
-void kecho_shutdown(struct socket *sock)
-{
-	kernel_sock_shutdown(sock, SHUT_RDWR);
-}
-
 void kecho_release(struct socket *sock)
 {
 	sock_release(sock);
@@ -109,7 +103,11 @@ int kecho_thread_start(int (*fn)(void *data), void *data, const char *name, stru
 	return 0;
 }
 
-/* Tells the thread to stop and waits until its function has returned. */
+/*
+ * Tells the thread to stop and waits until its function has returned. The
+ * thread is woken with a signal flagged (TIF_NOTIFY_SIGNAL), so whatever
+ * interruptible wait it is in (a receive, an accept) returns -ERESTARTSYS.
+ */
 void kecho_thread_stop(struct task_struct *task)
 {
 	kthread_stop(task);

@@ -25,7 +25,6 @@ int kecho_tcp_listen(u16 port, struct socket **res);
 int kecho_accept(struct socket *listener, struct socket **res);
 int kecho_recv(struct socket *sock, void *buf, size_t len, struct kecho_peer *from);
 int kecho_send(struct socket *sock, const void *buf, size_t len, const struct kecho_peer *to);
-void kecho_shutdown(struct socket *sock);
 void kecho_release(struct socket *sock);
 
 int kecho_thread_start(int (*fn)(void *data), void *data, const char *name, struct task_struct **res);

@@ -129,6 +129,18 @@ pub fn bench(flags: &Flags, runs: usize) -> Result<bool> {
     Ok(true)
 }
 
+/// `cargo xtask mutants CHAPTER...`: those chapters' negative tests only.
+pub fn mutants(flags: &Flags, names: &[String]) -> Result<bool> {
+    let project = Project::discover()?;
+    let chapters = names.iter().map(|n| Chapter::find(&project, n)).collect::<Result<Vec<_>>>()?;
+    let env = setup::ensure(&flags.setup)?;
+    let accel = choose_accel(&env, flags.accel.as_deref())?;
+    let results = negative_tests(&env, &chapters, accel)?;
+    let failed = results.iter().filter(|(_, ok)| !ok).count();
+    println!("{} passed, {failed} failed", results.len() - failed);
+    Ok(failed == 0)
+}
+
 /// Counts of what `test` checked.
 #[derive(Debug, Default)]
 struct Tally {

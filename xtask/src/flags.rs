@@ -17,6 +17,8 @@ commands:
                         (<chapter> is a name like 01-hello or a directory)
   test                  the harness's unit tests, every chapter, the negative tests
   book [--serve]        build the book into target/book (or serve it locally)
+  mutants <chapter>...  the negative tests of some chapters only: their mutations
+                        and exercise skeletons must fail (for chapter authors)
   bench [--runs N]      time setup, a chapter's edit-to-verdict loop, boots (median)
   help                  this text
 
@@ -58,6 +60,8 @@ pub enum Command {
     Test,
     /// Build or serve the book.
     Book { serve: bool },
+    /// Some chapters' negative tests.
+    Mutants { chapters: Vec<String> },
     /// Measure the harness.
     Bench { runs: usize },
     /// Create the learner's copy.
@@ -208,12 +212,14 @@ pub fn parse(args: &[String]) -> Result<Flags> {
         },
         Some("grade-merge") => return Err(format!("`grade-merge` needs the shards' result directories\n\n{USAGE}").into()),
         Some("run") if positional.len() > 1 => Command::Run { chapters: positional[1..].to_vec() },
+        Some("mutants") if positional.len() > 1 => Command::Mutants { chapters: positional[1..].to_vec() },
+        Some("mutants") => return Err(format!("`mutants` needs a chapter, e.g. `cargo xtask mutants 01-hello`\n\n{USAGE}").into()),
         Some("run") => return Err(format!("`run` needs a chapter, e.g. `cargo xtask run 01-hello`\n\n{USAGE}").into()),
         Some(other) => return Err(format!("unknown command `{other}`\n\n{USAGE}").into()),
     };
     let takes_arguments = matches!(
         command,
-        Command::Run { .. } | Command::Grade(_) | Command::GradeMerge { .. } | Command::ExercisesInit { .. } | Command::Check { .. } | Command::Hint { .. } | Command::Reset { .. } | Command::Solution { .. }
+        Command::Run { .. } | Command::Mutants { .. } | Command::Grade(_) | Command::GradeMerge { .. } | Command::ExercisesInit { .. } | Command::Check { .. } | Command::Hint { .. } | Command::Reset { .. } | Command::Solution { .. }
     );
     if positional.len() > 1 && !takes_arguments {
         return Err(format!("unexpected argument `{}`\n\n{USAGE}", positional[1]).into());

@@ -8,6 +8,7 @@
 //! ```text
 //! wbnet udp PORT PAYLOAD...        send each datagram, expect it echoed
 //! wbnet tcp PORT TEXT...           one connection; send each text, expect it echoed
+//! wbnet tcp-hold PORT SECONDS      connect, send nothing, wait for the server to close
 //! wbnet udp-flood PORT SECONDS     send datagrams without pause, ignoring errors
 //! wbnet port-free udp|tcp PORT     whether a socket can bind the port
 //! ```
@@ -104,6 +105,37 @@ fn tcp(port: u16, texts: &[String]) -> Result<bool, String> {
     Ok(all)
 }
 
+fn tcp_hold(port: u16, seconds: u64) -> Result<bool, String> {
+    let mut stream = match TcpStream::connect_timeout(&local(port), ANSWER_WAIT) {
+        Ok(stream) => stream,
+        Err(e) => {
+            println!("tcp {port}: cannot connect: {e}");
+            return Ok(false);
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(seconds))).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => {
+            println!("tcp {port}: closed by the server after {:.1}s", started.elapsed().as_secs_f64());
+            Ok(true)
+        }
+        Ok(_) => {
+            println!("tcp {port}: unexpected data from the server");
+            Ok(false)
+        }
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            println!("tcp {port}: still open after {seconds}s");
+            Ok(false)
+        }
+        Err(e) => {
+            println!("tcp {port}: closed by the server after {:.1}s ({e})", started.elapsed().as_secs_f64());
+            Ok(true)
+        }
+    }
+}
+
 fn udp_flood(port: u16, seconds: u64) -> Result<bool, String> {
     let socket = UdpSocket::bind(local(0)).map_err(|e| format!("bind: {e}"))?;
     let data = payload("size:512")?;
@@ -135,12 +167,16 @@ fn run(args: &[String]) -> Result<bool, String> {
     match args.first().map(String::as_str) {
         Some("udp") => udp(port(args.get(1))?, &args[2..]),
         Some("tcp") => tcp(port(args.get(1))?, &args[2..]),
+        Some("tcp-hold") => {
+            let seconds = args.get(2).and_then(|s| s.parse().ok()).ok_or("tcp-hold PORT SECONDS")?;
+            tcp_hold(port(args.get(1))?, seconds)
+        }
         Some("udp-flood") => {
             let seconds = args.get(2).and_then(|s| s.parse().ok()).ok_or("udp-flood PORT SECONDS")?;
             udp_flood(port(args.get(1))?, seconds)
         }
         Some("port-free") => port_free(args.get(1).ok_or("port-free udp|tcp PORT")?, port(args.get(2))?),
-        _ => Err("usage: wbnet udp|tcp PORT PAYLOAD... | udp-flood PORT SECONDS | port-free udp|tcp PORT".into()),
+        _ => Err("usage: wbnet udp|tcp PORT PAYLOAD... | tcp-hold PORT SECONDS | udp-flood PORT SECONDS | port-free udp|tcp PORT".into()),
     }
 }
 
