@@ -267,6 +267,7 @@ unsafe extern "C" fn udp_thread(data: *mut c_void) -> c_int {
 }
 // ANCHOR_END: udp_loop
 
+// ANCHOR: tcp
 /// Echoes one TCP client until it closes the connection or the module stops.
 fn serve_client(server: &Server, client: &KSocket) -> Result {
     let mut buf = [0u8; TCP_CHUNK];
@@ -313,6 +314,8 @@ unsafe extern "C" fn tcp_thread(data: *mut c_void) -> c_int {
     0
 }
 
+// ANCHOR_END: tcp
+
 /// A parameter as a port number.
 fn port(name: &str, value: u32) -> Result<u16> {
     match u16::try_from(value) {
@@ -330,6 +333,7 @@ struct KEcho {
     threads: Option<(KThread, KThread)>,
 }
 
+// ANCHOR: init
 impl kernel::Module for KEcho {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let udp_port = port("udp_port", module_parameters::udp_port.value())?;
@@ -347,6 +351,7 @@ impl kernel::Module for KEcho {
         Ok(KEcho { server, threads: Some((udp, tcp)) })
     }
 }
+// ANCHOR_END: init
 
 // ANCHOR: drop
 impl Drop for KEcho {
