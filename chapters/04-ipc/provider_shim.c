@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The provider's C shim: it exports the service to other modules.
+ *
+ * A module's function becomes callable from other modules only through
+ * EXPORT_SYMBOL_GPL(), a C macro that puts the symbol's name and address in
+ * the module's __ksymtab sections, which the module loader reads when it
+ * links a module that uses it. Rust has no way to emit those entries in
+ * Linux 7.3, so the exported function is this one-line C wrapper around the
+ * Rust implementation.
+ */
+#include <linux/export.h>
+
+#include "provider.h"
+
+/* The service: a ticket number, unique and increasing, for any caller. */
+u64 wb_next_ticket(void)
+{
+	return provider_next_ticket();
+}
+EXPORT_SYMBOL_GPL(wb_next_ticket);
