@@ -162,6 +162,7 @@ impl Tally {
 /// one guest boot, and every chapter's mutations shown to fail for the
 /// reason they name. Ends with `N passed, N failed`.
 pub fn test(flags: &Flags) -> Result<bool> {
+    let started = std::time::Instant::now();
     let project = Project::discover()?;
     let mut tally = Tally::default();
 
@@ -222,6 +223,7 @@ pub fn test(flags: &Flags) -> Result<bool> {
             println!("  {name}");
         }
     }
+    println!("(in {})", crate::progress::format_duration(started.elapsed()));
     println!("{} passed, {} failed", tally.passed, tally.failed.len());
     Ok(tally.failed.is_empty())
 }
