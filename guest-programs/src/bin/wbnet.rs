@@ -75,13 +75,14 @@ fn udp(port: u16, specs: &[String]) -> Result<bool, String> {
     Ok(all)
 }
 
+/// A connection to the server, or a line saying why there is none.
+fn connect(port: u16) -> Option<TcpStream> {
+    TcpStream::connect_timeout(&local(port), ANSWER_WAIT).map_err(|e| println!("tcp {port}: cannot connect: {e}")).ok()
+}
+
 fn tcp(port: u16, texts: &[String]) -> Result<bool, String> {
-    let mut stream = match TcpStream::connect_timeout(&local(port), ANSWER_WAIT) {
-        Ok(stream) => stream,
-        Err(e) => {
-            println!("tcp {port}: cannot connect: {e}");
-            return Ok(false);
-        }
+    let Some(mut stream) = connect(port) else {
+        return Ok(false);
     };
     stream.set_read_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
     let mut all = true;
@@ -106,12 +107,8 @@ fn tcp(port: u16, texts: &[String]) -> Result<bool, String> {
 }
 
 fn tcp_hold(port: u16, seconds: u64) -> Result<bool, String> {
-    let mut stream = match TcpStream::connect_timeout(&local(port), ANSWER_WAIT) {
-        Ok(stream) => stream,
-        Err(e) => {
-            println!("tcp {port}: cannot connect: {e}");
-            return Ok(false);
-        }
+    let Some(mut stream) = connect(port) else {
+        return Ok(false);
     };
     stream.set_read_timeout(Some(Duration::from_secs(seconds))).map_err(|e| e.to_string())?;
     let started = Instant::now();
