@@ -395,17 +395,16 @@ fn grade_chapter(result: &runner::ChapterResult) -> ChapterGrade {
     }
 }
 
+/// The submissions of shard K of N (1-based): every Nth, from the Kth.
+pub fn shard<T>(all: Vec<T>, shard: Option<(usize, usize)>) -> Vec<T> {
+    all.into_iter().enumerate().filter(|(i, _)| shard.is_none_or(|(k, n)| i % n == k - 1)).map(|(_, s)| s).collect()
+}
+
 /// Grades the class (or this shard of it): results are written as each
 /// submission finishes, and submissions with a result already are not
 /// graded again (an interrupted run resumes).
 pub fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<SubmissionGrade>> {
-    let all = list(&options.submissions)?;
-    let mine: Vec<Submission> = all
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| options.shard.is_none_or(|(k, n)| i % n == k - 1))
-        .map(|(_, s)| s)
-        .collect();
+    let mine = shard(list(&options.submissions)?, options.shard);
     let results_dir = options.out.join("results");
     std::fs::create_dir_all(&results_dir)?;
     let todo: Vec<&Submission> = mine.iter().filter(|s| !results_dir.join(format!("{}.json", s.name)).exists()).collect();
@@ -684,6 +683,35 @@ mod tests {
         assert!(c.files.is_empty());
         let all = c.rejected.join("\n");
         assert!(all.contains("a link") && all.contains("binary") && all.contains("more than"), "{all}");
+    }
+
+    #[test]
+    fn shards_cover_the_class_once_and_merge_back() {
+        let class: Vec<usize> = (0..7).collect();
+        let shards: Vec<Vec<usize>> = (1..=3).map(|k| shard(class.clone(), Some((k, 3)))).collect();
+        assert_eq!(shards[0], vec![0, 3, 6]);
+        let mut all: Vec<usize> = shards.concat();
+        all.sort_unstable();
+        assert_eq!(all, class);
+        assert_eq!(shard(class.clone(), None), class);
+
+        let root = std::env::temp_dir().join(format!("wb-merge-{}", std::process::id()));
+        let grade = |name: &str, score| SubmissionGrade {
+            submission: name.into(),
+            score,
+            max: 9,
+            rejected: vec![],
+            ignored: vec![],
+            chapters: vec![],
+        };
+        for (dir, g) in [("a", grade("alice", 9)), ("b", grade("bob", 6))] {
+            let results = root.join(dir).join("results");
+            std::fs::create_dir_all(&results).unwrap();
+            std::fs::write(results.join(format!("{}.json", g.submission)), serde_json::to_string(&g).unwrap()).unwrap();
+        }
+        let merged = load_results(&[root.join("a"), root.join("b")]).unwrap();
+        assert_eq!(merged, vec![grade("alice", 9), grade("bob", 6)]);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
