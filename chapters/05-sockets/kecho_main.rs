@@ -34,7 +34,7 @@ module! {
     type: KEcho,
     name: "kecho",
     authors: ["The Rust Kernel Workbook"],
-    description: "An echo server in the kernel: kernel sockets, kernel threads, clean shutdown",
+    description: "An echo server in the kernel: kernel sockets, kernel threads, a clean stop",
     license: "GPL",
     params: {
         udp_port: u32 {

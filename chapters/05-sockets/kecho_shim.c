@@ -63,7 +63,7 @@ int kecho_accept(struct socket *listener, struct socket **res)
 	return kernel_accept(listener, res, 0);
 }
 
-/* Blocks until data, an error, or a shutdown (which returns 0). */
+/* Blocks until data or an error (-ERESTARTSYS when kthread_stop() interrupts it). */
 int kecho_recv(struct socket *sock, void *buf, size_t len, struct kecho_peer *from)
 {
 	struct kvec vec = { .iov_base = buf, .iov_len = len };
