@@ -56,15 +56,24 @@ pub fn sandbox_args(env: &Environment, build_dir: &Path) -> Vec<String> {
     for dir in ["bin", "lib", "lib64", "sbin"] {
         args.extend(["--symlink".into(), format!("usr/{dir}"), format!("/{dir}")]);
     }
+    // A private /tmp first: binds below may live under /tmp (a cache in
+    // /tmp, say) and must be mounted on top of it, not hidden by it.
+    args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
     // Only symbolic links (which program `awk` is): nothing private.
     args.extend(["--ro-bind", "/etc/alternatives", "/etc/alternatives"].map(String::from));
-    for dir in [&env.kernel.source, &env.kernel.dir] {
+    // The kernel trees, and a toolchain that does not live in /usr (a
+    // WORKBOOK_RUSTC of one's own: its whole installation, for its sysroot).
+    let toolchain = &env.toolchain;
+    let rustc_home = toolchain.rustc.parent().and_then(Path::parent).map(Path::to_path_buf);
+    let mut dirs = vec![env.kernel.source.clone(), env.kernel.dir.clone()];
+    dirs.extend(rustc_home.into_iter().chain([toolchain.rust_lib_src.clone(), toolchain.llvm_bin.clone()]).filter(|d| !d.starts_with("/usr")));
+    for dir in dirs {
         let dir = dir.display().to_string();
         args.extend(["--ro-bind".into(), dir.clone(), dir]);
     }
     let build = build_dir.display().to_string();
     args.extend(["--bind".into(), build.clone(), build.clone()]);
-    args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--clearenv"].map(String::from));
+    args.push("--clearenv".into());
     args.extend(["--setenv".into(), "PATH".into(), format!("{}:/usr/bin", env.toolchain.llvm_bin.display())]);
     args.extend(["--setenv".into(), "HOME".into(), build.clone()]);
     args.extend(["--chdir".into(), build]);
