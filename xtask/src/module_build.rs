@@ -48,6 +48,19 @@ pub enum Isolation {
 
 /// The bubblewrap arguments that put a module build in its sandbox.
 pub fn sandbox_args(env: &Environment, build_dir: &Path) -> Vec<String> {
+    // The kernel trees, and a toolchain that does not live in /usr (a
+    // WORKBOOK_RUSTC of one's own: its whole installation, for its sysroot).
+    let toolchain = &env.toolchain;
+    let rustc_home = toolchain.rustc.parent().and_then(Path::parent).map(Path::to_path_buf);
+    let mut read_only = vec![env.kernel.source.clone(), env.kernel.dir.clone()];
+    read_only.extend(
+        rustc_home.into_iter().chain([toolchain.rust_lib_src.clone(), toolchain.llvm_bin.clone()]).filter(|d| !d.starts_with("/usr")),
+    );
+    sandbox_args_for(&read_only, build_dir, &toolchain.llvm_bin)
+}
+
+/// [`sandbox_args`] for these read-only directories and this build directory.
+fn sandbox_args_for(read_only: &[PathBuf], build_dir: &Path, llvm_bin: &Path) -> Vec<String> {
     let mut args: Vec<String> = ["--unshare-all", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534"]
         .iter()
         .map(|s| s.to_string())
@@ -61,20 +74,14 @@ pub fn sandbox_args(env: &Environment, build_dir: &Path) -> Vec<String> {
     args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
     // Only symbolic links (which program `awk` is): nothing private.
     args.extend(["--ro-bind", "/etc/alternatives", "/etc/alternatives"].map(String::from));
-    // The kernel trees, and a toolchain that does not live in /usr (a
-    // WORKBOOK_RUSTC of one's own: its whole installation, for its sysroot).
-    let toolchain = &env.toolchain;
-    let rustc_home = toolchain.rustc.parent().and_then(Path::parent).map(Path::to_path_buf);
-    let mut dirs = vec![env.kernel.source.clone(), env.kernel.dir.clone()];
-    dirs.extend(rustc_home.into_iter().chain([toolchain.rust_lib_src.clone(), toolchain.llvm_bin.clone()]).filter(|d| !d.starts_with("/usr")));
-    for dir in dirs {
+    for dir in read_only {
         let dir = dir.display().to_string();
         args.extend(["--ro-bind".into(), dir.clone(), dir]);
     }
     let build = build_dir.display().to_string();
     args.extend(["--bind".into(), build.clone(), build.clone()]);
     args.push("--clearenv".into());
-    args.extend(["--setenv".into(), "PATH".into(), format!("{}:/usr/bin", env.toolchain.llvm_bin.display())]);
+    args.extend(["--setenv".into(), "PATH".into(), format!("{}:/usr/bin", llvm_bin.display())]);
     args.extend(["--setenv".into(), "HOME".into(), build.clone()]);
     args.extend(["--chdir".into(), build]);
     args
@@ -174,6 +181,15 @@ pub fn sync_sources(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sandbox_mounts_private_tmp_before_what_lives_under_tmp() {
+        let args = sandbox_args_for(&[PathBuf::from("/tmp/cache/kernel")], Path::new("/tmp/cache/build"), Path::new("/usr/lib/llvm-19/bin"));
+        let at = |s: &str| args.iter().position(|a| a == s).unwrap();
+        assert!(at("/tmp") < at("/tmp/cache/kernel") && at("/tmp") < at("/tmp/cache/build"), "{args:?}");
+        assert!(args.windows(3).any(|w| w == ["--bind", "/tmp/cache/build", "/tmp/cache/build"]));
+        assert!(!args.iter().any(|a| a.starts_with("/etc/") && a != "/etc/alternatives"), "no host configuration: {args:?}");
+    }
 
     #[test]
     fn sync_rewrites_only_changes() {
