@@ -13,6 +13,7 @@ use crate::guest::Accel;
 use crate::paths::write_atomic;
 use crate::progress::format_duration;
 use crate::runner::{self, RunOptions};
+use crate::kernel::Flavour;
 use crate::setup::{self, Environment, SetupOptions};
 use crate::Result;
 
@@ -124,14 +125,14 @@ fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: us
         }
         runs.push(CLASS_SIZE as f64 * 60.0 / started.elapsed().as_secs_f64());
     }
-    Ok(Figure { name: format!("grading throughput, -j {jobs} ({CLASS_SIZE} submissions)"), runs, unit: Unit::PerMinute }.report())
+    Ok(Figure { name: format!("grading throughput, -j {jobs} ({CLASS_SIZE} submissions, {} kernel)", env.kernel.flavour.name()), runs, unit: Unit::PerMinute }.report())
 }
 
 /// Runs the benchmark; `times` runs per figure.
 pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<Vec<Figure>> {
-    let env = setup::ensure(setup_options)?;
+    let env = setup::ensure(setup_options, Flavour::Fast)?;
     let mut figures = Vec::new();
-    figures.push(measure("setup, warm cache", times, || setup::ensure(setup_options).map(|_| ()))?);
+    figures.push(measure("setup, warm cache", times, || setup::ensure(setup_options, Flavour::Fast).map(|_| ()))?);
 
     let chapters = crate::cli::workbook_chapters(&env.project)?;
     let work = env.project.cache_dir("bench")?;
@@ -180,8 +181,29 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
         }
         Ok(())
     })?);
+    // The detectors' cost: the same on the debug kernel, which `test`,
+    // `mutants` and `grade` use.
+    let debug = setup::ensure(setup_options, Flavour::Debug)?;
+    let debug_options = RunOptions { work_dir: work.join("run-debug"), ..options.clone() };
+    figures.push(measure("01-hello verdict, nothing changed, debug kernel", times, || {
+        let result = runner::run(&debug, std::slice::from_ref(first), &debug_options)?;
+        result.passed().then_some(()).ok_or_else(|| "01-hello failed on the debug kernel".into())
+    })?);
+    let mut debug_peaks = Vec::new();
+    figures.push(measure(&format!("all {} chapters, one guest boot, debug kernel", chapters.len()), times, || {
+        let result = runner::run(&debug, &chapters, &debug_options)?;
+        debug_peaks.extend(result.boot.map(|b| b.peak_rss_kb as f64 / 1024.0));
+        Ok(())
+    })?);
+    figures.push(Figure { name: "peak memory of a guest, debug kernel".into(), runs: debug_peaks, unit: Unit::Mebibytes }.report());
+    for (name, kernel) in [("fast", &env.kernel), ("debug", &debug.kernel)] {
+        // Measured when the kernel was built (a build is not repeated here).
+        if let Some(secs) = std::fs::read_to_string(kernel.dir.join(crate::kernel::BUILD_SECONDS_FILE)).ok().and_then(|s| s.trim().parse::<f64>().ok()) {
+            figures.push(Figure { name: format!("kernel build, {name} flavour (when it was built)"), runs: vec![secs], unit: Unit::Seconds }.report());
+        }
+    }
     for jobs in [1, 2] {
-        figures.push(grading_throughput(&env, accel, first, jobs, times)?);
+        figures.push(grading_throughput(&debug, accel, first, jobs, times)?);
     }
     Ok(figures)
 }

@@ -10,6 +10,7 @@ use crate::chapter::{self, Chapter};
 use crate::mutation;
 use crate::flags::Flags;
 use crate::guest::{self, Accel, BootConfig, Ending};
+use crate::kernel::Flavour;
 use crate::paths::Project;
 use crate::report::{self, Style};
 use crate::runner::{self, RunOptions, RunResult};
@@ -21,7 +22,7 @@ pub const GUEST_MEMORY_MB: u32 = 256;
 
 /// `cargo xtask setup`.
 pub fn setup(flags: &Flags) -> Result<Environment> {
-    let env = setup::ensure(&flags.setup)?;
+    let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     eprintln!(
         "setup: ready: Linux {} with {}; kernel build tree {}",
         env.kernel.release,
@@ -35,7 +36,7 @@ pub fn setup(flags: &Flags) -> Result<Environment> {
 pub fn run(flags: &Flags, names: &[String]) -> Result<bool> {
     let project = Project::discover()?;
     let chapters = names.iter().map(|n| Chapter::find(&project, n)).collect::<Result<Vec<_>>>()?;
-    let env = setup::ensure(&flags.setup)?;
+    let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let result = run_chapters(&env, &chapters, flags, "last")?;
     Ok(result.passed())
 }
@@ -92,6 +93,7 @@ fn probe_kvm(env: &Environment) -> Result<Accel> {
             work_dir: env.project.cache_dir("runs")?.join("kvm-probe"),
             accel: Accel::Kvm,
             memory_mb: GUEST_MEMORY_MB,
+            cmdline_extra: env.kernel.flavour.cmdline(),
         };
         let initramfs = guest::initramfs(&env.project, &env.toolchain, "", &[])?;
         let probe = std::thread::spawn(move || guest::boot(&config, &initramfs, &[]));
@@ -119,7 +121,7 @@ pub fn book(serve: bool) -> Result<bool> {
 /// `cargo xtask bench`: prints the table, writes `target/bench.json`.
 pub fn bench(flags: &Flags, runs: usize) -> Result<bool> {
     let project = Project::discover()?;
-    let env = setup::ensure(&flags.setup)?;
+    let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let accel = choose_accel(&env, flags.accel.as_deref())?;
     let figures = crate::bench::run(&flags.setup, accel, runs)?;
     print!("{}", crate::bench::table(&figures));
@@ -133,9 +135,9 @@ pub fn bench(flags: &Flags, runs: usize) -> Result<bool> {
 pub fn mutants(flags: &Flags, names: &[String]) -> Result<bool> {
     let project = Project::discover()?;
     let chapters = names.iter().map(|n| Chapter::find(&project, n)).collect::<Result<Vec<_>>>()?;
-    let env = setup::ensure(&flags.setup)?;
+    let env = setup::ensure(&flags.setup, Flavour::Debug)?;
     let accel = choose_accel(&env, flags.accel.as_deref())?;
-    let results = negative_tests(&env, &chapters, accel)?;
+    let results = negative_tests(&env, negative_jobs(&env, &chapters)?, accel)?;
     let failed = results.iter().filter(|(_, ok)| !ok).count();
     println!("{} passed, {failed} failed", results.len() - failed);
     Ok(failed == 0)
@@ -193,28 +195,47 @@ pub fn test(flags: &Flags) -> Result<bool> {
         }
     }
 
-    let env = setup::ensure(&flags.setup)?;
+    // Everything is proven on the debug kernel (lockdep, KASAN, debug
+    // objects): a reference solution must pass with the detectors silent.
+    let env = setup::ensure(&flags.setup, Flavour::Debug)?;
+    let flavour = env.kernel.flavour.name();
     let chapters = workbook_chapters(&project)?;
-    println!("== every chapter in one guest boot: {}", chapters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
-    let result = run_chapters(&env, &chapters, flags, "test-chapters")?;
-    for chapter in &result.chapters {
-        if chapter.build.is_err() {
-            tally.record(format!("{}: build", chapter.chapter.name), false);
-        }
-        for step in &chapter.steps {
-            tally.record(format!("{}: {}", chapter.chapter.name, step.name), step.passed());
-        }
-    }
+    println!("== every chapter in one guest boot, {flavour} kernel: {}", chapters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
+    let result = run_chapters(&env, &chapters, flags, &format!("test-chapters-{flavour}"))?;
+    record_chapters(&mut tally, &result, flavour);
 
-    println!("== negative tests: broken modules and exercise skeletons must fail, naming the cause");
+    println!("== negative tests, {flavour} kernel: broken modules and exercise skeletons must fail, naming the cause");
     let accel = choose_accel(&env, flags.accel.as_deref())?;
-    for (name, verdict) in negative_tests(&env, &chapters, accel)? {
+    let mut jobs = negative_jobs(&env, &chapters)?;
+    if env.kernel.flavour == Flavour::Debug {
+        println!("   and planted bugs in modules the workbook did not write (tests/detectors/) must be named by their detector");
+        jobs.extend(planted_jobs(&env)?);
+    }
+    for (name, verdict) in negative_tests(&env, jobs, accel)? {
         tally.record(name, verdict);
     }
 
     println!("== grading: a made-up class with exact expected scores (tests/grading)");
     for (name, verdict) in crate::fixtures::check_class(&env, accel)? {
         tally.record(name, verdict);
+    }
+    println!("== grading integrity: two classes at once, one output directory, a killed run");
+    for (name, verdict) in crate::fixtures::check_isolation(&env, accel)? {
+        tally.record(name, verdict);
+    }
+
+    if flags.setup.kernel.is_none() {
+        // The learner's loop runs on the fast kernel: the reference
+        // solutions must pass there too.
+        let fast = setup::ensure(&flags.setup, Flavour::Fast)?;
+        println!("== every chapter in one guest boot, fast kernel (the learner's default)");
+        let result = run_chapters(&fast, &chapters, flags, "test-chapters-fast")?;
+        record_chapters(&mut tally, &result, "fast");
+    }
+
+    println!("== lint: the kernel's rustfmt and CLIPPY=1 on the chapters; cargo fmt and clippy on the workspace");
+    for (name, passed) in lint_all(flags, &env, &chapters)? {
+        tally.record(name, passed);
     }
 
     if !tally.failed.is_empty() {
@@ -228,21 +249,64 @@ pub fn test(flags: &Flags) -> Result<bool> {
     Ok(tally.failed.is_empty())
 }
 
+/// Runs every lint, printing each outcome.
+fn lint_all(flags: &Flags, env: &Environment, chapters: &[Chapter]) -> Result<Vec<(String, bool)>> {
+    let install = if flags.setup.no_install { crate::toolchain::Install::Never } else { crate::toolchain::Install::IfMissing };
+    let mut results = Vec::new();
+    for (name, outcome) in crate::lint::all(env, chapters, install)? {
+        match &outcome {
+            Ok(()) => println!("  ok    {name}"),
+            Err(why) => println!("  FAIL  {name}:\n{}", why.lines().map(|l| format!("        {l}")).collect::<Vec<_>>().join("\n")),
+        }
+        results.push((name, outcome.is_ok()));
+    }
+    Ok(results)
+}
+
+/// `cargo xtask lint`.
+pub fn lint(flags: &Flags) -> Result<bool> {
+    let project = Project::discover()?;
+    let env = setup::ensure(&flags.setup, Flavour::Fast)?;
+    let results = lint_all(flags, &env, &workbook_chapters(&project)?)?;
+    let failed = results.iter().filter(|(_, ok)| !ok).count();
+    println!("{} passed, {failed} failed", results.len() - failed);
+    Ok(failed == 0)
+}
+
+/// Tallies every step of a run of all chapters.
+fn record_chapters(tally: &mut Tally, result: &RunResult, flavour: &str) {
+    for chapter in &result.chapters {
+        if chapter.build.is_err() {
+            tally.record(format!("{} ({flavour} kernel): build", chapter.chapter.name), false);
+        }
+        for step in &chapter.steps {
+            tally.record(format!("{} ({flavour} kernel): {}", chapter.chapter.name, step.name), step.passed());
+        }
+    }
+}
+
+/// How a negative test's failure is judged.
+enum Judge {
+    /// Any failure reason contains one of these texts (none: any failure).
+    AnyOf(Vec<String>),
+    /// A planted bug: the main failure names every expected text.
+    Planted(crate::planted::Planted),
+}
+
 /// A chapter that must fail its checks.
 struct NegativeJob {
     /// How the report names it.
     name: String,
     /// The broken chapter.
     chapter: Chapter,
-    /// Texts one of which a failure reason must contain; none: any failure.
-    expect: Vec<String>,
+    /// What its failure must say.
+    judge: Judge,
     /// Its own directory for logs.
     work: std::path::PathBuf,
 }
 
-/// Runs every chapter's mutations and exercise skeletons, two guests at a time (one per core on the
-/// reference machine), printing each verdict as it comes.
-fn negative_tests(env: &Environment, chapters: &[Chapter], accel: Accel) -> Result<Vec<(String, bool)>> {
+/// Every chapter's mutations and exercise skeleton, as jobs.
+fn negative_jobs(env: &Environment, chapters: &[Chapter]) -> Result<Vec<NegativeJob>> {
     let mutants = env.project.cache_dir("mutants")?;
     let mut jobs = Vec::new();
     for chapter in chapters {
@@ -251,7 +315,7 @@ fn negative_tests(env: &Environment, chapters: &[Chapter], accel: Accel) -> Resu
             let mutated = mutation::apply(chapter, &mutation, &work)?;
             let name = format!("{}: mutant `{}`", chapter.name, mutation.name);
             let expect = mutation.expect.texts().into_iter().map(String::from).collect();
-            jobs.push(NegativeJob { name, chapter: mutated, expect, work });
+            jobs.push(NegativeJob { name, chapter: mutated, judge: Judge::AnyOf(expect), work });
         }
         if !crate::exercise::regions(chapter)?.is_empty() {
             // The learner's starting point must not pass: the checks must see
@@ -261,9 +325,29 @@ fn negative_tests(env: &Environment, chapters: &[Chapter], accel: Accel) -> Resu
             let _ = std::fs::remove_dir_all(&dir);
             crate::exercise::write_skeleton(chapter, &dir)?;
             let name = format!("{}: exercise skeleton", chapter.name);
-            jobs.push(NegativeJob { name, chapter: Chapter::load(&dir)?, expect: Vec::new(), work });
+            jobs.push(NegativeJob { name, chapter: Chapter::load(&dir)?, judge: Judge::AnyOf(Vec::new()), work });
         }
     }
+    Ok(jobs)
+}
+
+/// The planted bugs of `tests/detectors/`, as jobs.
+fn planted_jobs(env: &Environment) -> Result<Vec<NegativeJob>> {
+    let work = env.project.cache_dir("planted")?;
+    Ok(crate::planted::load(&env.project)?
+        .into_iter()
+        .map(|(planted, chapter)| NegativeJob {
+            name: format!("detectors: planted `{}`", planted.dir),
+            work: work.join(&planted.dir),
+            chapter,
+            judge: Judge::Planted(planted),
+        })
+        .collect())
+}
+
+/// Runs negative tests two guests at a time (one per core on the reference
+/// machine), printing each verdict as it comes.
+fn negative_tests(env: &Environment, jobs: Vec<NegativeJob>, accel: Accel) -> Result<Vec<(String, bool)>> {
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2);
     let queue = std::sync::Mutex::new(jobs.into_iter());
     let results = std::sync::Mutex::new(Vec::new());
@@ -280,8 +364,13 @@ fn negative_tests(env: &Environment, chapters: &[Chapter], accel: Accel) -> Resu
                         let run = runner::run(env, std::slice::from_ref(&job.chapter), &options)?;
                         let name = job.name;
                         let took = crate::progress::format_duration(started.elapsed());
-                        let expect: Vec<&str> = job.expect.iter().map(String::as_str).collect();
-                        let verdict = mutation::judge(&name, &expect, &run.chapters[0]);
+                        let verdict = match &job.judge {
+                            Judge::AnyOf(expect) => {
+                                let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
+                                mutation::judge(&name, &expect, &run.chapters[0])
+                            }
+                            Judge::Planted(planted) => crate::planted::judge(planted, &run.chapters[0]),
+                        };
                         // One print per job, so lines of two workers never interleave.
                         let text = match &verdict {
                             Ok(found) => format!("  ok    {name} fails as it should: `{}` ({took})\n", found.lines().next().unwrap_or("")),

@@ -15,6 +15,9 @@ pub struct Fault {
     pub cause: String,
     /// The index of the line that reported it.
     pub line: usize,
+    /// The lines that show it: a detector's report read down to what
+    /// matters, else the lines around the fault.
+    pub excerpt: Vec<String>,
 }
 
 /// Patterns in priority order: the first that matches names the fault.
@@ -50,8 +53,14 @@ fn location() -> &'static Regex {
 /// happened in is added from the lines that follow (`RIP:` or the WARNING's
 /// own location).
 pub fn find(lines: &[String]) -> Vec<Fault> {
-    let mut faults = Vec::new();
+    let mut faults: Vec<Fault> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
+        if let Some(report) = crate::detectors::read(lines, i) {
+            if !faults.iter().any(|f| f.cause == report.cause) {
+                faults.push(Fault { cause: report.cause, line: i, excerpt: report.excerpt });
+            }
+            continue;
+        }
         let Some((re, cause)) = patterns().iter().find(|(re, _)| re.is_match(line)) else {
             continue;
         };
@@ -66,7 +75,7 @@ pub fn find(lines: &[String]) -> Vec<Fault> {
         }
         // A trace repeats its cause: report each fault once.
         if !faults.iter().any(|f: &Fault| f.cause == cause) {
-            faults.push(Fault { cause, line: i });
+            faults.push(Fault { cause, line: i, excerpt: excerpt(lines, i) });
         }
     }
     faults

@@ -272,6 +272,140 @@ pub fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)
     Ok(results)
 }
 
+/// Two sections of one course graded at once on one machine, with the same
+/// student names: each must get exactly what it gets alone. A third run into
+/// an output directory in use must be refused, naming the run that has it;
+/// a run killed with SIGKILL must resume to the exact scores.
+pub fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)>> {
+    let root = &env.project.root;
+    let chapter = Chapter::find(&env.project, "01-hello")?;
+    let chapters = std::slice::from_ref(&chapter);
+    let all = load(&root.join(FIXTURES_FILE))?;
+    let named = |fixture: &str, as_name: &str| -> Result<Fixture> {
+        let mut f = all.iter().find(|f| f.name == fixture).cloned().ok_or_else(|| format!("{FIXTURES_FILE} has no `{fixture}`"))?;
+        f.name = as_name.to_string();
+        // Public checks only: the hidden point is not graded here.
+        f.score = if fixture == "correct" { PUBLIC_HELLO_POINTS } else { f.score.min(PUBLIC_HELLO_POINTS) };
+        Ok(f)
+    };
+    let work = env.project.cache_dir("grading-isolation")?;
+    let class1 = [named("correct", "a")?, named("correct", "b")?];
+    let class2 = [named("panicking", "a")?, named("correct", "b")?];
+    materialize(&class1, chapters, &work.join("class1"))?;
+    materialize(&class2, chapters, &work.join("class2"))?;
+    for out in ["o1", "o2", "o3"] {
+        let _ = std::fs::remove_dir_all(work.join(out));
+    }
+    let exe = std::env::current_exe()?;
+    let accel_name = if accel == Accel::Kvm { "kvm" } else { "tcg" };
+    let grade = |class: &str, out: &str| {
+        let mut command = std::process::Command::new(&exe);
+        command
+            .args(["grade", class, "--chapters", "01-hello", "-j", "1", "--out", out, "--no-install"])
+            .args(["--kernel", env.kernel.flavour.name(), "--accel", accel_name])
+            .current_dir(&work)
+            .env("WORKBOOK_CACHE", &env.project.cache)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let mut results = Vec::new();
+    let mut record = |name: &str, verdict: std::result::Result<(), String>| {
+        match &verdict {
+            Ok(()) => println!("  ok    grading integrity: {name}"),
+            Err(why) => println!("  FAIL  grading integrity: {name}: {why}"),
+        }
+        results.push((format!("grading integrity: {name}"), verdict.is_ok()));
+    };
+    let started = Instant::now();
+    let mut first = grade("class1", "o1").spawn()?;
+    let mut second = grade("class2", "o2").spawn()?;
+    // The third run starts once the first owns o1.
+    let owned = wait_for(|| std::fs::read_to_string(work.join("o1").join(grade::OUT_LOCK_FILE)).is_ok_and(|t| t.starts_with("pid ")));
+    let third = grade("class2", "o1").output()?;
+    let third_err = String::from_utf8_lossy(&third.stderr).to_string();
+    let first_status = first.wait()?;
+    let second_status = second.wait()?;
+    record(
+        "a second run into an --out in use is refused and names the first",
+        if owned && third.status.code() == Some(2) && third_err.contains("is being graded by another run (pid ") {
+            Ok(())
+        } else {
+            Err(format!("exit {:?}: {}", third.status.code(), third_err.trim()))
+        },
+    );
+    let scores = |out: &str| -> std::result::Result<Vec<(String, u32)>, String> {
+        let grades = grade::load_results(&[work.join(out)]).map_err(|e| e.to_string())?;
+        Ok(grades.into_iter().map(|g| (g.submission, g.score)).collect())
+    };
+    let expect = |class: &[Fixture]| class.iter().map(|f| (f.name.clone(), f.score)).collect::<Vec<_>>();
+    let same = |out: &str, class: &[Fixture], status: std::process::ExitStatus| match scores(out) {
+        Ok(got) if got == expect(class) && status.success() => Ok(()),
+        Ok(got) => Err(format!("exit {status}; scores {got:?}, expected {:?}", expect(class))),
+        Err(e) => Err(e),
+    };
+    record("two classes with the same student names graded at once: class 1 exact", same("o1", &class1, first_status));
+    record("two classes with the same student names graded at once: class 2 exact", same("o2", &class2, second_status));
+    println!("  (two classes at once in {})", format_duration(started.elapsed()));
+    // A run killed outright, then resumed.
+    let mut killed = grade("class2", "o3").spawn()?;
+    let guest_started = wait_for(|| qemu_children(killed.id()) > 0);
+    killed.kill()?;
+    killed.wait()?;
+    let orphans = wait_for(|| qemu_with_cache(&env.project.cache) == 0);
+    record("a run killed with SIGKILL leaves no QEMU behind", if guest_started && orphans { Ok(()) } else { Err(format!("guest started: {guest_started}; no QEMU left: {orphans}")) });
+    let resumed = grade("class2", "o3").output()?;
+    record("a run killed with SIGKILL resumes to the exact scores", same("o3", &class2, resumed.status).map_err(|e| format!("{e}; {}", String::from_utf8_lossy(&resumed.stderr).trim())));
+    Ok(results)
+}
+
+/// 01-hello's public points (its hidden check adds one).
+const PUBLIC_HELLO_POINTS: u32 = 9;
+
+/// Polls `condition` for up to two minutes.
+fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+/// The processes whose command line names `needle`, by `/proc`.
+fn processes_matching(mut matches: impl FnMut(u32, &str) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            matches(*pid, &cmdline)
+        })
+        .count()
+}
+
+/// QEMU processes whose parent is `parent`.
+fn qemu_children(parent: u32) -> usize {
+    processes_matching(|pid, cmdline| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        cmdline.contains("qemu-system") && ppid == Some(parent)
+    })
+}
+
+/// QEMU processes booting from this cache that belong to no live grading run
+/// of the killed one: after the kill, none may stay.
+fn qemu_with_cache(cache: &Path) -> usize {
+    let needle = cache.join("grading").display().to_string();
+    processes_matching(|_, cmdline| cmdline.contains("qemu-system") && cmdline.contains(&needle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

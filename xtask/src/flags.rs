@@ -19,6 +19,8 @@ commands:
   book [--serve]        build the book into target/book (or serve it locally)
   mutants <chapter>...  the negative tests of some chapters only: their mutations
                         and exercise skeletons must fail (for chapter authors)
+  lint                  the kernel's rustfmt and CLIPPY=1 on the chapters, cargo
+                        fmt and clippy on the workspace (part of test)
   bench [--runs N]      time setup, a chapter's edit-to-verdict loop, boots (median)
   help                  this text
 
@@ -41,6 +43,9 @@ for learners (exercise mode):
 options:
   --kernel-src <path>   a Linux 7.3 tree or tarball (default: WORKBOOK_KERNEL_SRC,
                         else Debian's linux-source-7.3)
+  --kernel <fast|debug> the guest kernel's flavour: debug adds lockdep, KASAN and
+                        debug objects (default: debug for test, mutants and
+                        grade; fast for the others)
   --rebuild             rebuild the kernel even if the cache has it (setup)
   --no-install          never install packages or crates; say what is missing
   --accel <tcg|kvm|auto>  how QEMU runs the guest (default: tcg, or WORKBOOK_ACCEL)
@@ -62,6 +67,8 @@ pub enum Command {
     Book { serve: bool },
     /// Some chapters' negative tests.
     Mutants { chapters: Vec<String> },
+    /// The kernel's and the workspace's lints.
+    Lint,
     /// Measure the harness.
     Bench { runs: usize },
     /// Create the learner's copy.
@@ -147,6 +154,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
         match arg.as_str() {
             "--kernel-src" => setup.kernel_src = Some(PathBuf::from(value(arg)?)),
             "--rebuild" => setup.rebuild = true,
+            "--kernel" => setup.kernel = Some(crate::kernel::Flavour::parse(&value(arg)?)?),
             "--no-install" => setup.no_install = true,
             "--accel" => {
                 let v = value(arg)?;
@@ -186,6 +194,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
         None | Some("help") => Command::Help,
         Some("setup") => Command::Setup,
         Some("test") => Command::Test,
+        Some("lint") => Command::Lint,
         Some("book") => Command::Book { serve },
         Some("bench") => Command::Bench { runs },
         Some("exercises") => match positional.get(1).map(String::as_str) {

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::chapter::{Chapter, CHECKS_FILE};
 use crate::flags::{Flags, GradeFlags};
 use crate::hash::CacheKey;
+use crate::lock::CacheLock;
 use crate::paths::Project;
+use crate::kernel::Flavour;
 use crate::setup;
 use crate::guest::Accel;
 use crate::module_build::{is_module_source, Isolation};
@@ -272,11 +274,53 @@ fn collect_dir(root: &Path, dir: &Path, wanted: &BTreeMap<String, Vec<String>>, 
     Ok(())
 }
 
-/// Grades one submission in its own guest.
-pub fn grade_one(env: &Environment, options: &GradeOptions, submission: &Submission) -> Result<SubmissionGrade> {
+/// The scratch directory of one grading run: `<cache>/grading/run-PID-NANOS`,
+/// locked while the run lives and removed when it ends. Nothing in it is
+/// shared with another run, whatever the students are called; a directory
+/// whose lock nobody holds was left by a run that died and is removed by
+/// the next run.
+pub struct RunDir {
+    /// The directory.
+    pub path: PathBuf,
+    _lock: CacheLock,
+}
+
+impl RunDir {
+    /// Cleans what dead runs left, then makes this run's directory.
+    pub fn create(env: &Environment) -> Result<RunDir> {
+        let root = env.project.cache_dir("grading")?;
+        for entry in std::fs::read_dir(&root)?.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.ends_with(".lock") {
+                continue;
+            }
+            let lock = path.with_extension("lock");
+            if !crate::lock::is_held(&lock) {
+                let _ = std::fs::remove_dir_all(&path);
+                let _ = std::fs::remove_file(&lock);
+            }
+        }
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let path = root.join(format!("run-{}-{nanos}", std::process::id()));
+        let lock = CacheLock::try_acquire(&path.with_extension("lock"))?.ok_or("a fresh grading directory is locked")?;
+        std::fs::create_dir_all(&path)?;
+        Ok(RunDir { path, _lock: lock })
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+        let _ = std::fs::remove_file(self.path.with_extension("lock"));
+    }
+}
+
+/// Grades one submission in its own guest, working in `run_dir`.
+pub fn grade_one(env: &Environment, options: &GradeOptions, run_dir: &Path, submission: &Submission) -> Result<SubmissionGrade> {
     let wanted = wanted_sources(&options.chapters)?;
     let collected = collect(submission, &wanted)?;
-    let work = env.project.cache_dir("grading")?.join(&submission.name);
+    let work = run_dir.join(&submission.name);
     let _ = std::fs::remove_dir_all(&work);
     let mut to_run = Vec::new();
     let mut missing_sources = BTreeMap::new();
@@ -411,6 +455,7 @@ pub fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<Submission
     if todo.len() < mine.len() {
         eprintln!("grade: {} of {} submissions already graded in {} (resuming)", mine.len() - todo.len(), mine.len(), results_dir.display());
     }
+    let run_dir = RunDir::create(env)?;
     let queue = std::sync::Mutex::new(todo.into_iter());
     let progress = std::sync::Mutex::new(Progress::new("grading", mine.len() as u64));
     progress.lock().unwrap().advance((mine.len() - queue.lock().unwrap().len()) as u64);
@@ -424,7 +469,7 @@ pub fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<Submission
                         let Some(submission) = next else {
                             return Ok(());
                         };
-                        let grade = grade_one(env, options, submission)?;
+                        let grade = grade_one(env, options, &run_dir.path, submission)?;
                         let path = results_dir.join(format!("{}.json", submission.name));
                         write_atomic(&path, serde_json::to_string_pretty(&grade)?.as_bytes())?;
                         progress.lock().unwrap().advance(1);
@@ -566,6 +611,9 @@ fn grading_key(chapters: &[Chapter], hidden: Option<&Path>) -> Result<String> {
     Ok(key.hex())
 }
 
+/// The lock file of an output directory, holding its owner's pid and start.
+pub const OUT_LOCK_FILE: &str = ".grading.lock";
+
 /// `cargo xtask grade`: grades the class, prints the table, writes reports.
 pub fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
     let project = Project::discover()?;
@@ -593,6 +641,18 @@ pub fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
         }
     }
     std::fs::create_dir_all(&grade.out)?;
+    // One run owns an output directory: a second would interleave results.
+    let lock_path = grade.out.join(OUT_LOCK_FILE);
+    let Some(_owner) = CacheLock::try_acquire(&lock_path)? else {
+        let other = std::fs::read_to_string(&lock_path).unwrap_or_default();
+        return Err(format!(
+            "{} is being graded by another run ({}): wait for it to finish, or give another --out",
+            grade.out.display(),
+            if other.trim().is_empty() { "its owner is starting" } else { other.trim() }
+        )
+        .into());
+    };
+    _owner.write_owner(&crate::lock::owner_text())?;
     let key = grading_key(&chapters, grade.hidden.as_deref())?;
     let key_file = grade.out.join("graded-against");
     match std::fs::read_to_string(&key_file) {
@@ -605,7 +665,7 @@ pub fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
         }
         _ => write_atomic(&key_file, key.as_bytes())?,
     }
-    let env = setup::ensure(&flags.setup)?;
+    let env = setup::ensure(&flags.setup, Flavour::Debug)?;
     let options = GradeOptions {
         submissions: grade.submissions.clone(),
         chapters,

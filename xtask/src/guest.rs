@@ -125,6 +125,8 @@ pub struct BootConfig {
     pub accel: Accel,
     /// Guest memory.
     pub memory_mb: u32,
+    /// What the kernel's flavour adds to [`KERNEL_CMDLINE`].
+    pub cmdline_extra: &'static str,
 }
 
 /// Kills QEMU when dropped, on every path out of [`boot`].
@@ -155,7 +157,7 @@ pub fn boot(config: &BootConfig, initramfs: &[u8], step_limits: &[Duration]) -> 
         .arg(&config.bzimage)
         .arg("-initrd")
         .arg(&initrd)
-        .args(["-append", KERNEL_CMDLINE])
+        .args(["-append", &format!("{KERNEL_CMDLINE}{}", config.cmdline_extra)])
         .arg("-serial")
         .arg(format!("file:{}", console_path.display()))
         .arg("-serial")

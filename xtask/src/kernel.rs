@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use xshell::{cmd, Shell};
 
 use crate::hash::CacheKey;
+use crate::lock::CacheLock;
 use crate::paths::{read_to_string, write_atomic, Project};
 use crate::progress::Progress;
 use crate::toolchain::Toolchain;
@@ -24,9 +25,70 @@ pub const DEBIAN_SOURCE_PACKAGE: &str = "linux-source-7.3";
 pub const DEBIAN_SOURCE_SUITE: &str = "trixie-backports";
 /// Bump when the build recipe changes in a way the key does not see.
 const RECIPE_VERSION: &str = "1";
-/// Kernel builds kept in the cache: the one in use and the one before it
-/// (switching between two kernel trees does not rebuild).
+/// Kernel builds kept in the cache per flavour: the one in use and the one
+/// before it (switching between two kernel trees does not rebuild).
 const BUILDS_KEPT: usize = 2;
+/// The file in a build tree that records how long its build took.
+pub const BUILD_SECONDS_FILE: &str = ".workbook-build-seconds";
+/// The file in a build tree that names its flavour.
+const FLAVOUR_FILE: &str = ".workbook-flavour";
+
+/// Which guest kernel: the same fragment, with or without the detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavour {
+    /// `qemu-images/kernel.config`: fast to build and boot, for the
+    /// learner's edit-to-verdict loop.
+    #[default]
+    Fast,
+    /// The fast flavour plus `qemu-images/kernel-debug.config`: lockdep,
+    /// KASAN, debug objects. Proves reference solutions and grades.
+    Debug,
+}
+
+impl Flavour {
+    /// Parses `fast` or `debug`.
+    pub fn parse(text: &str) -> Result<Flavour> {
+        match text {
+            "fast" => Ok(Flavour::Fast),
+            "debug" => Ok(Flavour::Debug),
+            other => Err(format!("--kernel takes fast or debug, not `{other}`").into()),
+        }
+    }
+
+    /// Its name on the command line and in the cache.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Fast => "fast",
+            Flavour::Debug => "debug",
+        }
+    }
+
+    /// The overlay merged after the base fragment, if any.
+    pub fn overlay(self) -> Option<&'static str> {
+        match self {
+            Flavour::Fast => None,
+            Flavour::Debug => Some("kernel-debug.config"),
+        }
+    }
+
+    /// How much longer than on the fast kernel a step may take: KASAN's
+    /// checks and lockdep's bookkeeping slow everything under emulation.
+    pub fn time_scale(self) -> u64 {
+        match self {
+            Flavour::Fast => 1,
+            Flavour::Debug => 3,
+        }
+    }
+
+    /// What the kernel command line adds: every KASAN report, not only the
+    /// first (a run checks many chapters in one boot).
+    pub fn cmdline(self) -> &'static str {
+        match self {
+            Flavour::Fast => "",
+            Flavour::Debug => " kasan_multi_shot",
+        }
+    }
+}
 /// Objects a build compiles, for the progress bar before one was measured.
 const DEFAULT_OBJECT_ESTIMATE: u64 = 1300;
 
@@ -52,6 +114,8 @@ pub struct KernelBuild {
     pub key: String,
     /// The source tree it was built from.
     pub source: PathBuf,
+    /// Which flavour it is.
+    pub flavour: Flavour,
 }
 
 /// Finds the kernel source: `explicit` (a flag), else `WORKBOOK_KERNEL_SRC`,
@@ -265,17 +329,22 @@ pub fn archive_uri_one_line(text: &str) -> Option<String> {
 
 /// Configures and builds the kernel unless a complete build with the same
 /// key is in the cache.
-pub fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSource, force: bool) -> Result<KernelBuild> {
-    let fragment_path = project.qemu_images_dir().join("kernel.config");
-    let fragment = read_to_string(&fragment_path)?;
-    let key = CacheKey::default()
+pub fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSource, flavour: Flavour, force: bool) -> Result<KernelBuild> {
+    let mut fragment = read_to_string(&project.qemu_images_dir().join("kernel.config"))?;
+    let mut key = CacheKey::default()
         .add(RECIPE_VERSION)
         .add(&source.identity)
         .add(&fragment)
         .add(&tc.rustc_version)
         .add(&tc.bindgen_version)
-        .add(&tc.clang_version)
-        .hex();
+        .add(&tc.clang_version);
+    if let Some(overlay) = flavour.overlay() {
+        let text = read_to_string(&project.qemu_images_dir().join(overlay))?;
+        key = key.add(&text);
+        fragment.push_str(&format!("\n# merged from qemu-images/{overlay}\n"));
+        fragment.push_str(&text);
+    }
+    let key = key.hex();
     let dir = project.cache_dir("kernel")?.join(&key);
     let complete = dir.join(".workbook-complete");
     let bzimage = dir.join("arch/x86/boot/bzImage");
@@ -287,54 +356,28 @@ pub fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSource, fo
         let _lock = CacheLock::acquire(&dir.with_extension("lock"), "the kernel build")?;
         // Another process may have finished it while this one waited.
         if !complete.exists() {
-            build(project, tc, source, &dir, &fragment)?;
+            std::fs::write(dir.join(FLAVOUR_FILE), flavour.name())?;
+            let started = std::time::Instant::now();
+            build(project, tc, source, &dir, &fragment, flavour)?;
+            std::fs::write(dir.join(BUILD_SECONDS_FILE), format!("{:.0}\n", started.elapsed().as_secs_f64()))?;
             write_atomic(&complete, format!("{}\n{}\n{}\n", source.identity, tc.rustc_version, tc.bindgen_version).as_bytes())?;
         }
     }
     let release = read_to_string(&dir.join("include/config/kernel.release"))?.trim().to_string();
     std::fs::write(dir.join(".workbook-used"), b"")?;
     prune_builds(&project.cache.join("kernel"), BUILDS_KEPT)?;
-    Ok(KernelBuild { dir, bzimage, release, key, source: source.dir.clone() })
+    Ok(KernelBuild { dir, bzimage, release, key, source: source.dir.clone(), flavour })
 }
 
-/// An exclusive lock on a cache entry, released when dropped (or when the
-/// process dies: the kernel drops `flock` locks with the file).
-pub struct CacheLock {
-    _file: std::fs::File,
-}
-
-impl CacheLock {
-    /// Takes the lock, waiting (and saying so) while another process has it.
-    pub fn acquire(path: &Path, what: &str) -> Result<CacheLock> {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        let fd = file.as_raw_fd();
-        // SAFETY: `fd` is an open descriptor owned by `file`, which outlives the call.
-        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            eprintln!("waiting for another harness process to finish {what} ({})", path.display());
-            // SAFETY: as above.
-            if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
-                return Err(format!("cannot lock {}: {}", path.display(), std::io::Error::last_os_error()).into());
-            }
-        }
-        Ok(CacheLock { _file: file })
-    }
-}
-
-/// Removes all but the `keep` most recently used kernel builds.
+/// Removes all but the `keep` most recently used kernel builds of each
+/// flavour (a build without a flavour file is a fast one).
 pub fn prune_builds(root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
-    let mut builds: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(root)?
+    let builds: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(root)?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter(|e| {
             // A build another process holds the lock of is in use.
-            let lock = e.path().with_extension("lock");
-            std::fs::File::open(&lock).map_or(true, |f| {
-                use std::os::fd::AsRawFd;
-                // SAFETY: the descriptor is open for the duration of the call.
-                let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-                free
-            })
+            !crate::lock::is_held(&e.path().with_extension("lock"))
         })
         .map(|e| {
             let path = e.path();
@@ -345,14 +388,22 @@ pub fn prune_builds(root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
             (used, path)
         })
         .collect();
-    builds.sort_by(|a, b| b.0.cmp(&a.0));
-    let mut removed = Vec::new();
-    for (_, path) in builds.into_iter().skip(keep) {
-        eprintln!("setup: removing an older kernel build from the cache: {}", path.display());
-        std::fs::remove_dir_all(&path)?;
-        let _ = std::fs::remove_file(path.with_extension("lock"));
-        removed.push(path);
+    let mut by_flavour: BTreeMap<String, Vec<(std::time::SystemTime, PathBuf)>> = BTreeMap::new();
+    for (used, path) in builds {
+        let flavour = std::fs::read_to_string(path.join(FLAVOUR_FILE)).unwrap_or_else(|_| "fast".into());
+        by_flavour.entry(flavour.trim().to_string()).or_default().push((used, path));
     }
+    let mut removed = Vec::new();
+    for mut builds in by_flavour.into_values() {
+        builds.sort_by(|a, b| b.0.cmp(&a.0));
+        for (_, path) in builds.into_iter().skip(keep) {
+            eprintln!("setup: removing an older kernel build from the cache: {}", path.display());
+            std::fs::remove_dir_all(&path)?;
+            let _ = std::fs::remove_file(path.with_extension("lock"));
+            removed.push(path);
+        }
+    }
+    removed.sort();
     Ok(removed)
 }
 
@@ -381,10 +432,14 @@ fn make_quiet(tc: &Toolchain, source: &KernelSource, build_dir: &Path, targets: 
     Ok(text)
 }
 
-fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, fragment: &str) -> Result<()> {
+fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, fragment: &str, flavour: Flavour) -> Result<()> {
     let log = dir.join("build.log");
     let _ = std::fs::remove_file(&log);
-    eprintln!("setup: building the guest kernel in {} (about 8 minutes on 2 cores, once; log: {})", dir.display(), log.display());
+    let minutes = match flavour {
+        Flavour::Fast => "about 8 minutes",
+        Flavour::Debug => "about 13 minutes: lockdep and KASAN",
+    };
+    eprintln!("setup: building the {} guest kernel in {} ({minutes} on 2 cores, once; log: {})", flavour.name(), dir.display(), log.display());
     let available = make_quiet(tc, source, dir, &["rustavailable"], &log)
         .map_err(|e| format!("the kernel says Rust is not available with this toolchain:\n{e}"))?;
     if !available.contains("Rust is available") {
@@ -400,7 +455,7 @@ fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, f
     let lost = options_lost(fragment, &read_to_string(&config_path)?);
     if !lost.is_empty() {
         return Err(format!(
-            "the kernel configuration dropped options of qemu-images/kernel.config: {}\n\
+            "the kernel configuration dropped options of qemu-images/kernel.config (or the flavour's overlay): {}\n\
              (CONFIG_RUST is dropped when the toolchain is not usable: see `make rustavailable` in {})",
             lost.join(", "),
             log.display()
@@ -408,7 +463,7 @@ fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, f
         .into());
     }
     let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-    let estimate_file = project.cache.join("kernel").join("objects-estimate");
+    let estimate_file = project.cache.join("kernel").join(format!("objects-estimate-{}", flavour.name()));
     let estimate = std::fs::read_to_string(&estimate_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(DEFAULT_OBJECT_ESTIMATE);
     let objects = make_with_progress(make_command(tc, source, dir, &[&jobs, "bzImage", "modules"]), &log, estimate)?;
     let _ = std::fs::write(&estimate_file, objects.to_string());
@@ -514,6 +569,25 @@ mod tests {
         assert_eq!(removed, vec![root.join("old")]);
         assert!(root.join("mid").exists() && root.join("new").exists() && root.join("objects-estimate").exists());
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn pruning_is_per_flavour() {
+        let root = std::env::temp_dir().join(format!("prune-flavour-test-{}", std::process::id()));
+        for (i, (name, flavour)) in [("d1", "debug"), ("f1", "fast"), ("f2", "fast"), ("f3", "fast")].iter().enumerate() {
+            std::fs::create_dir_all(root.join(name)).unwrap();
+            std::fs::write(root.join(name).join(FLAVOUR_FILE), flavour).unwrap();
+            let stamp = root.join(name).join(".workbook-used");
+            std::fs::write(&stamp, b"").unwrap();
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(100 - i as u64 * 10);
+            std::fs::File::options().write(true).open(&stamp).unwrap().set_modified(when).unwrap();
+        }
+        // The oldest build is the only debug one: it stays.
+        assert_eq!(prune_builds(&root, 2).unwrap(), vec![root.join("f1")]);
+        assert!(root.join("d1").exists());
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(Flavour::parse("debug").unwrap(), Flavour::Debug);
+        assert!(Flavour::parse("slow").unwrap_err().to_string().contains("fast or debug"));
     }
 
     #[test]

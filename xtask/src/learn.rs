@@ -15,6 +15,7 @@ use crate::exercise::{self, Progress};
 use crate::flags::Flags;
 use crate::module_build::is_module_source;
 use crate::paths::{read_to_string, Project};
+use crate::kernel::Flavour;
 use crate::setup::{self, Environment};
 use crate::Result;
 
@@ -23,7 +24,7 @@ use crate::Result;
 /// rust-analyzer). Existing work is kept unless `force`.
 pub fn init(flags: &Flags, force: bool) -> Result<bool> {
     let project = Project::discover()?;
-    let env = setup::ensure(&flags.setup)?;
+    let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let root = exercise::learner_root(&project);
     let chapters = exercise::exercise_chapters(&project)?;
     for chapter in &chapters {
@@ -74,7 +75,7 @@ fn learner_chapter(project: &Project, name: &str) -> Result<(Chapter, PathBuf)> 
 /// `cargo xtask check CHAPTER`: the learner's module against the workbook's
 /// own checks (never the copy's, which the learner may have edited).
 pub fn check(flags: &Flags, name: &str) -> Result<bool> {
-    let env = setup::ensure(&flags.setup)?;
+    let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     check_one(&env, flags, name)
 }
 
@@ -165,7 +166,7 @@ fn snapshot(dir: &Path) -> Vec<(String, SystemTime, u64)> {
 /// every save; moves on when it passes. Ctrl-C ends it.
 pub fn watch(flags: &Flags) -> Result<bool> {
     let project = Project::discover()?;
-    let env = setup::ensure(&flags.setup)?;
+    let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let root = exercise::learner_root(&project);
     if !root.is_dir() {
         return Err(format!("{} does not exist: run `cargo xtask exercises init` first", root.display()).into());

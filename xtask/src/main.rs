@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Setup => cli::setup(&flags).map(|_| true),
         Command::Run { chapters } => cli::run(&flags, chapters),
         Command::Test => cli::test(&flags),
+        Command::Lint => cli::lint(&flags),
         Command::Mutants { chapters } => cli::mutants(&flags, chapters),
         Command::Book { serve } => cli::book(*serve),
         Command::Bench { runs } => cli::bench(&flags, *runs),

@@ -13,6 +13,7 @@ use xshell::{cmd, Shell};
 use crate::chapter::Chapter;
 use crate::hash::CacheKey;
 use crate::setup::Environment;
+use crate::lock::CacheLock;
 use crate::Result;
 
 /// Compiler output lines shown for a failed build at most.
@@ -23,11 +24,17 @@ const ERROR_LINES: usize = 80;
 pub struct Built {
     /// Each module's name and `.ko` file.
     pub modules: Vec<(String, PathBuf)>,
+    /// Each module's `.ko`, read while the build directory was locked (another
+    /// process may rebuild it the moment the lock is released).
+    pub images: Vec<Vec<u8>>,
     /// Compiler warnings, if any.
     pub warnings: String,
     /// How long the build took.
     pub elapsed: Duration,
 }
+
+/// The file in a build directory while make runs in it.
+const BUILDING_MARKER: &str = ".workbook-building";
 
 /// Whether a file is part of a module's source (copied into the build).
 pub fn is_module_source(name: &str) -> bool {
@@ -103,7 +110,17 @@ pub fn build_dir(env: &Environment, chapter: &Chapter) -> Result<PathBuf> {
 /// [`build`], isolated as asked.
 pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation) -> Result<Result<Built, String>> {
     let build_dir = build_dir(env, chapter)?;
+    // Two runs of one chapter (two terminals) take turns; a build a dead
+    // process left half-made (its marker still there) is started afresh,
+    // never trusted: a truncated object newer than its source looks done.
+    let _lock = CacheLock::acquire(&build_dir.with_extension("lock"), &format!("building {}", chapter.name))?;
+    let marker = build_dir.join(BUILDING_MARKER);
+    if marker.exists() {
+        eprintln!("{}: an earlier build was interrupted; building from scratch", chapter.name);
+        std::fs::remove_dir_all(&build_dir)?;
+    }
     sync_sources(&chapter.dir, &build_dir)?;
+    std::fs::write(&marker, b"")?;
     let started = Instant::now();
     let sh = Shell::new()?;
     env.toolchain.configure_shell(&sh);
@@ -120,6 +137,9 @@ pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation
         }
     };
     let elapsed = started.elapsed();
+    // make ended by itself: whatever it left is consistent (Kbuild deletes
+    // the target of a failed rule).
+    std::fs::remove_file(&marker)?;
     let show = |bytes: &[u8]| {
         String::from_utf8_lossy(bytes).replace(&format!("{}/", build_dir.display()), &format!("{}/", chapter.dir.display()))
     };
@@ -138,6 +158,7 @@ pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation
         return Ok(Err(shown));
     }
     let mut modules = Vec::new();
+    let mut images = Vec::new();
     for name in &chapter.modules {
         let ko = build_dir.join(format!("{name}.ko"));
         if !ko.exists() {
@@ -146,9 +167,10 @@ pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation
                  and does checks.toml name the right modules?"
             )));
         }
+        images.push(std::fs::read(&ko)?);
         modules.push((name.clone(), ko));
     }
-    Ok(Ok(Built { modules, warnings: stderr.trim().to_string(), elapsed }))
+    Ok(Ok(Built { modules, images, warnings: stderr.trim().to_string(), elapsed }))
 }
 
 /// Copies the module sources of `from` into `to`, rewriting only files whose

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::chapter::{Chapter, Step};
 use crate::faults;
+use crate::lock::CacheLock;
 use crate::guest::{self, Accel, Boot, BootConfig, Ending, GuestFile};
 use crate::module_build::{self, Built};
 use crate::setup::Environment;
@@ -98,6 +99,9 @@ struct Planned {
 /// Builds every chapter, runs those that built in one guest, and judges.
 pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Result<RunResult> {
     let started = Instant::now();
+    // Two runs into one directory (two terminals checking one chapter) take
+    // turns instead of overwriting each other's console and transcript.
+    let _lock = CacheLock::acquire(&options.work_dir.with_extension("lock"), &format!("a run in {}", options.work_dir.display()))?;
     let mut results = Vec::new();
     let mut files = Vec::new();
     let mut plan: Vec<Planned> = Vec::new();
@@ -105,10 +109,10 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
     for (index, chapter) in chapters.iter().enumerate() {
         let build = module_build::build_isolated(env, chapter, options.isolation)?;
         if let Ok(built) = &build {
-            for (name, ko) in &built.modules {
+            for ((name, _), image) in built.modules.iter().zip(&built.images) {
                 files.push(GuestFile {
                     guest_path: format!("/chapters/{}/{name}.ko", chapter.name),
-                    data: std::fs::read(ko)?,
+                    data: image.clone(),
                     mode: 0o644,
                 });
             }
@@ -128,7 +132,10 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
                 });
             }
             script.push_str(&format!("wb_chapter {}\n", chapter.name));
-            for step in chapter.steps.iter().cloned().chain([cleanup_step(chapter)]) {
+            for mut step in chapter.steps.iter().cloned().chain([cleanup_step(chapter)]) {
+                // The debug kernel is slower at everything: its steps get
+                // proportionally longer limits (and say so in a timeout).
+                step.timeout_secs *= env.kernel.flavour.time_scale();
                 guest::check_no_marker(&step.run)?;
                 let n = plan.len();
                 if step.run.starts_with("wb_cleanup ") {
@@ -151,6 +158,7 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
         work_dir: options.work_dir.clone(),
         accel: options.accel,
         memory_mb: options.memory_mb,
+        cmdline_extra: env.kernel.flavour.cmdline(),
     };
     let limits: Vec<Duration> = plan.iter().map(|p| Duration::from_secs(p.step.timeout_secs)).collect();
     let boot = guest::boot(&config, &initramfs, &limits)?;
@@ -192,7 +200,7 @@ fn why_unfinished(boot: &Boot, transcript: &Transcript, console: &[String], n: u
     let found = faults::find(console);
     let tail = console[console.len().saturating_sub(CONSOLE_TAIL)..].to_vec();
     let (cause, excerpt) = match found.first() {
-        Some(fault) => (Some(fault.cause.clone()), faults::excerpt(console, fault.line)),
+        Some(fault) => (Some(fault.cause.clone()), fault.excerpt.clone()),
         None => (None, tail),
     };
     let cause_text = cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default();

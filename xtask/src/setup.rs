@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use xshell::Shell;
 
-use crate::kernel::{self, KernelBuild};
+use crate::kernel::{self, Flavour, KernelBuild};
 use crate::paths::Project;
 use crate::toolchain::{self, Install, Toolchain};
 use crate::Result;
@@ -20,6 +20,8 @@ pub struct SetupOptions {
     pub rebuild: bool,
     /// Never install packages or crates; report what is missing.
     pub no_install: bool,
+    /// The kernel flavour asked for (`--kernel`); none: the command's default.
+    pub kernel: Option<Flavour>,
 }
 
 /// A ready environment: tools and a built kernel.
@@ -34,12 +36,13 @@ pub struct Environment {
 }
 
 /// Makes sure the toolchain and the kernel are there; cheap when they are.
-pub fn ensure(options: &SetupOptions) -> Result<Environment> {
+/// The kernel is the flavour asked for, else the command's `default`.
+pub fn ensure(options: &SetupOptions, default: Flavour) -> Result<Environment> {
     let project = Project::discover()?;
     let sh = Shell::new()?;
     let install = if options.no_install { Install::Never } else { Install::IfMissing };
     let toolchain = toolchain::ensure(&sh, install)?;
     let source = kernel::ensure_source(&sh, &project, options.kernel_src.as_deref())?;
-    let kernel = kernel::ensure_built(&project, &toolchain, &source, options.rebuild)?;
+    let kernel = kernel::ensure_built(&project, &toolchain, &source, options.kernel.unwrap_or(default), options.rebuild)?;
     Ok(Environment { project, toolchain, kernel })
 }

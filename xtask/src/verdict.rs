@@ -89,7 +89,7 @@ pub fn judge(chapter: &str, step: &Step, record: &StepRecord) -> StepResult {
     let found = faults::find(&record.dmesg);
     checks.push(match found.first() {
         None => CheckResult::pass(fault_what),
-        Some(fault) => CheckResult::fail(fault_what, fault.cause.clone(), &faults::excerpt(&record.dmesg, fault.line)),
+        Some(fault) => CheckResult::fail(fault_what, fault.cause.clone(), &fault.excerpt),
     });
     StepResult { chapter: chapter.to_string(), name: step.name.clone(), points: step.points, checks }
 }

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The kernel's own discipline on the chapters: `rustfmt` with the kernel's
+//! `.rustfmt.toml`, and each module built with `CLIPPY=1` (the kernel's lint
+//! set, `undocumented_unsafe_blocks` among them) with no warning; and the
+//! usual `cargo fmt`/`cargo clippy` over the workspace.
+
+use std::path::{Path, PathBuf};
+
+use xshell::{cmd, Shell};
+
+use crate::chapter::Chapter;
+use crate::setup::Environment;
+use crate::toolchain::{self, Install};
+use crate::Result;
+
+/// Debian's clippy and rustfmt for the pinned rustc (installed when linting
+/// is first asked for, not for a learner's first verdict).
+pub const LINT_PACKAGES: &[&str] = &["rust-web-clippy", "rustfmt-web"];
+/// Where those packages put their tools.
+const CLIPPY_DRIVER: &str = "/usr/bin/clippy-driver";
+const RUSTFMT: &str = "/usr/bin/rustfmt";
+
+/// One lint's outcome: its name and, when it failed, what it printed.
+pub type Outcome = (String, Result<(), String>);
+
+/// The Rust sources under `dir`, recursively, sorted.
+fn rust_sources(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            found.extend(rust_sources(&path)?);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// `rustfmt --check` with the kernel's configuration over `dirs`.
+pub fn kernel_rustfmt(env: &Environment, dirs: &[PathBuf]) -> Result<Result<(), String>> {
+    let sh = Shell::new()?;
+    let config = env.kernel.source.join(".rustfmt.toml");
+    let mut files = Vec::new();
+    for dir in dirs {
+        files.extend(rust_sources(dir)?);
+    }
+    let out = cmd!(sh, "{RUSTFMT} --check --edition 2021 --config-path {config} {files...}").quiet().ignore_status().output()?;
+    if out.status.success() {
+        return Ok(Ok(()));
+    }
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Ok(Err(format!("not formatted as the kernel's .rustfmt.toml wants (fix: `{RUSTFMT} --edition 2021 --config-path {} FILE`):\n{}", config.display(), crate::kernel::tail(&text, 40))))
+}
+
+/// Builds `chapter` from scratch with `CLIPPY=1`; any warning fails.
+pub fn kernel_clippy(env: &Environment, chapter: &Chapter) -> Result<Result<(), String>> {
+    let dir = env.project.cache_dir("clippy")?.join(&chapter.name);
+    let _ = std::fs::remove_dir_all(&dir);
+    crate::module_build::sync_sources(&chapter.dir, &dir)?;
+    let sh = Shell::new()?;
+    env.toolchain.configure_shell(&sh);
+    let kdir = &env.kernel.dir;
+    let vars = env.toolchain.make_vars();
+    let out = cmd!(sh, "make -C {kdir} M={dir} {vars...} CLIPPY=1 CLIPPY_DRIVER={CLIPPY_DRIVER} modules").quiet().ignore_status().output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", dir.display()), &format!("{}/", chapter.dir.display()));
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning") || l.starts_with("error")).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    if out.status.success() && warnings.is_empty() {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(crate::kernel::tail(&stderr, 60)))
+    }
+}
+
+/// Every lint: the chapters' and planted modules' format, each chapter's
+/// clippy build, and the workspace's fmt and clippy.
+pub fn all(env: &Environment, chapters: &[Chapter], install: Install) -> Result<Vec<Outcome>> {
+    let sh = Shell::new()?;
+    toolchain::ensure_debian_packages(&sh, LINT_PACKAGES, install)?;
+    let mut outcomes = Vec::new();
+    let dirs = [env.project.chapters_dir(), crate::planted::root(&env.project)];
+    outcomes.push(("lint: chapters formatted with the kernel's rustfmt".to_string(), kernel_rustfmt(env, &dirs)?));
+    for chapter in chapters {
+        outcomes.push((format!("lint: {} has no warning under the kernel's CLIPPY=1", chapter.name), kernel_clippy(env, chapter)?));
+    }
+    sh.change_dir(&env.project.root);
+    let fmt = cmd!(sh, "cargo fmt --all --check").quiet().ignore_status().output()?;
+    outcomes.push((
+        "lint: the workspace is formatted (cargo fmt --check)".to_string(),
+        if fmt.status.success() { Ok(()) } else { Err(crate::kernel::tail(&String::from_utf8_lossy(&fmt.stdout), 30)) },
+    ));
+    let clippy = cmd!(sh, "cargo clippy --workspace --all-targets --quiet -- -D warnings").quiet().ignore_status().output()?;
+    outcomes.push((
+        "lint: the workspace has no clippy warning".to_string(),
+        if clippy.status.success() { Ok(()) } else { Err(crate::kernel::tail(&String::from_utf8_lossy(&clippy.stderr), 40)) },
+    ));
+    Ok(outcomes)
+}
