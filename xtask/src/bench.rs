@@ -10,10 +10,10 @@ use crate::chapter::Chapter;
 use crate::fixtures::Fixture;
 use crate::grade::GradeOptions;
 use crate::guest::Accel;
+use crate::kernel::Flavour;
 use crate::paths::write_atomic;
 use crate::progress::format_duration;
 use crate::runner::{self, RunOptions};
-use crate::kernel::Flavour;
 use crate::setup::{self, Environment, SetupOptions};
 use crate::Result;
 
@@ -125,7 +125,12 @@ fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: us
         }
         runs.push(CLASS_SIZE as f64 * 60.0 / started.elapsed().as_secs_f64());
     }
-    Ok(Figure { name: format!("grading throughput, -j {jobs} ({CLASS_SIZE} submissions, {} kernel)", env.kernel.flavour.name()), runs, unit: Unit::PerMinute }.report())
+    Ok(Figure {
+        name: format!("grading throughput, -j {jobs} ({CLASS_SIZE} submissions, {} kernel)", env.kernel.flavour.name()),
+        runs,
+        unit: Unit::PerMinute,
+    }
+    .report())
 }
 
 /// Runs the benchmark; `times` runs per figure.
@@ -136,7 +141,12 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
 
     let chapters = crate::cli::workbook_chapters(&env.project)?;
     let work = env.project.cache_dir("bench")?;
-    let options = RunOptions { accel, memory_mb: crate::cli::GUEST_MEMORY_MB, work_dir: work.join("run"), isolation: crate::module_build::Isolation::Trusted };
+    let options = RunOptions {
+        accel,
+        memory_mb: crate::cli::GUEST_MEMORY_MB,
+        work_dir: work.join("run"),
+        isolation: crate::module_build::Isolation::Trusted,
+    };
 
     // A learner's edit: a copy of chapter 01 whose source changes each time.
     let first = chapters.first().ok_or("the workbook has no chapters")?;
@@ -198,8 +208,13 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
     figures.push(Figure { name: "peak memory of a guest, debug kernel".into(), runs: debug_peaks, unit: Unit::Mebibytes }.report());
     for (name, kernel) in [("fast", &env.kernel), ("debug", &debug.kernel)] {
         // Measured when the kernel was built (a build is not repeated here).
-        if let Some(secs) = std::fs::read_to_string(kernel.dir.join(crate::kernel::BUILD_SECONDS_FILE)).ok().and_then(|s| s.trim().parse::<f64>().ok()) {
-            figures.push(Figure { name: format!("kernel build, {name} flavour (when it was built)"), runs: vec![secs], unit: Unit::Seconds }.report());
+        if let Some(secs) =
+            std::fs::read_to_string(kernel.dir.join(crate::kernel::BUILD_SECONDS_FILE)).ok().and_then(|s| s.trim().parse::<f64>().ok())
+        {
+            figures.push(
+                Figure { name: format!("kernel build, {name} flavour (when it was built)"), runs: vec![secs], unit: Unit::Seconds }
+                    .report(),
+            );
         }
     }
     for jobs in [1, 2] {
@@ -214,13 +229,7 @@ pub fn table(figures: &[Figure]) -> String {
     for f in figures {
         let min = f.runs.iter().copied().fold(f64::INFINITY, f64::min);
         let max = f.runs.iter().copied().fold(0.0, f64::max);
-        out.push_str(&format!(
-            "{:<52} {:>9} {:>9} {:>9}\n",
-            f.name,
-            f.unit.format(f.median()),
-            f.unit.format(min),
-            f.unit.format(max)
-        ));
+        out.push_str(&format!("{:<52} {:>9} {:>9} {:>9}\n", f.name, f.unit.format(f.median()), f.unit.format(min), f.unit.format(max)));
     }
     out
 }
@@ -229,7 +238,10 @@ pub fn table(figures: &[Figure]) -> String {
 pub fn write_json(path: &std::path::Path, figures: &[Figure]) -> Result<()> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let proc_field = |file: &str, key: &str| {
-        std::fs::read_to_string(file).ok()?.lines().find_map(|l| Some(l.strip_prefix(key)?.trim_start_matches([' ', '\t', ':']).trim().to_string()))
+        std::fs::read_to_string(file)
+            .ok()?
+            .lines()
+            .find_map(|l| Some(l.strip_prefix(key)?.trim_start_matches([' ', '\t', ':']).trim().to_string()))
     };
     let json = serde_json::json!({
         "machine": {

@@ -45,7 +45,10 @@ pub fn check(project: &Project) -> Result<Vec<String>> {
             }
             if let Some(anchor) = found.get(2).map(|m| m.as_str()).filter(|a| !a.chars().next().unwrap_or('0').is_ascii_digit()) {
                 if !contents.contains(&format!("ANCHOR: {anchor}")) || !contents.contains(&format!("ANCHOR_END: {anchor}")) {
-                    problems.push(format!("{name}: includes {}:{anchor}, but that file has no `ANCHOR: {anchor}` ... `ANCHOR_END: {anchor}`", &found[1]));
+                    problems.push(format!(
+                        "{name}: includes {}:{anchor}, but that file has no `ANCHOR: {anchor}` ... `ANCHOR_END: {anchor}`",
+                        &found[1]
+                    ));
                 }
             }
         }
@@ -108,6 +111,27 @@ pub fn heading_id(title: &str) -> String {
         .collect()
 }
 
+/// Builds the HTML into `target/book`, or serves it with `serve`.
+pub fn build(project: &Project, serve: bool) -> Result<PathBuf> {
+    let problems = check(project)?;
+    if !problems.is_empty() {
+        return Err(format!("the book disagrees with the code:\n  {}", problems.join("\n  ")).into());
+    }
+    let sh = Shell::new()?;
+    let mdbook = toolchain::ensure_crate(&sh, MDBOOK, "WORKBOOK_MDBOOK", Install::IfMissing)?;
+    let book = project.root.join("book");
+    if serve {
+        cmd!(sh, "{mdbook} serve {book}").run()?;
+    } else {
+        let out = cmd!(sh, "{mdbook} build {book}").quiet().ignore_status().output()?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() || log.contains("ERROR") || log.contains("WARN") {
+            return Err(format!("mdbook build failed or warned:\n{log}").into());
+        }
+    }
+    Ok(project.root.join("target/book"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,25 +171,4 @@ mod tests {
         let p = project("no includes at all\n");
         assert!(check(&p).unwrap().join("\n").contains("chapters/01-x has no book page"));
     }
-}
-
-/// Builds the HTML into `target/book`, or serves it with `serve`.
-pub fn build(project: &Project, serve: bool) -> Result<PathBuf> {
-    let problems = check(project)?;
-    if !problems.is_empty() {
-        return Err(format!("the book disagrees with the code:\n  {}", problems.join("\n  ")).into());
-    }
-    let sh = Shell::new()?;
-    let mdbook = toolchain::ensure_crate(&sh, MDBOOK, "WORKBOOK_MDBOOK", Install::IfMissing)?;
-    let book = project.root.join("book");
-    if serve {
-        cmd!(sh, "{mdbook} serve {book}").run()?;
-    } else {
-        let out = cmd!(sh, "{mdbook} build {book}").quiet().ignore_status().output()?;
-        let log = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() || log.contains("ERROR") || log.contains("WARN") {
-            return Err(format!("mdbook build failed or warned:\n{log}").into());
-        }
-    }
-    Ok(project.root.join("target/book"))
 }

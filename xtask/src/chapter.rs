@@ -121,9 +121,15 @@ impl Chapter {
             let in_workbook = project.chapters_dir().join(name_or_path);
             if !in_workbook.is_dir() && !as_path.is_dir() {
                 let known = list(project)?.join(", ");
-                return Err(format!("no chapter `{name_or_path}`: the workbook has {known}; or give a directory with a {CHECKS_FILE}").into());
+                return Err(
+                    format!("no chapter `{name_or_path}`: the workbook has {known}; or give a directory with a {CHECKS_FILE}").into()
+                );
             }
-            if in_workbook.is_dir() { in_workbook } else { as_path.to_path_buf() }
+            if in_workbook.is_dir() {
+                in_workbook
+            } else {
+                as_path.to_path_buf()
+            }
         };
         Chapter::load(&dir)
     }
@@ -134,7 +140,9 @@ impl Chapter {
         let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
         let path = dir.join(CHECKS_FILE);
         if !path.exists() {
-            return Err(format!("{} has no {CHECKS_FILE}: a chapter declares its steps there (see the book's appendix)", dir.display()).into());
+            return Err(
+                format!("{} has no {CHECKS_FILE}: a chapter declares its steps there (see the book's appendix)", dir.display()).into()
+            );
         }
         let text = read_to_string(&path)?;
         let chapter = Chapter::parse(&name, &dir, &text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -169,7 +177,15 @@ impl Chapter {
             return Err("no [[step]]: a chapter needs at least one step to check".into());
         }
         let steps = steps_from(file.step)?;
-        Ok(Chapter { name: name.to_string(), dir: dir.to_path_buf(), title: file.title, modules: file.modules, files: file.files, programs: file.programs, steps })
+        Ok(Chapter {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            title: file.title,
+            modules: file.modules,
+            files: file.files,
+            programs: file.programs,
+            steps,
+        })
     }
 }
 
@@ -213,7 +229,9 @@ fn steps_from(steps: Vec<StepFile>) -> Result<Vec<Step>> {
             let compile = |patterns: &[String], field: &str| -> Result<Vec<Regex>> {
                 patterns
                     .iter()
-                    .map(|p| Regex::new(p).map_err(|e| format!("{at}: {field} pattern `{p}` is not a valid regular expression: {e}").into()))
+                    .map(|p| {
+                        Regex::new(p).map_err(|e| format!("{at}: {field} pattern `{p}` is not a valid regular expression: {e}").into())
+                    })
                     .collect()
             };
             if s.run.trim().is_empty() {
@@ -299,7 +317,9 @@ points = 3
         assert!(err(&GOOD.replace("[\"hello\"]", "[\"he llo\"]")).contains("module name"));
         assert!(err("title = ").contains("malformed checks file"));
         assert!(Chapter::parse("a b", Path::new("/x"), GOOD).is_err());
-        assert!(err(&GOOD.replace("modules = [\"hello\"]", "modules = [\"hello\"]\nfiles = [\"../etc/passwd\"]")).contains("plain file name"));
+        assert!(
+            err(&GOOD.replace("modules = [\"hello\"]", "modules = [\"hello\"]\nfiles = [\"../etc/passwd\"]")).contains("plain file name")
+        );
     }
 
     #[test]

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::chapter::{self, Chapter};
-use crate::mutation;
 use crate::flags::Flags;
 use crate::guest::{self, Accel, BootConfig, Ending};
 use crate::kernel::Flavour;
+use crate::mutation;
 use crate::paths::Project;
 use crate::report::{self, Style};
 use crate::runner::{self, RunOptions, RunResult};
@@ -200,7 +200,10 @@ pub fn test(flags: &Flags) -> Result<bool> {
     let env = setup::ensure(&flags.setup, Flavour::Debug)?;
     let flavour = env.kernel.flavour.name();
     let chapters = workbook_chapters(&project)?;
-    println!("== every chapter in one guest boot, {flavour} kernel: {}", chapters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "== every chapter in one guest boot, {flavour} kernel: {}",
+        chapters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
     let result = run_chapters(&env, &chapters, flags, &format!("test-chapters-{flavour}"))?;
     record_chapters(&mut tally, &result, flavour);
 
@@ -359,7 +362,12 @@ fn negative_tests(env: &Environment, jobs: Vec<NegativeJob>, accel: Accel) -> Re
                         let Some(job) = queue.lock().unwrap().next() else {
                             return Ok(());
                         };
-                        let options = RunOptions { accel, memory_mb: GUEST_MEMORY_MB, work_dir: job.work.join("run"), isolation: crate::module_build::Isolation::Trusted };
+                        let options = RunOptions {
+                            accel,
+                            memory_mb: GUEST_MEMORY_MB,
+                            work_dir: job.work.join("run"),
+                            isolation: crate::module_build::Isolation::Trusted,
+                        };
                         let started = std::time::Instant::now();
                         let run = runner::run(env, std::slice::from_ref(&job.chapter), &options)?;
                         let name = job.name;
@@ -399,7 +407,16 @@ fn unit_tests(project: &Project) -> Result<(usize, usize)> {
     let (mut passed, mut failed) = (0, 0);
     for line in text.lines().filter(|l| l.starts_with("test result:")) {
         let count = |word: &str| {
-            line.split(';').find_map(|part| part.trim().trim_start_matches("test result: ok.").trim_start_matches("test result: FAILED.").trim().strip_suffix(word)?.trim().parse::<usize>().ok())
+            line.split(';').find_map(|part| {
+                part.trim()
+                    .trim_start_matches("test result: ok.")
+                    .trim_start_matches("test result: FAILED.")
+                    .trim()
+                    .strip_suffix(word)?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
         };
         passed += count("passed").unwrap_or(0);
         failed += count("failed").unwrap_or(0);

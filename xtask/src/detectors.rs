@@ -56,11 +56,50 @@ fn frame(line: &str) -> Option<Frame> {
 
 /// Functions of the kernel's own machinery that are never "the place".
 const MACHINERY: &[&str] = &[
-    "dump_stack", "show_stack", "__might_", "might_", "___might_", "kasan_", "__kasan_", "print_", "check_", "validate_chain",
-    "__lock_acquire", "lock_acquire", "lockdep_", "__lockdep", "mark_lock", "kmem_cache_", "__kmalloc", "kmalloc", "krealloc",
-    "__kmem_cache", "kfree", "slab_", "__slab", "__do_kmalloc", "kvfree", "kvmalloc", "__kvmalloc", "kvrealloc", "___slab", "__mutex_lock",
-    "mutex_lock", "_raw_spin", "__schedule", "schedule", "asm_", "entry_SYSCALL", "do_syscall", "__x64_sys", "x64_sys_call",
-    "__do_sys", "ret_from_fork", "srso_", "__asan_", "rust_helper_",
+    "dump_stack",
+    "show_stack",
+    "__might_",
+    "might_",
+    "___might_",
+    "kasan_",
+    "__kasan_",
+    "print_",
+    "check_",
+    "validate_chain",
+    "__lock_acquire",
+    "lock_acquire",
+    "lockdep_",
+    "__lockdep",
+    "mark_lock",
+    "kmem_cache_",
+    "__kmalloc",
+    "kmalloc",
+    "krealloc",
+    "__kmem_cache",
+    "kfree",
+    "slab_",
+    "__slab",
+    "__do_kmalloc",
+    "kvfree",
+    "kvmalloc",
+    "__kvmalloc",
+    "kvrealloc",
+    "___slab",
+    "__mutex_lock",
+    "mutex_lock",
+    "_raw_spin",
+    "__schedule",
+    "schedule",
+    "asm_",
+    "entry_SYSCALL",
+    "do_syscall",
+    "__x64_sys",
+    "x64_sys_call",
+    "__do_sys",
+    "ret_from_fork",
+    "srso_",
+    "__asan_",
+    "rust_helper_",
 ];
 
 /// The place to name among `frames`: the module author's own code first,
@@ -91,11 +130,7 @@ fn section_frames(lines: &[String], header: impl Fn(&str) -> bool) -> Vec<Frame>
     let Some(start) = lines.iter().position(|l| header(l)) else {
         return Vec::new();
     };
-    lines[start + 1..]
-        .iter()
-        .take_while(|l| !l.trim().is_empty() && !l.trim_end().ends_with(':'))
-        .filter_map(|l| frame(l))
-        .collect()
+    lines[start + 1..].iter().take_while(|l| !l.trim().is_empty() && !l.trim_end().ends_with(':')).filter_map(|l| frame(l)).collect()
 }
 
 /// Keeps the lines of `lines` that `wanted` picks, in order, at most `max`.
@@ -126,7 +161,13 @@ pub fn lockdep(lines: &[String], at: usize) -> Option<Report> {
     let held = lock_after(position("already holding lock"));
     let excerpt_of = |report: &[String]| {
         pick(report, 20, |l| {
-            l.contains("WARNING:") || l.contains("BUG:") || l.contains("lock:") || l.contains("lock(") || lock_pattern().is_match(l) || l.starts_with("-> #") || l.contains("inconsistent")
+            l.contains("WARNING:")
+                || l.contains("BUG:")
+                || l.contains("lock:")
+                || l.contains("lock(")
+                || lock_pattern().is_match(l)
+                || l.starts_with("-> #")
+                || l.contains("inconsistent")
         })
     };
     if title.starts_with("possible circular locking dependency") {
@@ -148,15 +189,12 @@ pub fn lockdep(lines: &[String], at: usize) -> Option<Report> {
     if title.starts_with("possible recursive locking") {
         let (new, new_at) = wanted?;
         let first = held.and_then(|(_, at)| at).map(|p| format!(" (first taken in {p})")).unwrap_or_default();
-        let cause = format!("lockdep: possible recursive locking: `{new}` is taken{} while already held{first}: a deadlock", in_function(&new_at));
+        let cause =
+            format!("lockdep: possible recursive locking: `{new}` is taken{} while already held{first}: a deadlock", in_function(&new_at));
         return Some(Report { cause, excerpt: excerpt_of(report) });
     }
-    let locks: Vec<String> = report
-        .iter()
-        .filter_map(|l| lock_and_place(l))
-        .map(|(lock, at)| format!("`{lock}`{}", in_function(&at)))
-        .take(3)
-        .collect();
+    let locks: Vec<String> =
+        report.iter().filter_map(|l| lock_and_place(l)).map(|(lock, at)| format!("`{lock}`{}", in_function(&at))).take(3).collect();
     let mut cause = format!("lockdep: {title}");
     if !locks.is_empty() {
         cause.push_str(&format!(": {}", locks.join(", ")));
@@ -193,7 +231,12 @@ pub fn kasan(lines: &[String], at: usize) -> Option<Report> {
         cause.push_str(&format!("; the memory was {}", history.join(" and ")));
     }
     let excerpt = pick(report, 20, |l| {
-        l.contains("KASAN") || l.contains(" of size ") || l.starts_with("Allocated by") || l.starts_with("Freed by") || l.contains("located") || frame(l).is_some_and(|f| f.module.is_some())
+        l.contains("KASAN")
+            || l.contains(" of size ")
+            || l.starts_with("Allocated by")
+            || l.starts_with("Freed by")
+            || l.contains("located")
+            || frame(l).is_some_and(|f| f.module.is_some())
     });
     Some(Report { cause, excerpt })
 }
@@ -236,7 +279,13 @@ pub fn atomic_sleep(lines: &[String], at: usize) -> Option<Report> {
         .unwrap_or_else(|| "a function that may sleep".into());
     let cause = format!("sleeping in atomic context: {} called {callee} ({site}){holding}", sleeper.as_deref().unwrap_or("the module"));
     let excerpt = pick(report, 16, |l| {
-        l.contains("BUG:") || l.starts_with("in_atomic") || l.contains("lock held") || l.contains("locks held") || l.trim_start().starts_with('#') || l.starts_with("Preemption disabled") || frame(l).is_some_and(|f| f.module.is_some())
+        l.contains("BUG:")
+            || l.starts_with("in_atomic")
+            || l.contains("lock held")
+            || l.contains("locks held")
+            || l.trim_start().starts_with('#')
+            || l.starts_with("Preemption disabled")
+            || frame(l).is_some_and(|f| f.module.is_some())
     });
     Some(Report { cause, excerpt })
 }
@@ -250,11 +299,8 @@ pub fn debug_objects(lines: &[String], at: usize) -> Option<Report> {
     let hint = text.split("hint: ").nth(1).and_then(|h| frame(&format!(" {h}"))).map(|f| f.function);
     let report = report_lines(lines, at, 60);
     let place = place(&report.iter().filter_map(|l| frame(l)).collect::<Vec<_>>());
-    let cause = format!(
-        "debug objects: {what} {kind}{}{}",
-        hint.map(|h| format!(" (its function: {h})")).unwrap_or_default(),
-        in_function(&place)
-    );
+    let cause =
+        format!("debug objects: {what} {kind}{}{}", hint.map(|h| format!(" (its function: {h})")).unwrap_or_default(), in_function(&place));
     let excerpt = pick(report, 12, |l| l.contains("ODEBUG") || l.contains("WARNING") || frame(l).is_some_and(|f| f.module.is_some()));
     Some(Report { cause, excerpt })
 }
@@ -396,18 +442,28 @@ mod tests {
         let fast: Vec<String> = log.iter().filter(|l| !l.contains('#')).cloned().collect();
         assert!(read(&fast, 0).unwrap().cause.ends_with("with preemption disabled (since sleepy::nap: a spinlock held?)"));
         let bare: Vec<String> = fast.iter().filter(|l| !l.contains("Preemption") && !l.starts_with("[<")).cloned().collect();
-        assert!(read(&bare, 0).unwrap().cause.ends_with("with preemption disabled (preempt_count 1: a spinlock held?)"), "{:?}", read(&bare, 0));
+        assert!(
+            read(&bare, 0).unwrap().cause.ends_with("with preemption disabled (preempt_count 1: a spinlock held?)"),
+            "{:?}",
+            read(&bare, 0)
+        );
     }
 
     #[test]
     fn debug_objects_and_other_lockdep_reports() {
         let log = lines("ODEBUG: free active (active state 0) object: 000000001 object type: hrtimer hint: _RNvCs1234abcd_6timers4tick+0x0/0x10 [timers]");
-        assert_eq!(read(&log, 0).unwrap().cause, "debug objects: free active (active state 0) hrtimer (its function: timers::tick) in timers::tick");
+        assert_eq!(
+            read(&log, 0).unwrap().cause,
+            "debug objects: free active (active state 0) hrtimer (its function: timers::tick) in timers::tick"
+        );
         let log = lines(
             "WARNING: possible recursive locking detected\ninsmod/1 is trying to acquire lock:\n\
              ffff (m){+.+.}-{4:4}, at: _RNvCs1_1m1f+0x1/0x2 [m]\n\nbut task is already holding lock:\nffff (m){+.+.}-{4:4}, at: _RNvCs1_1m1g+0x1/0x2 [m]\n",
         );
-        assert_eq!(read(&log, 0).unwrap().cause, "lockdep: possible recursive locking: `m` is taken in m::f while already held (first taken in m::g): a deadlock");
+        assert_eq!(
+            read(&log, 0).unwrap().cause,
+            "lockdep: possible recursive locking: `m` is taken in m::f while already held (first taken in m::g): a deadlock"
+        );
         assert!(read(&lines("hello: loaded"), 0).is_none());
     }
 }

@@ -194,7 +194,10 @@ mod tests {
         assert!(text.contains("    // TODO: print a\n"), "{text}");
         assert!(text.contains("    let _ = a;\n"), "{text}");
         assert!(!text.contains("HINT") && !text.contains("STUB") && !text.contains("EXERCISE"), "{text}");
-        assert_eq!(regions, vec![Region { file: "a.rs".into(), line: 3, instruction: "print a".into(), hints: vec!["use pr_info!".into()] }]);
+        assert_eq!(
+            regions,
+            vec![Region { file: "a.rs".into(), line: 3, instruction: "print a".into(), hints: vec!["use pr_info!".into()] }]
+        );
     }
 
     #[test]

@@ -92,7 +92,22 @@ fn function_near(lines: &[String], at: usize) -> Option<String> {
 /// in a module (`sym+0x4/0x10 [hello]`), else the first that is not the
 /// scheduler or the entry code.
 pub fn stuck_function(stack: &[String]) -> Option<String> {
-    const GENERIC: &[&str] = &["__schedule", "schedule", "preempt_schedule", "irqentry_", "asm_", "do_syscall", "entry_SYSCALL", "__x64_sys", "__do_sys", "do_init_module", "load_module", "init_module_from_file", "idempotent_init_module", "ret_from_fork"];
+    const GENERIC: &[&str] = &[
+        "__schedule",
+        "schedule",
+        "preempt_schedule",
+        "irqentry_",
+        "asm_",
+        "do_syscall",
+        "entry_SYSCALL",
+        "__x64_sys",
+        "__do_sys",
+        "do_init_module",
+        "load_module",
+        "init_module_from_file",
+        "idempotent_init_module",
+        "ret_from_fork",
+    ];
     let frames: Vec<(&str, bool)> = stack
         .iter()
         .filter_map(|line| {

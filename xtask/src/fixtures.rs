@@ -259,7 +259,12 @@ pub fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)
         }
         results.push((name, verdict.is_ok()));
     }
-    println!("  ({} submissions graded in {}, {:.1} per minute)", grades.len(), format_duration(took), grades.len() as f64 * 60.0 / took.as_secs_f64());
+    println!(
+        "  ({} submissions graded in {}, {:.1} per minute)",
+        grades.len(),
+        format_duration(took),
+        grades.len() as f64 * 60.0 / took.as_secs_f64()
+    );
     let again = grade::grade(env, &options)?;
     let resumed = again == grades;
     println!("  {}  grading again resumes: nothing regraded, the same results", if resumed { "ok  " } else { "FAIL" });
@@ -354,9 +359,15 @@ pub fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(String, b
     killed.kill()?;
     killed.wait()?;
     let orphans = wait_for(|| qemu_with_cache(&env.project.cache) == 0);
-    record("a run killed with SIGKILL leaves no QEMU behind", if guest_started && orphans { Ok(()) } else { Err(format!("guest started: {guest_started}; no QEMU left: {orphans}")) });
+    record(
+        "a run killed with SIGKILL leaves no QEMU behind",
+        if guest_started && orphans { Ok(()) } else { Err(format!("guest started: {guest_started}; no QEMU left: {orphans}")) },
+    );
     let resumed = grade("class2", "o3").output()?;
-    record("a run killed with SIGKILL resumes to the exact scores", same("o3", &class2, resumed.status).map_err(|e| format!("{e}; {}", String::from_utf8_lossy(&resumed.stderr).trim())));
+    record(
+        "a run killed with SIGKILL resumes to the exact scores",
+        same("o3", &class2, resumed.status).map_err(|e| format!("{e}; {}", String::from_utf8_lossy(&resumed.stderr).trim())),
+    );
     Ok(results)
 }
 

@@ -148,9 +148,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
     let mut hidden = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
-        let mut value = |name: &str| {
-            iter.next().cloned().ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
-        };
+        let mut value = |name: &str| iter.next().cloned().ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"));
         match arg.as_str() {
             "--kernel-src" => setup.kernel_src = Some(PathBuf::from(value(arg)?)),
             "--rebuild" => setup.rebuild = true,
@@ -214,7 +212,9 @@ pub fn parse(args: &[String]) -> Result<Flags> {
             shard,
             hidden,
         }),
-        Some("grade") => return Err(format!("`grade` takes one directory of submissions, e.g. `cargo xtask grade submissions/`\n\n{USAGE}").into()),
+        Some("grade") => {
+            return Err(format!("`grade` takes one directory of submissions, e.g. `cargo xtask grade submissions/`\n\n{USAGE}").into())
+        }
         Some("grade-merge") if positional.len() > 1 => match out {
             Some(out) => Command::GradeMerge { dirs: positional[1..].iter().map(PathBuf::from).collect(), out },
             None => return Err(format!("`grade-merge` needs --out DIR for the merged report\n\n{USAGE}").into()),
@@ -228,7 +228,15 @@ pub fn parse(args: &[String]) -> Result<Flags> {
     };
     let takes_arguments = matches!(
         command,
-        Command::Run { .. } | Command::Mutants { .. } | Command::Grade(_) | Command::GradeMerge { .. } | Command::ExercisesInit { .. } | Command::Check { .. } | Command::Hint { .. } | Command::Reset { .. } | Command::Solution { .. }
+        Command::Run { .. }
+            | Command::Mutants { .. }
+            | Command::Grade(_)
+            | Command::GradeMerge { .. }
+            | Command::ExercisesInit { .. }
+            | Command::Check { .. }
+            | Command::Hint { .. }
+            | Command::Reset { .. }
+            | Command::Solution { .. }
     );
     if positional.len() > 1 && !takes_arguments {
         return Err(format!("unexpected argument `{}`\n\n{USAGE}", positional[1]).into());
@@ -263,13 +271,17 @@ mod tests {
         assert!(parse(&args("check")).unwrap_err().to_string().contains("needs a chapter"));
         assert!(parse(&args("hint a b")).unwrap_err().to_string().contains("takes one chapter"));
         assert!(parse(&args("bench --runs 0")).unwrap_err().to_string().contains("positive number"));
-        assert_eq!(parse(&args("solution 01-hello --force")).unwrap().command, Command::Solution { chapter: "01-hello".into(), force: true });
+        assert_eq!(
+            parse(&args("solution 01-hello --force")).unwrap().command,
+            Command::Solution { chapter: "01-hello".into(), force: true }
+        );
         assert_eq!(parse(&args("exercises init")).unwrap().command, Command::ExercisesInit { force: false });
     }
 
     #[test]
     fn grade_takes_a_class_and_its_options() {
-        let Command::Grade(g) = parse(&args("grade subs --chapters 01-hello,02-memory -j 2 --shard 2/3 --hidden h")).unwrap().command else {
+        let Command::Grade(g) = parse(&args("grade subs --chapters 01-hello,02-memory -j 2 --shard 2/3 --hidden h")).unwrap().command
+        else {
             panic!("not grade");
         };
         assert_eq!(g.chapters, args("01-hello 02-memory"));

@@ -18,16 +18,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::chapter::{Chapter, CHECKS_FILE};
 use crate::flags::{Flags, GradeFlags};
-use crate::hash::CacheKey;
-use crate::lock::CacheLock;
-use crate::paths::Project;
-use crate::kernel::Flavour;
-use crate::setup;
 use crate::guest::Accel;
+use crate::hash::CacheKey;
+use crate::kernel::Flavour;
+use crate::lock::CacheLock;
 use crate::module_build::{is_module_source, Isolation};
+use crate::paths::Project;
 use crate::paths::{read_to_string, write_atomic};
 use crate::progress::Progress;
 use crate::runner::{self, RunOptions};
+use crate::setup;
 use crate::setup::Environment;
 use crate::Result;
 
@@ -453,7 +453,12 @@ pub fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<Submission
     std::fs::create_dir_all(&results_dir)?;
     let todo: Vec<&Submission> = mine.iter().filter(|s| !results_dir.join(format!("{}.json", s.name)).exists()).collect();
     if todo.len() < mine.len() {
-        eprintln!("grade: {} of {} submissions already graded in {} (resuming)", mine.len() - todo.len(), mine.len(), results_dir.display());
+        eprintln!(
+            "grade: {} of {} submissions already graded in {} (resuming)",
+            mine.len() - todo.len(),
+            mine.len(),
+            results_dir.display()
+        );
     }
     let run_dir = RunDir::create(env)?;
     let queue = std::sync::Mutex::new(todo.into_iter());
@@ -525,10 +530,7 @@ pub fn junit(grades: &[SubmissionGrade]) -> String {
     for grade in grades {
         let tests: usize = grade.chapters.iter().map(|c| c.checks.len()).sum();
         let failures: usize = grade.chapters.iter().flat_map(|c| &c.checks).filter(|c| c.earned < c.points).count();
-        xml.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\">\n",
-            xml_escape(&grade.submission)
-        ));
+        xml.push_str(&format!("  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\">\n", xml_escape(&grade.submission)));
         for chapter in &grade.chapters {
             for check in &chapter.checks {
                 xml.push_str(&format!(
@@ -567,7 +569,10 @@ pub fn table(grades: &[SubmissionGrade]) -> String {
             .chapters
             .iter()
             .find_map(|c| {
-                c.checks.iter().find(|k| k.earned < k.points).map(|k| format!("{} `{}`: {}", c.chapter, k.name, k.reason.as_deref().unwrap_or("")))
+                c.checks
+                    .iter()
+                    .find(|k| k.earned < k.points)
+                    .map(|k| format!("{} `{}`: {}", c.chapter, k.name, k.reason.as_deref().unwrap_or("")))
             })
             .or_else(|| grade.rejected.first().cloned())
             .unwrap_or_default();
@@ -618,7 +623,11 @@ pub const OUT_LOCK_FILE: &str = ".grading.lock";
 pub fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
     let project = Project::discover()?;
     if !grade.submissions.is_dir() {
-        return Err(format!("{}: not a directory: give the directory that holds one folder or .tar.gz per student", grade.submissions.display()).into());
+        return Err(format!(
+            "{}: not a directory: give the directory that holds one folder or .tar.gz per student",
+            grade.submissions.display()
+        )
+        .into());
     }
     let chapters = if grade.chapters.is_empty() {
         crate::cli::workbook_chapters(&project)?

@@ -15,7 +15,8 @@ impl Default for CacheKey {
 }
 
 impl CacheKey {
-    /// Adds one named part to the key.
+    /// Adds one named part to the key. (A builder step, not arithmetic.)
+    #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, part: impl AsRef<[u8]>) -> Self {
         let part = part.as_ref();
         for byte in (part.len() as u64).to_le_bytes().iter().chain(part) {

@@ -121,9 +121,8 @@ pub struct KernelBuild {
 /// Finds the kernel source: `explicit` (a flag), else `WORKBOOK_KERNEL_SRC`,
 /// else Debian's package fetched into the cache.
 pub fn ensure_source(sh: &Shell, project: &Project, explicit: Option<&Path>) -> Result<KernelSource> {
-    let chosen = explicit
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("WORKBOOK_KERNEL_SRC").filter(|p| !p.is_empty()).map(PathBuf::from));
+    let chosen =
+        explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("WORKBOOK_KERNEL_SRC").filter(|p| !p.is_empty()).map(PathBuf::from));
     match chosen {
         Some(path) if path.is_dir() => source_from_tree(sh, &path),
         Some(path) if path.is_file() => source_from_tarball(sh, project, &path),
@@ -275,14 +274,11 @@ fn system_archive_uri() -> Result<String> {
         }
     }
     texts.push((false, std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()));
-    texts
-        .iter()
-        .find_map(|(deb822, text)| if *deb822 { archive_uri_deb822(text) } else { archive_uri_one_line(text) })
-        .ok_or_else(|| {
-            "no Debian archive is configured in /etc/apt (sources.list or sources.list.d/*.sources); \
+    texts.iter().find_map(|(deb822, text)| if *deb822 { archive_uri_deb822(text) } else { archive_uri_one_line(text) }).ok_or_else(|| {
+        "no Debian archive is configured in /etc/apt (sources.list or sources.list.d/*.sources); \
              fix: set WORKBOOK_KERNEL_SRC to a Linux 7.3 tarball or tree"
-                .into()
-        })
+            .into()
+    })
 }
 
 /// Whether an apt suite is the main archive's (not `-security`, which is
@@ -304,8 +300,7 @@ pub fn archive_uri_deb822(text: &str) -> Option<String> {
         let suites = field("Suites")?;
         let uri = field("URIs")?.split_whitespace().next()?.to_string();
         let enabled = field("Enabled").is_none_or(|v| v != "no");
-        (enabled && types.split_whitespace().any(|t| t == "deb") && suites.split_whitespace().any(is_main_archive_suite))
-            .then_some(uri)
+        (enabled && types.split_whitespace().any(|t| t == "deb") && suites.split_whitespace().any(is_main_archive_suite)).then_some(uri)
     })
 }
 
@@ -395,7 +390,7 @@ pub fn prune_builds(root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
     }
     let mut removed = Vec::new();
     for mut builds in by_flavour.into_values() {
-        builds.sort_by(|a, b| b.0.cmp(&a.0));
+        builds.sort_by_key(|b| std::cmp::Reverse(b.0));
         for (_, path) in builds.into_iter().skip(keep) {
             eprintln!("setup: removing an older kernel build from the cache: {}", path.display());
             std::fs::remove_dir_all(&path)?;
@@ -439,7 +434,12 @@ fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, f
         Flavour::Fast => "about 8 minutes",
         Flavour::Debug => "about 13 minutes: lockdep and KASAN",
     };
-    eprintln!("setup: building the {} guest kernel in {} ({minutes} on 2 cores, once; log: {})", flavour.name(), dir.display(), log.display());
+    eprintln!(
+        "setup: building the {} guest kernel in {} ({minutes} on 2 cores, once; log: {})",
+        flavour.name(),
+        dir.display(),
+        log.display()
+    );
     let available = make_quiet(tc, source, dir, &["rustavailable"], &log)
         .map_err(|e| format!("the kernel says Rust is not available with this toolchain:\n{e}"))?;
     if !available.contains("Rust is available") {

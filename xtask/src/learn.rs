@@ -13,9 +13,9 @@ use crate::chapter::Chapter;
 use crate::cli::run_chapters;
 use crate::exercise::{self, Progress};
 use crate::flags::Flags;
+use crate::kernel::Flavour;
 use crate::module_build::is_module_source;
 use crate::paths::{read_to_string, Project};
-use crate::kernel::Flavour;
 use crate::setup::{self, Environment};
 use crate::Result;
 
@@ -57,7 +57,11 @@ fn editor_support(env: &Environment, dir: &Path) -> Result<()> {
     let vars = env.toolchain.make_vars();
     let out = cmd!(sh, "make -C {kdir} M={dir} {vars...} rust-analyzer").quiet().ignore_status().output()?;
     if !out.status.success() || !dir.join("rust-project.json").exists() {
-        println!("note: no rust-project.json for {} (editor completion will be limited):\n{}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        println!(
+            "note: no rust-project.json for {} (editor completion will be limited):\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }

@@ -52,7 +52,11 @@ pub fn kernel_rustfmt(env: &Environment, dirs: &[PathBuf]) -> Result<Result<(), 
         return Ok(Ok(()));
     }
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Ok(Err(format!("not formatted as the kernel's .rustfmt.toml wants (fix: `{RUSTFMT} --edition 2021 --config-path {} FILE`):\n{}", config.display(), crate::kernel::tail(&text, 40))))
+    Ok(Err(format!(
+        "not formatted as the kernel's .rustfmt.toml wants (fix: `{RUSTFMT} --edition 2021 --config-path {} FILE`):\n{}",
+        config.display(),
+        crate::kernel::tail(&text, 40)
+    )))
 }
 
 /// Builds `chapter` from scratch with `CLIPPY=1`; any warning fails.
@@ -64,7 +68,8 @@ pub fn kernel_clippy(env: &Environment, chapter: &Chapter) -> Result<Result<(), 
     env.toolchain.configure_shell(&sh);
     let kdir = &env.kernel.dir;
     let vars = env.toolchain.make_vars();
-    let out = cmd!(sh, "make -C {kdir} M={dir} {vars...} CLIPPY=1 CLIPPY_DRIVER={CLIPPY_DRIVER} modules").quiet().ignore_status().output()?;
+    let out =
+        cmd!(sh, "make -C {kdir} M={dir} {vars...} CLIPPY=1 CLIPPY_DRIVER={CLIPPY_DRIVER} modules").quiet().ignore_status().output()?;
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", dir.display()), &format!("{}/", chapter.dir.display()));
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning") || l.starts_with("error")).collect();
     let _ = std::fs::remove_dir_all(&dir);

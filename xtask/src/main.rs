@@ -4,8 +4,8 @@
 
 use std::process::ExitCode;
 
-use xtask::{cli, grade, learn};
 use xtask::flags::{self, Command};
+use xtask::{cli, grade, learn};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -12,8 +12,8 @@ use xshell::{cmd, Shell};
 
 use crate::chapter::Chapter;
 use crate::hash::CacheKey;
-use crate::setup::Environment;
 use crate::lock::CacheLock;
+use crate::setup::Environment;
 use crate::Result;
 
 /// Compiler output lines shown for a failed build at most.
@@ -68,10 +68,8 @@ pub fn sandbox_args(env: &Environment, build_dir: &Path) -> Vec<String> {
 
 /// [`sandbox_args`] for these read-only directories and this build directory.
 fn sandbox_args_for(read_only: &[PathBuf], build_dir: &Path, llvm_bin: &Path) -> Vec<String> {
-    let mut args: Vec<String> = ["--unshare-all", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> =
+        ["--unshare-all", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534"].iter().map(|s| s.to_string()).collect();
     args.extend(["--ro-bind", "/usr", "/usr"].map(String::from));
     for dir in ["bin", "lib", "lib64", "sbin"] {
         args.extend(["--symlink".into(), format!("usr/{dir}"), format!("/{dir}")]);
@@ -140,9 +138,8 @@ pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation
     // make ended by itself: whatever it left is consistent (Kbuild deletes
     // the target of a failed rule).
     std::fs::remove_file(&marker)?;
-    let show = |bytes: &[u8]| {
-        String::from_utf8_lossy(bytes).replace(&format!("{}/", build_dir.display()), &format!("{}/", chapter.dir.display()))
-    };
+    let show =
+        |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&format!("{}/", build_dir.display()), &format!("{}/", chapter.dir.display()));
     let stderr = show(&out.stderr);
     if !out.status.success() {
         let mut text = stderr.trim_end().to_string();
@@ -206,7 +203,8 @@ mod tests {
 
     #[test]
     fn sandbox_mounts_private_tmp_before_what_lives_under_tmp() {
-        let args = sandbox_args_for(&[PathBuf::from("/tmp/cache/kernel")], Path::new("/tmp/cache/build"), Path::new("/usr/lib/llvm-19/bin"));
+        let args =
+            sandbox_args_for(&[PathBuf::from("/tmp/cache/kernel")], Path::new("/tmp/cache/build"), Path::new("/usr/lib/llvm-19/bin"));
         let at = |s: &str| args.iter().position(|a| a == s).unwrap();
         assert!(at("/tmp") < at("/tmp/cache/kernel") && at("/tmp") < at("/tmp/cache/build"), "{args:?}");
         assert!(args.windows(3).any(|w| w == ["--bind", "/tmp/cache/build", "/tmp/cache/build"]));

@@ -21,10 +21,7 @@ impl Project {
     /// `WORKBOOK_CACHE`, else `$XDG_CACHE_HOME/rust-kernel-workbook`, else
     /// `~/.cache/rust-kernel-workbook`.
     pub fn discover() -> Result<Project> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .ok_or("xtask has no parent directory")?
-            .to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent directory")?.to_path_buf();
         let cache = match std::env::var_os("WORKBOOK_CACHE") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
             _ => {
@@ -35,8 +32,7 @@ impl Project {
                 base.join("rust-kernel-workbook")
             }
         };
-        std::fs::create_dir_all(&cache)
-            .map_err(|e| format!("cannot create the cache directory {}: {e}", cache.display()))?;
+        std::fs::create_dir_all(&cache).map_err(|e| format!("cannot create the cache directory {}: {e}", cache.display()))?;
         Ok(Project { root, cache })
     }
 
@@ -53,8 +49,7 @@ impl Project {
     /// A subdirectory of the cache, created on demand.
     pub fn cache_dir(&self, name: &str) -> Result<PathBuf> {
         let dir = self.cache.join(name);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         Ok(dir)
     }
 }
@@ -77,7 +72,6 @@ pub fn read_to_string(path: &Path) -> Result<String> {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, contents).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::chapter::{Chapter, Step};
 use crate::faults;
-use crate::lock::CacheLock;
 use crate::guest::{self, Accel, Boot, BootConfig, Ending, GuestFile};
+use crate::lock::CacheLock;
 use crate::module_build::{self, Built};
 use crate::setup::Environment;
 use crate::transcript::Transcript;
@@ -110,11 +110,7 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
         let build = module_build::build_isolated(env, chapter, options.isolation)?;
         if let Ok(built) = &build {
             for ((name, _), image) in built.modules.iter().zip(&built.images) {
-                files.push(GuestFile {
-                    guest_path: format!("/chapters/{}/{name}.ko", chapter.name),
-                    data: image.clone(),
-                    mode: 0o644,
-                });
+                files.push(GuestFile { guest_path: format!("/chapters/{}/{name}.ko", chapter.name), data: image.clone(), mode: 0o644 });
             }
             for name in &chapter.files {
                 files.push(GuestFile {
@@ -206,7 +202,10 @@ fn why_unfinished(boot: &Boot, transcript: &Transcript, console: &[String], n: u
     let cause_text = cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
     let reason = match &boot.ending {
         Ending::BootTimeout => format!("the guest never booted (no sign of /init within {}s){cause_text}", guest::BOOT_DEADLINE.as_secs()),
-        Ending::StepTimeout(_) => format!("no answer from the guest within the step's time limit: it hung{}", if cause.is_some() { cause_text } else { " (an endless loop in the kernel?)".into() }),
+        Ending::StepTimeout(_) => format!(
+            "no answer from the guest within the step's time limit: it hung{}",
+            if cause.is_some() { cause_text } else { " (an endless loop in the kernel?)".into() }
+        ),
         Ending::ConsoleFlood => "the kernel flooded the console (more than 16 MiB): a print in a loop?".to_string(),
         Ending::GuestDied if !transcript.booted => format!("the guest died while booting{cause_text}"),
         Ending::GuestDied => format!("the guest kernel died during this step{cause_text}"),

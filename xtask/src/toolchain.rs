@@ -148,26 +148,15 @@ fn detect(sh: &Shell, bindgen: PathBuf) -> Result<Toolchain> {
         .into());
     }
     let clang_version = cmd!(sh, "{clang} --version").quiet().read()?.lines().next().unwrap_or_default().to_string();
-    let qemu = find_in_path("qemu-system-x86_64")
-        .ok_or("qemu-system-x86_64 not found: install it with `apt-get install qemu-system-x86`")?;
+    let qemu =
+        find_in_path("qemu-system-x86_64").ok_or("qemu-system-x86_64 not found: install it with `apt-get install qemu-system-x86`")?;
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
         .ok_or("busybox not found: install it with `apt-get install busybox-static`")?;
     check_static(sh, &busybox)?;
-    Ok(Toolchain {
-        rustc,
-        rustdoc,
-        rust_lib_src,
-        rustc_version,
-        bindgen,
-        bindgen_version,
-        llvm_bin,
-        clang_version,
-        qemu,
-        busybox,
-    })
+    Ok(Toolchain { rustc, rustdoc, rust_lib_src, rustc_version, bindgen, bindgen_version, llvm_bin, clang_version, qemu, busybox })
 }
 
 /// `WORKBOOK_RUSTC` first, then Debian's `/usr/bin/rustc`, then `rustc` in
@@ -210,13 +199,7 @@ fn find_rustc_with_core_source(sh: &Shell) -> Result<(PathBuf, PathBuf)> {
 
 /// 7.3 needs bindgen >= 0.71.1.
 fn check_bindgen_version(version: &str) -> Result<()> {
-    let numbers: Vec<u32> = version
-        .split_whitespace()
-        .last()
-        .unwrap_or_default()
-        .split('.')
-        .map(|n| n.parse().unwrap_or(0))
-        .collect();
+    let numbers: Vec<u32> = version.split_whitespace().last().unwrap_or_default().split('.').map(|n| n.parse().unwrap_or(0)).collect();
     if numbers.as_slice() < [0, 71, 1].as_slice() {
         return Err(format!(
             "{version} is too old: Linux 7.3 needs bindgen >= 0.71.1; \
@@ -235,11 +218,9 @@ fn check_static(sh: &Shell, busybox: &Path) -> Result<()> {
     // loader's path is the tell-tale without parsing ELF headers by hand.
     if bytes.windows(14).any(|w| w == b"/lib64/ld-linu") {
         let _ = sh;
-        return Err(format!(
-            "{} is dynamically linked; the guest needs a static one: `apt-get install busybox-static`",
-            busybox.display()
-        )
-        .into());
+        return Err(
+            format!("{} is dynamically linked; the guest needs a static one: `apt-get install busybox-static`", busybox.display()).into()
+        );
     }
     Ok(())
 }
@@ -267,12 +248,7 @@ fn missing_debian_packages(sh: &Shell, packages: &[&str]) -> Vec<String> {
         return Vec::new();
     }
     let format = "-f=${Package}\t${Status}\n";
-    let out = cmd!(sh, "dpkg-query -W {format} {packages...}")
-        .quiet()
-        .ignore_stderr()
-        .ignore_status()
-        .read()
-        .unwrap_or_default();
+    let out = cmd!(sh, "dpkg-query -W {format} {packages...}").quiet().ignore_stderr().ignore_status().read().unwrap_or_default();
     let installed: Vec<&str> = out
         .lines()
         .filter(|l| l.ends_with("install ok installed"))
@@ -290,10 +266,7 @@ fn is_root() -> bool {
 fn install_debian_packages(sh: &Shell, missing: &[String], install: Install) -> Result<()> {
     let list = missing.join(" ");
     if install == Install::Never || !is_root() || find_in_path("apt-get").is_none() {
-        return Err(format!(
-            "missing Debian packages: {list}\nfix: run as root: `apt-get update && apt-get install -y {list}`"
-        )
-        .into());
+        return Err(format!("missing Debian packages: {list}\nfix: run as root: `apt-get update && apt-get install -y {list}`").into());
     }
     eprintln!("setup: installing Debian packages: {list}");
     let log = std::env::temp_dir().join("workbook-apt.log");
@@ -344,11 +317,7 @@ pub fn ensure_crate(sh: &Shell, pinned: PinnedCrate, override_var: &str, install
     eprintln!("setup: cargo install --locked {krate}@{version} (a few minutes, once)");
     let out = cmd!(sh, "cargo install --locked --quiet {krate}@{version}").quiet().ignore_status().output()?;
     if !out.status.success() {
-        return Err(format!(
-            "cargo install {krate}@{version} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
+        return Err(format!("cargo install {krate}@{version} failed:\n{}", String::from_utf8_lossy(&out.stderr)).into());
     }
     Ok(cargo_bin)
 }

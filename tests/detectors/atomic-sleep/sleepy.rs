@@ -36,6 +36,9 @@ impl kernel::Module for Sleepy {
         let log = KBox::pin_init(new_mutex!(0, "sleepy_log"), GFP_KERNEL)?;
         nap(&counter, &log);
         pr_info!("loaded\n");
-        Ok(Sleepy { _counter: counter, _log: log })
+        Ok(Sleepy {
+            _counter: counter,
+            _log: log,
+        })
     }
 }
