@@ -66,7 +66,13 @@ impl kernel::Module for Hello {
             }
         }
         // END EXERCISE
-        pr_debug!("pr_debug! is compiled out unless the module defines DEBUG\n");
+        // Rust's `pr_debug!` is `if cfg!(debug_assertions) { ... }`: it is
+        // compiled in only when the kernel is configured with
+        // CONFIG_RUST_DEBUG_ASSERTIONS (which builds all Rust code, modules
+        // included, with -Cdebug-assertions), and then always prints, at
+        // level 7. Unlike C's pr_debug(), neither `#define DEBUG` nor dynamic
+        // debug has any say.
+        pr_debug!("pr_debug! is compiled in: this kernel has CONFIG_RUST_DEBUG_ASSERTIONS\n");
         Ok(Hello { greeted: greetings })
     }
 }

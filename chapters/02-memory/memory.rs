@@ -11,11 +11,13 @@
 //! while holding it, and shares one value between two owners with `Arc`.
 //!
 //! Sizes are module parameters, so a size the kernel cannot satisfy makes
-//! the load fail cleanly:
+//! the load fail cleanly, and a count above the module's bound is refused
+//! before anything is allocated:
 //!
 //! ```sh
 //! insmod memory.ko vmalloc_bytes=8388608
 //! insmod memory.ko vmalloc_bytes=1099511627776   # Cannot allocate memory
+//! insmod memory.ko items=1000000                 # Invalid argument
 //! ```
 
 use kernel::alloc::{
@@ -46,10 +48,26 @@ module! {
         },
         items: u32 {
             default: 100,
-            description: "Numbers to push, one allocation-checked push at a time",
+            description: "Numbers to push, one allocation-checked push at a time, 0 to 4096",
         },
     },
 }
+
+// ANCHOR: bound
+/// The most numbers `items` may ask for: 4096 `u64`s are 32 KiB.
+const MAX_ITEMS: u32 = 4096;
+
+// The numbers go into one `KVec`, that is one kmalloc buffer, whose capacity
+// doubles as it grows. kmalloc cannot serve more than KMALLOC_MAX_SIZE (4 MiB
+// on x86-64), and asked for more it does not just fail: the page allocator
+// WARNs, a kernel bug report, unless the caller passed `__GFP_NOWARN`. So a
+// count from outside is bounded first, and the bound is checked here against
+// the kernel's limit, at the largest capacity the doubling can reach.
+static_assert!(
+    (MAX_ITEMS as usize).next_power_of_two() * core::mem::size_of::<u64>()
+        <= kernel::bindings::KMALLOC_MAX_SIZE as usize
+);
+// ANCHOR_END: bound
 
 // ANCHOR: buffer
 /// The byte at `index` of a buffer filled from `seed`.
@@ -71,7 +89,11 @@ fn filled_buffer<A: Allocator>(family: &str, bytes: usize, seed: u8) -> Result<V
     for (index, byte) in buffer.iter_mut().enumerate() {
         *byte = pattern(index, seed);
     }
-    if buffer.iter().enumerate().any(|(index, byte)| *byte != pattern(index, seed)) {
+    if buffer
+        .iter()
+        .enumerate()
+        .any(|(index, byte)| *byte != pattern(index, seed))
+    {
         pr_err!("{family}: the buffer does not read back what was written\n");
         return Err(EIO);
     }
@@ -113,28 +135,52 @@ struct Memory {
 
 impl kernel::Module for Memory {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        // ANCHOR: check
+        // Input is checked before anything is allocated.
+        let items = module_parameters::items.value();
+        if items > MAX_ITEMS {
+            pr_err!("items={items} is out of range 0..={MAX_ITEMS}\n");
+            return Err(EINVAL);
+        }
+        // ANCHOR_END: check
+
         // ANCHOR: families
-        let kmalloc = filled_buffer::<Kmalloc>("kmalloc", module_parameters::kmalloc_bytes.value(), 1)?;
-        let vmalloc = filled_buffer::<Vmalloc>("vmalloc", module_parameters::vmalloc_bytes.value(), 2)?;
-        let kvmalloc = filled_buffer::<KVmalloc>("kvmalloc", module_parameters::kvmalloc_bytes.value(), 3)?;
+        let kmalloc =
+            filled_buffer::<Kmalloc>("kmalloc", module_parameters::kmalloc_bytes.value(), 1)?;
+        let vmalloc =
+            filled_buffer::<Vmalloc>("vmalloc", module_parameters::vmalloc_bytes.value(), 2)?;
+        let kvmalloc =
+            filled_buffer::<KVmalloc>("kvmalloc", module_parameters::kvmalloc_bytes.value(), 3)?;
         // ANCHOR_END: families
 
         // ANCHOR: push
         // Every push may allocate, so every push can fail: `?` passes the
         // failure on as ENOMEM instead of panicking.
         let mut squares = KVec::new();
-        for n in 0..module_parameters::items.value() {
+        for n in 0..items {
             squares.push(u64::from(n) * u64::from(n), GFP_KERNEL)?;
         }
         let sum: u64 = squares.iter().sum();
         let boxed = KBox::new(sum, GFP_KERNEL)?;
-        pr_info!("KVec: {} squares pushed, their sum {} boxed in a KBox\n", squares.len(), *boxed);
+        pr_info!(
+            "KVec: {} squares pushed, their sum {} boxed in a KBox\n",
+            squares.len(),
+            *boxed
+        );
         // ANCHOR_END: push
 
         // ANCHOR: atomic
-        // A spinlock must not move once initialised: `pin_init` builds it in
-        // place, inside its box.
-        let recorder = KBox::pin_init(new_spinlock!(Recorder { numbers: KVec::new() }), GFP_KERNEL)?;
+        // The `kernel` crate never lets a lock move once initialised: a C
+        // lock may point to itself (a mutex under CONFIG_DEBUG_MUTEXES keeps
+        // its own address in `magic`), and what a `spinlock_t` holds depends
+        // on the architecture and the configuration, so every `Lock` is
+        // pinned. `pin_init` builds it in place, inside its box.
+        let recorder = KBox::pin_init(
+            new_spinlock!(Recorder {
+                numbers: KVec::new()
+            }),
+            GFP_KERNEL,
+        )?;
         // EXERCISE: Lock the recorder, push the number 42 into its `numbers` with the right flags for a spinlock, unlock, then log `SpinLock: pinned, and a GFP_ATOMIC push under it succeeded`.
         // HINT: `recorder.lock()` returns a guard; the lock is released when the guard is dropped.
         // HINT: Code holding a spinlock must not sleep, and GFP_KERNEL may sleep.
@@ -154,7 +200,15 @@ impl kernel::Module for Memory {
         pr_info!("Arc: one `{}` value, two owners\n", second_owner.label);
         // ANCHOR_END: arc
 
-        Ok(Memory { kmalloc, vmalloc, kvmalloc, boxed, recorder, first_owner, second_owner })
+        Ok(Memory {
+            kmalloc,
+            vmalloc,
+            kvmalloc,
+            boxed,
+            recorder,
+            first_owner,
+            second_owner,
+        })
     }
 }
 

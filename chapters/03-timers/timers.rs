@@ -4,7 +4,8 @@
 //!
 //! A periodic high-resolution timer (`HrTimer`) ticks every `period_ms` and
 //! stops itself after `ticks` ticks; each tick prints how long after the
-//! start it fired, measured with the monotonic clock (`Instant`). A delayed
+//! start it fired, measured with the monotonic clock (`Instant`), and the
+//! periods it had to skip because a callback ran late are counted. A delayed
 //! work item (`DelayedWork`) runs once, `delay_ms` after loading, on the
 //! system workqueue, where it may sleep (`fsleep`): timer callbacks run in
 //! interrupt context and must not.
@@ -28,7 +29,9 @@ use kernel::time::hrtimer::{
     HrTimerRestart, RelativeMode,
 };
 use kernel::time::{delay::fsleep, msecs_to_jiffies, Delta, Instant, Monotonic};
-use kernel::workqueue::{self, impl_has_delayed_work, new_delayed_work, DelayedWork, HasWork, Work, WorkItem};
+use kernel::workqueue::{
+    self, impl_has_delayed_work, new_delayed_work, DelayedWork, HasWork, Work, WorkItem,
+};
 use kernel::{bindings, impl_has_hr_timer};
 
 module! {
@@ -60,6 +63,9 @@ struct Ticker {
     #[pin]
     timer: HrTimer<Self>,
     count: Atomic<u32>,
+    /// Periods that went by without a tick, because a callback ran more
+    /// than a period late (see `run`).
+    missed: Atomic<u64>,
     limit: u32,
     period: Delta,
     started: Instant<Monotonic>,
@@ -75,13 +81,21 @@ impl HrTimerCallback for Ticker {
     type Pointer<'a> = Arc<Self>;
 
     // Runs in interrupt context: it must not sleep or allocate with GFP_KERNEL.
-    fn run(this: ArcBorrow<'_, Self>, mut context: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
+    fn run(
+        this: ArcBorrow<'_, Self>,
+        mut context: HrTimerCallbackContext<'_, Self>,
+    ) -> HrTimerRestart {
         let tick = this.count.fetch_add(1, ordering::Relaxed) + 1;
         let at = this.started.elapsed();
-        pr_info!("tick {tick}/{} at {} us\n", this.limit, at.as_nanos() / 1000);
+        pr_info!(
+            "tick {tick}/{} at {} us\n",
+            this.limit,
+            at.as_nanos() / 1000
+        );
         // EXERCISE: After `this.limit` ticks, log `ticker: N ticks done, stopping` and stop; otherwise move the expiry one period on and restart.
         // HINT: The callback's return value decides: `HrTimerRestart::NoRestart` or `HrTimerRestart::Restart`.
         // HINT: `context.forward_now(this.period)` moves the expiry on from the previous one, so ticks do not drift.
+        // HINT: `forward_now` returns how many periods it moved the expiry on; all but one of them were missed: add those to `this.missed`.
         // STUB: let _ = &mut context;
         // STUB: HrTimerRestart::NoRestart
         if tick >= this.limit {
@@ -89,8 +103,15 @@ impl HrTimerCallback for Ticker {
             return HrTimerRestart::NoRestart;
         }
         // The next expiry is one period after the previous one, not after
-        // now: ticks do not drift when a callback runs late.
-        context.forward_now(this.period);
+        // now: ticks do not drift when a callback runs late. `forward_now`
+        // adds as many periods as it takes to land after now, and returns
+        // how many that was: 1 when this callback ran within a period of its
+        // expiry, more when it ran later. The expiries skipped over never
+        // fire (the timer does not catch up), so they are counted here.
+        let periods = context.forward_now(this.period);
+        if periods > 1 {
+            this.missed.fetch_add(periods - 1, ordering::Relaxed);
+        }
         HrTimerRestart::Restart
         // END EXERCISE
     }
@@ -128,18 +149,26 @@ impl WorkItem for Deferred {
 /// Returns whether the work was still pending (and so never ran).
 fn cancel_delayed(item: &Arc<Deferred>) -> bool {
     let item_ptr = Arc::as_ptr(item).cast_mut();
-    // SAFETY: `item_ptr` points to a live `Deferred` (we hold an `Arc` to it),
-    // and `raw_get_work` only computes the address of its `work` field.
+    // SAFETY: `raw_get_work` needs a pointer to a valid `Deferred`, and
+    // `Work::raw_get` one that is aligned and not dangling: `item_ptr` points
+    // into the live allocation of an `Arc` we hold, and `raw_get_work`
+    // returns the address of a field of it.
     let work = unsafe { Work::raw_get(<Deferred as HasWork<Deferred>>::raw_get_work(item_ptr)) };
-    // SAFETY: the `work_struct` is the first field of the C `struct
-    // delayed_work` that `DelayedWork` wraps (`HasDelayedWork` guarantees the
-    // work is a delayed one), so the pointers are equal; the item stays
-    // alive for the whole call because we hold an `Arc`.
-    let was_pending = unsafe { bindings::cancel_delayed_work_sync(work.cast::<bindings::delayed_work>()) };
+    // SAFETY: `container_of!` needs both pointers in one allocation. By the
+    // contract of `HasDelayedWork` (implemented by `impl_has_delayed_work!`),
+    // `work` is the `work` field of a C `struct delayed_work`, so stepping
+    // back to that struct stays inside the `Deferred`.
+    let dwork = unsafe { kernel::container_of!(work, bindings::delayed_work, work) };
+    // SAFETY: `cancel_delayed_work_sync` needs an initialised `delayed_work`
+    // that stays alive for the whole call, in a context that may sleep:
+    // `new_delayed_work!` initialised it in `init`, our `Arc` keeps it alive,
+    // and `Drop` runs in process context (rmmod).
+    let was_pending = unsafe { bindings::cancel_delayed_work_sync(dwork) };
     if was_pending {
-        // SAFETY: enqueueing turned one `Arc` into a raw pointer with
-        // `Arc::into_raw`, to be reclaimed when the work runs. It was
-        // cancelled before running, so that reference is ours to release.
+        // SAFETY: `Arc::from_raw` needs a pointer from `Arc::into_raw`, used
+        // once. Enqueueing turned one `Arc` into `item_ptr` with
+        // `Arc::into_raw`, for `run` to take back. The work was pending and
+        // is now cancelled, so `run` never will: the reference is ours.
         drop(unsafe { Arc::from_raw(item_ptr) });
     }
     was_pending
@@ -168,6 +197,7 @@ impl kernel::Module for Timers {
             pin_init!(Ticker {
                 timer <- HrTimer::new(),
                 count: Atomic::new(0),
+                missed: Atomic::new(0),
                 limit,
                 period,
                 started: Instant::now(),
@@ -185,12 +215,19 @@ impl kernel::Module for Timers {
             }),
             GFP_KERNEL,
         )?;
-        if workqueue::system().enqueue_delayed(deferred.clone(), msecs_to_jiffies(delay_ms)).is_err() {
+        if workqueue::system()
+            .enqueue_delayed(deferred.clone(), msecs_to_jiffies(delay_ms))
+            .is_err()
+        {
             return Err(EBUSY);
         }
         pr_info!("delayed work: queued to run in {delay_ms} ms\n");
         // ANCHOR_END: start
-        Ok(Timers { ticker, timer, deferred })
+        Ok(Timers {
+            ticker,
+            timer,
+            deferred,
+        })
     }
 }
 
@@ -200,6 +237,7 @@ impl Drop for Timers {
         // Dropping the handle cancels the timer and waits for a running callback.
         drop(self.timer.take());
         let ticks = self.ticker.count.load(ordering::Relaxed);
+        let missed = self.ticker.missed.load(ordering::Relaxed);
         // EXERCISE: Cancel the delayed work (waiting for it if it is running), and set `pending` to whether it had not run yet.
         // HINT: After `rmmod`, the module's code is gone: a work item that runs later jumps into freed memory.
         // HINT: `cancel_delayed` above does exactly this, and says why each step is safe.
@@ -207,7 +245,7 @@ impl Drop for Timers {
         let pending = cancel_delayed(&self.deferred);
         // END EXERCISE
         pr_info!(
-            "unloading: timer stopped after {ticks} tick(s); delayed work {}\n",
+            "unloading: timer stopped after {ticks} tick(s), {missed} period(s) missed; delayed work {}\n",
             if pending { "cancelled before it ran" } else { "had already run" }
         );
     }

@@ -3,11 +3,17 @@
 //! kshm: memory shared between the kernel and processes.
 //!
 //! The module allocates `pages` pages at load time. `mmap` of `/dev/kshm`
-//! maps those very pages into the process: what it writes through the
-//! mapping the module reads without any copy, and the other way round. Two
-//! ioctls show it: `KSHM_IOC_CHECKSUM` makes the module read every byte and
-//! return their FNV-1a hash, `KSHM_IOC_FILL` makes it write a pattern the
-//! process then finds in its mapping.
+//! maps those very pages into the process: every mapping, in any process,
+//! shows the same bytes, with no copy. Two ioctls let the module touch them:
+//! `KSHM_IOC_CHECKSUM` returns the FNV-1a hash of a range of the caller's
+//! mapping, `KSHM_IOC_FILL` writes a pattern into one.
+//!
+//! The module reaches the shared bytes only through the caller's user
+//! addresses (`UserSlice`), never through its own kernel mapping of the
+//! pages: a process may write them at any moment, and the user-copy
+//! functions are the kernel's API that allows that race. `Page::read_raw`
+//! and `Page::write_raw` do not (their contract is that no one writes the
+//! bytes meanwhile), so the module does not use them here.
 //!
 //! The mapping is checked like any input from user space: it must be
 //! shared, start at offset 0 and be no larger than the buffer; the kernel
@@ -16,13 +22,14 @@
 use core::ptr::from_ref;
 
 use kernel::fs::File;
-use kernel::ioctl::{_IO, _IOR};
+use kernel::ioctl::{_IOW, _IOWR};
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::mm::virt::{flags, VmaNew};
 use kernel::page::{Page, PAGE_SIZE};
 use kernel::prelude::*;
-use kernel::sync::{new_mutex, Mutex};
-use kernel::uaccess::{UserPtr, UserSlice};
+use kernel::sync::{Arc, ArcBorrow};
+use kernel::transmute::{AsBytes, FromBytes};
+use kernel::uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter};
 
 module! {
     type: KShmModule,
@@ -38,151 +45,190 @@ module! {
     },
 }
 
-/// `_IOR('k', 1, u32)`: the FNV-1a hash of the whole buffer, as the module
-/// reads it, copied to the `u32` the argument points to.
-const KSHM_IOC_CHECKSUM: u32 = _IOR::<u32>(b'k' as u32, 1);
-/// `_IO('k', 2)`: fill the buffer with `(seed + i) % 251`, the argument
-/// being the seed.
-const KSHM_IOC_FILL: u32 = _IO(b'k' as u32, 2);
+/// What the two ioctls take: a range of the caller's address space,
+/// normally its own mapping of the buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Range {
+    /// Where the range starts.
+    addr: u64,
+    /// How many bytes, at most the buffer's size.
+    len: u64,
+    /// `KSHM_IOC_FILL`: the seed, in. `KSHM_IOC_CHECKSUM`: the hash, out.
+    value: u64,
+}
 
-/// The shared pages. The mutex orders the module's own reads and writes;
-/// a process writing through its mapping is not ordered by it, which is
-/// what shared memory means: the two sides agree on a protocol (here, the
-/// process calls the ioctl after it has written).
+// SAFETY: `Range` is `#[repr(C)]` with only `u64` fields: no padding, and
+// any bytes are a valid value.
+unsafe impl FromBytes for Range {}
+// SAFETY: as above.
+unsafe impl AsBytes for Range {}
+
+/// `_IOWR('k', 1, struct kshm_range)`: the FNV-1a hash of the range, in
+/// `value`.
+const KSHM_IOC_CHECKSUM: u32 = _IOWR::<Range>(b'k' as u32, 1);
+/// `_IOW('k', 2, struct kshm_range)`: write `(value + i) % 251` at each
+/// index `i` of the range.
+const KSHM_IOC_FILL: u32 = _IOW::<Range>(b'k' as u32, 2);
+
+/// The shared pages. Nothing here changes after load, so nothing here
+/// needs a lock.
 struct Buffer {
     pages: KVec<Page>,
 }
 
 // ANCHOR: access
 impl Buffer {
-    /// Runs `f` on each page's bytes in turn, with a kernel copy of them.
-    fn read_all(&self, mut f: impl FnMut(&[u8])) -> Result {
-        let mut bytes = [0u8; 256];
-        for page in &self.pages {
-            for offset in (0..PAGE_SIZE).step_by(bytes.len()) {
-                // SAFETY: `bytes` is valid for writes of its length, and no
-                // Rust reference to the page's memory exists (processes
-                // write it through their mappings: raw access is the only
-                // sound kind).
-                unsafe { page.read_raw(bytes.as_mut_ptr(), offset, bytes.len())? };
-                f(&bytes);
-            }
+    /// `pages` zeroed pages.
+    fn new(pages: u32) -> Result<Arc<Buffer>> {
+        if pages == 0 || pages > 64 {
+            pr_err!("pages={pages} is out of range 1..=64\n");
+            return Err(EINVAL);
         }
-        Ok(())
+        let mut v = KVec::with_capacity(pages as usize, GFP_KERNEL)?;
+        for _ in 0..pages {
+            v.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+        }
+        Ok(Arc::new(Buffer { pages: v }, GFP_KERNEL)?)
     }
 
-    /// Writes `byte(i)` at every index `i` of the buffer.
-    fn fill(&self, byte: impl Fn(usize) -> u8) -> Result {
-        let mut bytes = [0u8; 256];
-        for (n, page) in self.pages.iter().enumerate() {
-            for offset in (0..PAGE_SIZE).step_by(bytes.len()) {
-                for (i, b) in bytes.iter_mut().enumerate() {
-                    *b = byte(n * PAGE_SIZE + offset + i);
-                }
-                // SAFETY: `bytes` is valid for reads of its length; see
-                // `read_all` for why raw access.
-                unsafe { page.write_raw(bytes.as_ptr(), offset, bytes.len())? };
-            }
+    /// The bytes `range` names, in the caller's address space.
+    fn user_bytes(&self, range: &Range) -> Result<UserSlice> {
+        let len = usize::try_from(range.len).map_err(|_| EINVAL)?;
+        if len > self.pages.len() * PAGE_SIZE {
+            return Err(EINVAL);
         }
-        Ok(())
+        let addr = usize::try_from(range.addr).map_err(|_| EFAULT)?;
+        Ok(UserSlice::new(UserPtr::from_addr(addr), len))
     }
+}
+
+/// The FNV-1a hash (32 bits) of the bytes `reader` reads.
+///
+/// The process may be writing them meanwhile: `UserSliceReader` allows
+/// that (the bytes read are then unspecified, the read still sound), and
+/// each byte is read once, into a buffer of our own.
+fn checksum(mut reader: UserSliceReader) -> Result<u32> {
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut chunk = [0u8; 256];
+    while !reader.is_empty() {
+        let n = reader.len().min(chunk.len());
+        reader.read_slice(&mut chunk[..n])?;
+        for b in &chunk[..n] {
+            hash = (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+        }
+    }
+    Ok(hash)
+}
+
+/// Writes `(seed + i) % 251` at every index `i` of `writer`'s bytes.
+fn fill(mut writer: UserSliceWriter, seed: u64) -> Result {
+    let mut chunk = [0u8; 256];
+    let mut i: u64 = 0;
+    while !writer.is_empty() {
+        let n = writer.len().min(chunk.len());
+        for b in &mut chunk[..n] {
+            *b = (seed.wrapping_add(i) % 251) as u8;
+            i += 1;
+        }
+        writer.write_slice(&chunk[..n])?;
+    }
+    Ok(())
 }
 // ANCHOR_END: access
 
-/// The module: the pages and the device that maps them.
+/// The module: the device, and the pages it maps.
 #[pin_data]
 struct KShmModule {
+    /// Declared first so it is dropped first: unpublish, then free.
     #[pin]
-    buffer: Mutex<Buffer>,
-    #[pin]
-    misc: MiscDeviceRegistration<KShmFile>,
-}
-
-/// One open file of `/dev/kshm`.
-struct KShmFile {
-    buffer: &'static Mutex<Buffer>,
+    misc: MiscDeviceRegistration<Buffer>,
+    buffer: Arc<Buffer>,
 }
 
 #[vtable]
-impl MiscDevice for KShmFile {
-    type Ptr = KBox<KShmFile>;
+impl MiscDevice for Buffer {
+    /// Each open file's private data: a reference to the buffer.
+    type Ptr = Arc<Buffer>;
 
-    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<KShmFile>> {
-        // SAFETY: every `MiscDeviceRegistration<KShmFile>` is the `misc`
-        // field of the module's `KShmModule`.
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Buffer>> {
+        // SAFETY: the only `MiscDeviceRegistration<Buffer>` is the `misc`
+        // field of the module's `KShmModule`, so both pointers are in that
+        // struct, as `container_of!` requires.
         let module = unsafe { kernel::container_of!(from_ref(misc).cast_mut(), KShmModule, misc) };
-        // SAFETY: the module is pinned and outlives every open file (a file
-        // holds a reference to the module).
-        let buffer: &'static Mutex<Buffer> = unsafe { &(*module).buffer };
-        Ok(KBox::new(KShmFile { buffer }, GFP_KERNEL)?)
+        // SAFETY: `misc_open()` calls this with `misc_mtx` held, which
+        // `misc_deregister()` also takes: the registration, and so the
+        // module struct around it, is alive for this call. `buffer` is
+        // initialised before `misc` is registered and dropped after it is
+        // deregistered.
+        let buffer = unsafe { &(*module).buffer };
+        Ok(buffer.clone())
     }
 
     // ANCHOR: mmap
-    fn mmap(me: &KShmFile, _file: &File, vma: &VmaNew) -> Result {
-        let buffer = me.buffer.lock();
+    fn mmap(buffer: ArcBorrow<'_, Buffer>, _file: &File, vma: &VmaNew) -> Result {
         let len = vma.end() - vma.start();
-        // SAFETY: the VMA is valid for the call; `vm_pgoff` is a plain field.
+        // SAFETY: `vma` is being set up by this `mmap` call (`VmaNew`'s
+        // invariant), under the mmap lock and not yet visible to anyone
+        // else: reading its `vm_pgoff` field races with nothing.
         let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff };
-        if vma.flags() & flags::SHARED == 0 || pgoff != 0 || len > buffer.pages.len() * PAGE_SIZE {
+        // `MAYSHARE`, not `SHARED`: the kernel clears `VM_SHARED` (and
+        // `VM_MAYWRITE`) for a shared mapping of a file opened read-only.
+        let shared = vma.flags() & flags::MAYSHARE != 0;
+        if !shared || pgoff != 0 || len > buffer.pages.len() * PAGE_SIZE {
             return Err(EINVAL);
         }
-        // The pages are the module's: never let the mapping grow or be
-        // inherited by a child across fork, or be made executable.
+        // The pages are the module's: the mapping may not grow, is not
+        // inherited across fork (for good: the kernel refuses
+        // `madvise(MADV_DOFORK)` on a `DONTEXPAND` or `MIXEDMAP` mapping),
+        // and may never be made executable.
         vma.set_dontexpand();
         vma.set_dontcopy();
         vma.try_clear_mayexec()?;
         let vma = vma.set_mixedmap();
-        for (n, page) in buffer.pages.iter().enumerate().take(len.div_ceil(PAGE_SIZE)) {
+        let count = len.div_ceil(PAGE_SIZE);
+        for (n, page) in buffer.pages.iter().take(count).enumerate() {
+            // The mapping takes its own reference on the page.
             vma.vm_insert_page(vma.start() + n * PAGE_SIZE, page)?;
         }
         Ok(())
     }
     // ANCHOR_END: mmap
 
-    fn ioctl(me: &KShmFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        let buffer = me.buffer.lock();
+    // ANCHOR: ioctl
+    fn ioctl(buffer: ArcBorrow<'_, Buffer>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let arg = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<Range>());
         match cmd {
             KSHM_IOC_CHECKSUM => {
-                // FNV-1a, 32 bits: simple enough to compute on both sides.
-                let mut hash: u32 = 0x811c_9dc5;
-                buffer.read_all(|bytes| {
-                    for b in bytes {
-                        hash = (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-                    }
-                })?;
-                UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<u32>()).writer().write(&hash)?;
+                let (mut reader, mut writer) = arg.reader_writer();
+                let mut range: Range = reader.read()?;
+                range.value = checksum(buffer.user_bytes(&range)?.reader())?.into();
+                writer.write(&range)?;
                 Ok(0)
             }
             KSHM_IOC_FILL => {
-                let seed = arg as u32;
-                buffer.fill(|i| ((seed as usize + i) % 251) as u8)?;
+                let range: Range = arg.reader().read()?;
+                fill(buffer.user_bytes(&range)?.writer(), range.value)?;
                 Ok(0)
             }
             _ => Err(ENOTTY),
         }
     }
+    // ANCHOR_END: ioctl
 }
 
 impl kernel::InPlaceModule for KShmModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let count = module_parameters::pages.value();
-        let pages = (|| -> Result<KVec<Page>> {
-            if count == 0 || count > 64 {
-                pr_err!("pages={count} is out of range 1..=64\n");
-                return Err(EINVAL);
-            }
-            let mut pages = KVec::with_capacity(count as usize, GFP_KERNEL)?;
-            for _ in 0..count {
-                pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
-            }
-            Ok(pages)
-        })();
+        // The pages come first: an `open` may come the moment
+        // `misc_register()` returns.
         try_pin_init!(KShmModule {
-            buffer <- new_mutex!(Buffer { pages: pages? }),
-            misc <- {
-                pr_info!("/dev/kshm ready: {count} pages to share\n");
-                MiscDeviceRegistration::register(MiscDeviceOptions { name: c"kshm" })
-            },
+            buffer: Buffer::new(count)?,
+            misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"kshm" }),
+        })
+        .pin_chain(move |_| {
+            pr_info!("/dev/kshm ready: {count} pages to share\n");
+            Ok(())
         })
     }
 }

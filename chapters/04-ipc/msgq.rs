@@ -12,6 +12,8 @@
 //! A blocking read is also how a process is told of an event without
 //! polling: it sleeps in the kernel, costs nothing while it waits, and wakes
 //! the moment a writer (another process, or the kernel) queues a message.
+//! The device has no `poll` operation: `poll()` reports it ready at once,
+//! whether or not a message is queued.
 //!
 //! ```sh
 //! echo hello > /dev/msgq
@@ -25,7 +27,7 @@ use kernel::ioctl::{_IO, _IOR};
 use kernel::iov::{IovIterDest, IovIterSource};
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::prelude::*;
-use kernel::sync::{new_condvar, new_mutex, CondVar, Mutex};
+use kernel::sync::{new_condvar, new_mutex, Arc, ArcBorrow, CondVar, Mutex};
 use kernel::transmute::AsBytes;
 use kernel::uaccess::{UserPtr, UserSlice};
 
@@ -86,7 +88,8 @@ struct Inner {
     stats: Stats,
 }
 
-/// The queue and the two wait queues its sleepers wait on.
+/// The queue and the two wait queues its sleepers wait on. There is one
+/// queue; the module and every open file hold an `Arc` to it.
 #[pin_data]
 struct Queue {
     #[pin]
@@ -98,59 +101,94 @@ struct Queue {
     #[pin]
     writable: CondVar,
 }
-// ANCHOR_END: queue
 
-/// The module: the queue, and the device that reaches it.
+/// The module: the device, and the queue it reaches.
 #[pin_data]
 struct MsgQModule {
+    /// Fields drop in the order they are declared: the device goes first,
+    /// so nothing can open it once the module's reference to the queue is
+    /// dropped. Unpublish, then free.
     #[pin]
-    queue: Queue,
-    #[pin]
-    misc: MiscDeviceRegistration<MsgQFile>,
+    misc: MiscDeviceRegistration<Queue>,
+    queue: Arc<Queue>,
 }
+// ANCHOR_END: queue
 
-/// One open file of `/dev/msgq`.
-struct MsgQFile {
-    queue: &'static Queue,
+impl Queue {
+    /// A queue of up to `capacity` messages.
+    fn new(capacity: u32) -> Result<Arc<Queue>> {
+        if capacity == 0 || capacity > 1024 {
+            pr_err!("capacity={capacity} is out of range 1..=1024\n");
+            return Err(EINVAL);
+        }
+        Arc::pin_init(
+            pin_init!(Queue {
+                inner <- new_mutex!(Inner {
+                    messages: KVec::new(),
+                    stats: Stats { capacity: capacity.into(), ..Stats::default() },
+                }),
+                readable <- new_condvar!(),
+                writable <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )
+    }
 }
 
 /// Whether the file was opened (or set with `fcntl`) `O_NONBLOCK`.
-fn nonblocking(kiocb: &Kiocb<'_, KBox<MsgQFile>>) -> bool {
-    // SAFETY: the kiocb and the file it points to are valid for the call.
-    let flags = unsafe { (*(*kiocb.as_raw()).ki_filp).f_flags };
+fn nonblocking(kiocb: &Kiocb<'_, Arc<Queue>>) -> bool {
+    // SAFETY: `kiocb.as_raw()` is valid for the call (`Kiocb`'s invariant),
+    // and so is the file it points to, whose reference the caller holds.
+    // `fcntl(F_SETFL)` may change `f_flags` at any time: like
+    // `File::flags()`, read it once, volatile (the kernel's `READ_ONCE`).
+    let flags =
+        unsafe { core::ptr::addr_of!((*(*kiocb.as_raw()).ki_filp).f_flags).read_volatile() };
     flags & kernel::fs::file::flags::O_NONBLOCK != 0
 }
 
 #[vtable]
-impl MiscDevice for MsgQFile {
-    type Ptr = KBox<MsgQFile>;
+impl MiscDevice for Queue {
+    /// Each open file's private data: a reference to the queue.
+    type Ptr = Arc<Queue>;
 
-    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<MsgQFile>> {
-        // SAFETY: every `MiscDeviceRegistration<MsgQFile>` is the `misc`
-        // field of the module's `MsgQModule` (no other is made), so the
-        // pointer arithmetic stays inside that struct.
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Queue>> {
+        // SAFETY: the only `MiscDeviceRegistration<Queue>` is the `misc`
+        // field of the module's `MsgQModule`, so both pointers are in that
+        // struct, as `container_of!` requires.
         let module = unsafe { kernel::container_of!(from_ref(misc).cast_mut(), MsgQModule, misc) };
-        // SAFETY: the module is pinned in place and, because an open file
-        // holds a reference to the module, outlives every file: the queue
-        // may be borrowed for as long as a file exists.
-        let queue: &'static Queue = unsafe { &(*module).queue };
-        Ok(KBox::new(MsgQFile { queue }, GFP_KERNEL)?)
+        // SAFETY: `misc_open()` calls this with `misc_mtx` held, which
+        // `misc_deregister()` also takes: the registration, and so the
+        // module struct around it, is alive for this call. `queue` is
+        // initialised before `misc` is registered and dropped after it is
+        // deregistered.
+        let queue = unsafe { &(*module).queue };
+        Ok(queue.clone())
     }
 
     // ANCHOR: read
     fn read_iter(kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterDest<'_>) -> Result<usize> {
-        let queue = kiocb.file().queue;
+        let queue = kiocb.file();
         let mut inner = queue.inner.lock();
+        // Whether a signal came while this reader slept.
+        let mut interrupted = false;
         loop {
-            // EXERCISE: If a message is queued, copy it whole to `iov` (EMSGSIZE, leaving it queued, if `iov` is too short; EFAULT if the copy falls short), then remove it, count it in `stats.read`, wake a writer and return its length.
+            // EXERCISE: If a message is queued, copy it whole to `iov` (EMSGSIZE, leaving it queued, if `iov` is too short; EFAULT if the copy falls short), then remove it, count it in `stats.read`, wake a writer and return its length. Before either error, wake the next reader: this one may have been woken for the message it leaves.
             // HINT: `inner.messages.first()`, `iov.len()`, `iov.copy_to_iter(&message)` (it returns how many bytes it copied), `inner.messages.remove(0)`.
-            // HINT: `queue.writable.notify_one()` wakes one writer waiting for room.
+            // HINT: `queue.writable.notify_one()` wakes one writer waiting for room; `queue.readable.notify_one()` passes a wakeup on to the next reader.
             if let Some(message) = inner.messages.first() {
-                if message.len() > iov.len() {
+                let len = message.len();
+                // A wakeup goes to one reader only: one that leaves the
+                // message queued passes it on, or the next reader sleeps
+                // beside a queued message.
+                if len > iov.len() {
+                    queue.readable.notify_one();
                     return Err(EMSGSIZE);
                 }
-                let len = message.len();
+                // Copied under the mutex, so that a failed copy leaves the
+                // message first in the queue. A mutex may be held across a
+                // page fault; a spinlock may not.
                 if iov.copy_to_iter(message) != len {
+                    queue.readable.notify_one();
                     return Err(EFAULT);
                 }
                 inner.messages.remove(0)?;
@@ -159,41 +197,52 @@ impl MiscDevice for MsgQFile {
                 return Ok(len);
             }
             // END EXERCISE
+            // Nothing queued: only now may a signal end the read. A reader
+            // woken for a message takes it even if a signal came too.
+            if interrupted {
+                return Err(ERESTARTSYS);
+            }
             if nonblocking(&kiocb) {
                 return Err(EAGAIN);
             }
-            // Sleeps with the mutex released; true when a signal came.
-            if queue.readable.wait_interruptible(&mut inner) {
-                return Err(ERESTARTSYS);
-            }
+            // Sleeps with the mutex released; true when a signal is pending.
+            interrupted = queue.readable.wait_interruptible(&mut inner);
         }
     }
     // ANCHOR_END: read
 
     // ANCHOR: write
     fn write_iter(kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterSource<'_>) -> Result<usize> {
-        let queue = kiocb.file().queue;
+        let queue = kiocb.file();
         let len = iov.len();
         if len == 0 || len > MAX_MESSAGE {
             queue.inner.lock().stats.bad_size += 1;
             return Err(if len == 0 { EINVAL } else { EMSGSIZE });
         }
-        // Copied before taking the lock: a page fault may sleep.
+        // The queue keeps its own copy of the message: make it before
+        // taking the mutex, so that no one waits on this process's memory.
         let mut message = KVec::with_capacity(len, GFP_KERNEL)?;
         if iov.copy_from_iter_vec(&mut message, GFP_KERNEL)? != len {
             return Err(EFAULT);
         }
         let mut inner = queue.inner.lock();
+        let mut interrupted = false;
         while inner.messages.len() as u64 >= inner.stats.capacity {
+            // Still full: a writer woken for room that someone else took.
+            if interrupted {
+                return Err(ERESTARTSYS);
+            }
             if nonblocking(&kiocb) {
                 inner.stats.full += 1;
                 return Err(EAGAIN);
             }
-            if queue.writable.wait_interruptible(&mut inner) {
-                return Err(ERESTARTSYS);
-            }
+            interrupted = queue.writable.wait_interruptible(&mut inner);
         }
-        inner.messages.push(message, GFP_KERNEL)?;
+        if let Err(e) = inner.messages.push(message, GFP_KERNEL) {
+            // The room stays free: pass the wakeup on to the next writer.
+            queue.writable.notify_one();
+            return Err(e.into());
+        }
         inner.stats.written += 1;
         queue.readable.notify_one();
         Ok(len)
@@ -201,23 +250,30 @@ impl MiscDevice for MsgQFile {
     // ANCHOR_END: write
 
     // ANCHOR: ioctl_handler
-    fn ioctl(me: &MsgQFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(queue: ArcBorrow<'_, Queue>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
             MSGQ_IOC_STATS => {
+                // A copy to user space may fault: copy the numbers out of
+                // the mutex first, then drop the guard.
                 let stats = {
-                    let inner = me.queue.inner.lock();
-                    Stats { queued: inner.messages.len() as u64, ..inner.stats }
+                    let inner = queue.inner.lock();
+                    Stats {
+                        queued: inner.messages.len() as u64,
+                        ..inner.stats
+                    }
                 };
-                let mut writer = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<Stats>()).writer();
-                writer.write(&stats)?;
+                let size = core::mem::size_of::<Stats>();
+                UserSlice::new(UserPtr::from_addr(arg), size)
+                    .writer()
+                    .write(&stats)?;
                 Ok(0)
             }
             MSGQ_IOC_FLUSH => {
-                let mut inner = me.queue.inner.lock();
+                let mut inner = queue.inner.lock();
                 let dropped = inner.messages.len();
                 inner.messages.clear();
                 inner.stats.flushed += dropped as u64;
-                me.queue.writable.notify_all();
+                queue.writable.notify_all();
                 Ok(dropped as isize)
             }
             _ => Err(ENOTTY),
@@ -229,28 +285,15 @@ impl MiscDevice for MsgQFile {
 impl kernel::InPlaceModule for MsgQModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let capacity = module_parameters::capacity.value();
-        let valid = if capacity == 0 || capacity > 1024 {
-            pr_err!("capacity={capacity} is out of range 1..=1024\n");
-            Err(EINVAL)
-        } else {
-            Ok(())
-        };
+        // The queue is made before the device is registered: an `open` may
+        // come the moment `misc_register()` returns.
         try_pin_init!(MsgQModule {
-            queue <- {
-                valid?;
-                pin_init!(Queue {
-                inner <- new_mutex!(Inner {
-                    messages: KVec::new(),
-                    stats: Stats { capacity: capacity.into(), ..Stats::default() },
-                }),
-                readable <- new_condvar!(),
-                writable <- new_condvar!(),
-                })
-            },
-            misc <- {
-                pr_info!("/dev/msgq ready: up to {capacity} messages of up to {MAX_MESSAGE} bytes\n");
-                MiscDeviceRegistration::register(MiscDeviceOptions { name: c"msgq" })
-            },
+            queue: Queue::new(capacity)?,
+            misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"msgq" }),
+        })
+        .pin_chain(move |_| {
+            pr_info!("/dev/msgq ready: up to {capacity} messages of up to {MAX_MESSAGE} bytes\n");
+            Ok(())
         })
     }
 }

@@ -39,6 +39,9 @@ impl kernel::Module for Provider {
 
 impl Drop for Provider {
     fn drop(&mut self) {
-        pr_info!("ticket service closed after {} tickets\n", LAST_TICKET.load(ordering::Relaxed));
+        pr_info!(
+            "ticket service closed after {} tickets\n",
+            LAST_TICKET.load(ordering::Relaxed)
+        );
     }
 }

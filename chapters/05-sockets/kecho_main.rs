@@ -9,26 +9,37 @@
 //! comes.
 //!
 //! Unloading must stop threads that are blocked in the kernel.
-//! `kthread_stop()` does it: it marks the thread as told to stop, flags a
-//! pending signal on it and wakes it, so an interruptible wait such as a
-//! socket receive or accept returns at once with `-ERESTARTSYS`; the thread
-//! sees the module's `stopping` flag, leaves its loop, and `kthread_stop()`
-//! returns once it has. Only then are the sockets released. The socket and
-//! thread calls go through a C shim (`kecho_shim.c`); the unsafe code that
-//! calls it lives in two small safe types, [`KSocket`] and [`KThread`].
+//! `kthread_stop()` does it: it makes `kthread_should_stop()` true, flags a
+//! pending signal on the thread and wakes it, so an interruptible wait such
+//! as a socket receive or accept returns at once with `-ERESTARTSYS`; the
+//! thread's loop sees it was told to stop and returns, and `kthread_stop()`
+//! returns once it has. A failed `init` stops the threads it started the
+//! same way. Each thread's handle, [`KThread`], owns what the thread works
+//! with (a count on the server and a buffer) and frees it only after the
+//! thread has ended, so no drop order can free it under a running thread.
+//! The socket and thread calls go through a C shim (`kecho_shim.c`); the
+//! unsafe code that calls it lives in small safe types, [`KSocket`],
+//! [`KThread`] and [`ThisThread`].
 //!
 //! ```sh
 //! insmod kecho.ko udp_port=7007 tcp_port=7008
-//! wbnet udp 7007 hello      # udp 7007: `hello` echoed
+//! wbnet udp 7007 hello      # prints: udp 7007: `hello` echoed
 //! rmmod kecho
 //! ```
+//!
+//! `fail_thread` is a test hook, not a feature: `fail_thread=2` makes the
+//! start of the second thread fail, so that the checks can see `init` undo
+//! what it had done.
 
-use core::ffi::{c_char, c_int, c_void, CStr};
-use core::ptr::{null_mut, NonNull};
+use core::marker::PhantomData;
+use core::ptr::{self, null_mut};
 
+use kernel::alloc::KVVec;
+use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::atomic::{ordering, Atomic};
 use kernel::sync::Arc;
+use kernel::time::{delay::fsleep, Delta};
 
 module! {
     type: KEcho,
@@ -45,6 +56,10 @@ module! {
             default: 7008,
             description: "The TCP port to echo on (127.0.0.1)",
         },
+        fail_thread: u32 {
+            default: 0,
+            description: "Test hook: starting thread N (1: UDP, 2: TCP) fails with ENOMEM; 0: none",
+        },
     },
 }
 
@@ -52,6 +67,8 @@ module! {
 const MAX_DATAGRAM: usize = 65507;
 /// How much of a TCP stream is read at a time.
 const TCP_CHUNK: usize = 4096;
+/// How long a thread waits after an unexpected error before it goes on.
+const PAUSE_MS: u32 = 1000;
 
 // ANCHOR: ffi
 /// `struct socket`, only ever used through pointers.
@@ -66,14 +83,12 @@ struct Task {
     _opaque: [u8; 0],
 }
 
-/// `struct kecho_peer`: a datagram's sender, as the shim fills it in.
-#[repr(C)]
-#[derive(Default)]
-struct Peer {
-    raw: [u8; 16],
-}
+/// A datagram's sender: the kernel's own `struct sockaddr_in`, so it has
+/// the size and alignment the kernel writes it with.
+type Peer = bindings::sockaddr_in;
 
 // The C shim's functions (kecho_shim.c): 0 or a count, or a negative errno.
+// kecho_shim.h gives the contract of each.
 extern "C" {
     fn kecho_udp_open(port: u16, res: *mut *mut Socket) -> c_int;
     fn kecho_tcp_listen(port: u16, res: *mut *mut Socket) -> c_int;
@@ -81,9 +96,13 @@ extern "C" {
     fn kecho_recv(sock: *mut Socket, buf: *mut c_void, len: usize, from: *mut Peer) -> c_int;
     fn kecho_send(sock: *mut Socket, buf: *const c_void, len: usize, to: *const Peer) -> c_int;
     fn kecho_release(sock: *mut Socket);
-    fn kecho_thread_start(f: unsafe extern "C" fn(*mut c_void) -> c_int, data: *mut c_void, name: *const c_char, res: *mut *mut Task) -> c_int;
+    fn kecho_thread_start(
+        f: unsafe extern "C" fn(*mut c_void) -> c_int,
+        data: *mut c_void,
+        name: *const c_char,
+        res: *mut *mut Task,
+    ) -> c_int;
     fn kecho_thread_stop(task: *mut Task);
-    fn kecho_wait_until_stopped();
 }
 // ANCHOR_END: ffi
 
@@ -98,26 +117,28 @@ fn to_result(ret: c_int) -> Result<usize> {
 
 // ANCHOR: ksocket
 /// A kernel socket, released when dropped.
-struct KSocket(NonNull<Socket>);
+struct KSocket(*mut Socket);
 
-// SAFETY: kernel sockets are not tied to the task that made them, and the
-// socket layer locks internally.
+// SAFETY: a `struct socket` is not tied to the task that made it: any task
+// may use it or release it (kecho_shim.h).
 unsafe impl Send for KSocket {}
-// SAFETY: see `Send`: every method takes `&self` and the socket layer
-// serialises what must be serialised.
+// SAFETY: the methods that take `&self` (`accept`, `recv`, `send`) may run
+// on several tasks at once on one socket (kecho_shim.h); only
+// `kecho_release` needs the socket to itself, and it runs in `drop`.
 unsafe impl Sync for KSocket {}
 
 impl KSocket {
-    /// Takes over a socket the shim made, if `ret` says it did.
+    /// Takes over the socket the shim made, if `ret` says it made one.
     fn from_shim(ret: c_int, sock: *mut Socket) -> Result<KSocket> {
         to_result(ret)?;
-        NonNull::new(sock).map(KSocket).ok_or(EINVAL)
+        Ok(KSocket(sock))
     }
 
     /// A UDP socket bound to 127.0.0.1:`port`.
     fn udp(port: u16) -> Result<KSocket> {
         let mut sock = null_mut();
-        // SAFETY: `sock` is a valid place for the shim to store the socket.
+        // SAFETY: `kecho_udp_open` needs `res` valid for a write: it is a
+        // local. On success it stores a socket we now own.
         let ret = unsafe { kecho_udp_open(port, &mut sock) };
         KSocket::from_shim(ret, sock)
     }
@@ -125,7 +146,7 @@ impl KSocket {
     /// A TCP socket listening on 127.0.0.1:`port`.
     fn tcp_listen(port: u16) -> Result<KSocket> {
         let mut sock = null_mut();
-        // SAFETY: as in `udp`.
+        // SAFETY: as in `udp`, for `kecho_tcp_listen`.
         let ret = unsafe { kecho_tcp_listen(port, &mut sock) };
         KSocket::from_shim(ret, sock)
     }
@@ -133,69 +154,141 @@ impl KSocket {
     /// Waits for a client.
     fn accept(&self) -> Result<KSocket> {
         let mut sock = null_mut();
-        // SAFETY: `self.0` is a live socket (released only in `drop`).
-        let ret = unsafe { kecho_accept(self.0.as_ptr(), &mut sock) };
+        // SAFETY: `kecho_accept` needs a live listener and `res` valid for
+        // a write. `self.0` is live: it is released only in `drop`, which
+        // cannot run while `self` is borrowed. `sock` is a local.
+        let ret = unsafe { kecho_accept(self.0, &mut sock) };
         KSocket::from_shim(ret, sock)
     }
 
     /// Waits for data; `Ok(0)` is an empty datagram or an orderly TCP
     /// close. `from`, when given, gets the sender's address.
     fn recv(&self, buf: &mut [u8], from: Option<&mut Peer>) -> Result<usize> {
-        let from = from.map_or(null_mut(), |p| p as *mut Peer);
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes and `from`
-        // is null or a valid `Peer`, both for the whole call.
-        to_result(unsafe { kecho_recv(self.0.as_ptr(), buf.as_mut_ptr().cast(), buf.len(), from) })
+        let from = from.map_or(null_mut(), ptr::from_mut);
+        // SAFETY: `kecho_recv` needs a live socket (see `accept`), `buf`
+        // valid for writes of `len` bytes and `from` null or a writable
+        // `sockaddr_in`, for the whole call: `buf` and `from` come from
+        // exclusive references that outlive it, and `len` is `buf`'s length.
+        to_result(unsafe { kecho_recv(self.0, buf.as_mut_ptr().cast(), buf.len(), from) })
     }
 
     /// Sends `data`, to `to` when given (UDP) or to the connected peer.
     fn send(&self, data: &[u8], to: Option<&Peer>) -> Result<usize> {
-        let to = to.map_or(core::ptr::null(), |p| p as *const Peer);
-        // SAFETY: `data` is valid for reads of `data.len()` bytes and `to`
-        // is null or a valid `Peer`, both for the whole call.
-        to_result(unsafe { kecho_send(self.0.as_ptr(), data.as_ptr().cast(), data.len(), to) })
+        let to = to.map_or(ptr::null(), ptr::from_ref);
+        // SAFETY: `kecho_send` needs a live socket (see `accept`), `buf`
+        // valid for reads of `len` bytes and `to` null or a valid
+        // `sockaddr_in`, for the whole call: both come from references
+        // that outlive it, and `len` is `data`'s length.
+        to_result(unsafe { kecho_send(self.0, data.as_ptr().cast(), data.len(), to) })
     }
 }
 
 impl Drop for KSocket {
     fn drop(&mut self) {
-        // SAFETY: the socket is live and, as we own it, released only here.
-        unsafe { kecho_release(self.0.as_ptr()) };
+        // SAFETY: `kecho_release` needs a live socket that nothing uses
+        // during or after the call. We own it (from `from_shim`), release
+        // it only here, and `&mut self` means no method is running on it.
+        unsafe { kecho_release(self.0) };
     }
 }
 // ANCHOR_END: ksocket
 
 // ANCHOR: kthread
-/// A kernel thread running `f(server)`, stopped and waited for when dropped.
-struct KThread(NonNull<Task>);
+/// A kernel thread running `f(&mut data, ..)`: told to stop, and waited
+/// for, when the handle is dropped.
+///
+/// The handle owns `data`, boxed so that it stays in one place, and frees
+/// it only once the thread has ended; until then only the thread uses it.
+/// So a thread never outlives what it works with, whatever order its
+/// owner's fields are dropped in, and `T: 'static` keeps `data` from
+/// borrowing anything that could go first (a handle may be leaked).
+struct KThread<T> {
+    task: *mut Task,
+    job: *mut Job<T>,
+}
 
-// SAFETY: a thread handle may be stopped from any task.
-unsafe impl Send for KThread {}
-// SAFETY: `KThread` gives no access to the task through `&self`.
-unsafe impl Sync for KThread {}
+/// What a thread runs, and on what.
+struct Job<T> {
+    f: fn(&mut T, &ThisThread),
+    data: T,
+}
 
-impl KThread {
-    /// Starts `f` on `server` in a new kernel thread called `name`.
-    ///
-    /// The thread borrows `server` without a count: whoever owns the
-    /// `KThread` must keep `server` alive until it is dropped, which waits
-    /// for `f` to return.
-    fn start(name: &CStr, f: unsafe extern "C" fn(*mut c_void) -> c_int, server: &Arc<Server>) -> Result<KThread> {
+// SAFETY: the handle may be dropped on any task: `kecho_thread_stop` may
+// be called from any task, and `data`, freed there, is `Send`.
+unsafe impl<T: Send> Send for KThread<T> {}
+// SAFETY: a `&KThread` gives access to nothing: no method takes `&self`.
+unsafe impl<T> Sync for KThread<T> {}
+
+impl<T: Send + 'static> KThread<T> {
+    /// Starts a kernel thread called `name` that runs `f(&mut data, ..)`.
+    fn start(name: &CStr, f: fn(&mut T, &ThisThread), data: T) -> Result<Self> {
+        let job = KBox::into_raw(KBox::new(Job { f, data }, GFP_KERNEL)?);
         let mut task = null_mut();
-        let data = Arc::as_ptr(server).cast_mut().cast();
-        // SAFETY: `name` is a NUL-terminated string, `task` a valid place
-        // for the result, and `data` outlives the thread (see above).
-        let ret = unsafe { kecho_thread_start(f, data, name.as_ptr(), &mut task) };
-        to_result(ret)?;
-        NonNull::new(task).map(KThread).ok_or(EINVAL)
+        // SAFETY: `kecho_thread_start` needs `name` NUL-terminated (it is a
+        // `CStr`) and `res` valid for a write (a local). It calls
+        // `thread_main::<T>(job)` at most once, whose contract needs `job`
+        // to be a `Job<T>` that nothing else uses until it returns: no one
+        // touches `job` until `drop`, after `kecho_thread_stop`, or until
+        // the failure path below, where the shim never calls it.
+        let ret = unsafe {
+            kecho_thread_start(thread_main::<T>, job.cast(), name.as_char_ptr(), &mut task)
+        };
+        if let Err(e) = to_result(ret) {
+            // SAFETY: `job` comes from `KBox::into_raw` above and the start
+            // failed, so no thread uses it (the shim's contract).
+            drop(unsafe { KBox::from_raw(job) });
+            return Err(e);
+        }
+        Ok(KThread { task, job })
     }
 }
 
-impl Drop for KThread {
+impl<T> Drop for KThread<T> {
     fn drop(&mut self) {
-        // SAFETY: the task was started by `start` and is stopped only here;
-        // its function never returns before it is told to stop, so the task
-        // is still there.
-        unsafe { kecho_thread_stop(self.0.as_ptr()) };
+        // SAFETY: `kecho_thread_stop` needs a task from a successful
+        // `kecho_thread_start`, stopped once: `start` made `self` only on
+        // success, and a handle is dropped once.
+        unsafe { kecho_thread_stop(self.task) };
+        // SAFETY: `job` comes from `KBox::into_raw` in `start` and is freed
+        // only here. Its only other user, the thread, has returned or will
+        // never run: `kecho_thread_stop` has returned (its contract).
+        drop(unsafe { KBox::from_raw(self.job) });
+    }
+}
+
+/// The function a [`KThread`] runs: `f(&mut data, ..)`.
+///
+/// # Safety
+///
+/// `job` points to a `Job<T>` that nothing else uses until this returns.
+unsafe extern "C" fn thread_main<T>(job: *mut c_void) -> c_int {
+    // SAFETY: by this function's contract, `job` is a `Job<T>` that only
+    // this call uses while it runs.
+    let job = unsafe { &mut *job.cast::<Job<T>>() };
+    (job.f)(&mut job.data, &ThisThread(PhantomData));
+    0
+}
+
+/// What a thread function may ask of its own thread. Only `thread_main`
+/// makes one, on a kernel thread `KThread::start` started, and lends it to
+/// the thread's function; it cannot leave that thread (it is not `Sync`).
+struct ThisThread(PhantomData<*mut ()>);
+
+impl ThisThread {
+    /// Whether the thread was told to stop (`kthread_should_stop()`).
+    fn should_stop(&self) -> bool {
+        // SAFETY: `kthread_should_stop()` reads the kthread data of the
+        // current task, which must be a kernel thread: a `ThisThread` is
+        // only ever on one (see the type).
+        unsafe { bindings::kthread_should_stop() }
+    }
+
+    /// Sleeps for `ms` milliseconds, or until the thread is told to stop.
+    fn pause(&self, ms: u32) {
+        // SAFETY: `msleep_interruptible()` has no precondition beyond a
+        // context that may sleep, like the safe `fsleep()`; thread
+        // functions run in process context.
+        unsafe { bindings::msleep_interruptible(ms) };
     }
 }
 // ANCHOR_END: kthread
@@ -204,44 +297,34 @@ impl Drop for KThread {
 struct Server {
     udp: KSocket,
     listener: KSocket,
-    /// Set before the threads are stopped: an interrupted wait means "stop".
-    stopping: Atomic<bool>,
     datagrams: Atomic<u64>,
     tcp_bytes: Atomic<u64>,
 }
 
-/// Recovers the server a thread was started with.
-///
-/// # Safety
-///
-/// `data` is the pointer [`KThread::start`] passed, and the server outlives
-/// the thread.
-unsafe fn server<'a>(data: *mut c_void) -> &'a Server {
-    // SAFETY: guaranteed by the caller.
-    unsafe { &*data.cast::<Server>() }
+/// What one thread works with: a count on the server, and a buffer of its
+/// own, allocated once rather than on the thread's small stack.
+struct Worker {
+    server: Arc<Server>,
+    buf: KVVec<u8>,
+}
+
+impl Worker {
+    fn new(server: &Arc<Server>, size: usize) -> Result<Self> {
+        Ok(Worker {
+            server: server.clone(),
+            buf: KVVec::from_elem(0, size, GFP_KERNEL)?,
+        })
+    }
 }
 
 // ANCHOR: udp_loop
-/// The UDP thread: echo every datagram until the module stops.
-///
-/// # Safety
-///
-/// Started by [`KThread::start`] with a server that outlives it.
-unsafe extern "C" fn udp_thread(data: *mut c_void) -> c_int {
-    // SAFETY: guaranteed by the caller.
-    let server = unsafe { server(data) };
-    // One buffer for the largest datagram: 64 KiB from vmalloc, since it
-    // need not be physically contiguous.
-    let Ok(mut buf) = kernel::alloc::VVec::<u8>::from_elem(0, MAX_DATAGRAM, GFP_KERNEL) else {
-        pr_err!("no memory for the UDP buffer\n");
-        // SAFETY: called from this kernel thread.
-        unsafe { kecho_wait_until_stopped() };
-        return 0;
-    };
+/// The UDP thread: echo every datagram until told to stop.
+fn udp_main(worker: &mut Worker, this: &ThisThread) {
+    let Worker { server, buf } = worker;
     let mut peer = Peer::default();
-    // Until the module stops: `kthread_stop()` interrupts the receive.
-    while !server.stopping.load(ordering::Acquire) {
-        match server.udp.recv(&mut buf, Some(&mut peer)) {
+    // Until told to stop: `kthread_stop()` interrupts the receive.
+    while !this.should_stop() {
+        match server.udp.recv(buf, Some(&mut peer)) {
             Ok(n) => {
                 // EXERCISE: Send the `n` bytes received back to `peer` and count the datagram in `server.datagrams`; a failed send is logged with pr_warn! and the loop goes on.
                 // HINT: `server.udp.send(&buf[..n], Some(&peer))`; `fetch_add(1, ordering::Relaxed)` counts.
@@ -253,27 +336,25 @@ unsafe extern "C" fn udp_thread(data: *mut c_void) -> c_int {
                 }
                 // END EXERCISE
             }
-            // Interrupted: the loop's condition says whether to stop.
+            // Only `kthread_stop()` interrupts a kernel thread (they ignore
+            // signals): the loop's condition is now false.
             Err(e) if e == ERESTARTSYS || e == EINTR => continue,
             Err(e) => {
                 pr_warn!("UDP receive failed: {e:?}\n");
-                break;
+                this.pause(PAUSE_MS);
             }
         }
     }
-    // SAFETY: called from this kernel thread.
-    unsafe { kecho_wait_until_stopped() };
-    0
 }
 // ANCHOR_END: udp_loop
 
 // ANCHOR: tcp
-/// Echoes one TCP client until it closes the connection or the module stops.
-fn serve_client(server: &Server, client: &KSocket) -> Result {
-    let mut buf = [0u8; TCP_CHUNK];
+/// Echoes one TCP client until it closes the connection or the thread is
+/// told to stop.
+fn serve_client(server: &Server, client: &KSocket, buf: &mut [u8]) -> Result {
     loop {
-        // An interrupted receive (the module stopping) returns the error.
-        let n = client.recv(&mut buf, None)?;
+        // An interrupted receive (`kthread_stop()`) returns the error.
+        let n = client.recv(buf, None)?;
         if n == 0 {
             return Ok(());
         }
@@ -285,35 +366,29 @@ fn serve_client(server: &Server, client: &KSocket) -> Result {
     }
 }
 
-/// The TCP thread: one client at a time, until the module stops.
-///
-/// # Safety
-///
-/// Started by [`KThread::start`] with a server that outlives it.
-unsafe extern "C" fn tcp_thread(data: *mut c_void) -> c_int {
-    // SAFETY: guaranteed by the caller.
-    let server = unsafe { server(data) };
-    while !server.stopping.load(ordering::Acquire) {
+/// The TCP thread: one client at a time, until told to stop.
+fn tcp_main(worker: &mut Worker, this: &ThisThread) {
+    let Worker { server, buf } = worker;
+    while !this.should_stop() {
         let client = match server.listener.accept() {
             Ok(client) => client,
             Err(e) if e == ERESTARTSYS || e == EINTR => continue,
+            // No memory for the new socket, or stranger: the service goes
+            // on, after a pause rather than in a busy loop.
             Err(e) => {
                 pr_warn!("TCP accept failed: {e:?}\n");
-                break;
+                this.pause(PAUSE_MS);
+                continue;
             }
         };
         pr_info!("TCP client connected\n");
-        match serve_client(server, &client) {
+        match serve_client(server, &client, buf) {
             Ok(()) => pr_info!("TCP client left\n"),
             Err(e) => pr_info!("TCP client dropped: {e:?}\n"),
         }
         // Dropping `client` closes the connection.
     }
-    // SAFETY: called from this kernel thread.
-    unsafe { kecho_wait_until_stopped() };
-    0
 }
-
 // ANCHOR_END: tcp
 
 /// A parameter as a port number.
@@ -327,10 +402,31 @@ fn port(name: &str, value: u32) -> Result<u16> {
     }
 }
 
+/// Starts this module's thread number `n`, or fails if the `fail_thread`
+/// test hook says so.
+fn start_thread(
+    n: u32,
+    name: &CStr,
+    f: fn(&mut Worker, &ThisThread),
+    worker: Worker,
+) -> Result<KThread<Worker>> {
+    let started = if module_parameters::fail_thread.value() == n {
+        // Fail as a real start would: only after a while (`kthread_create()`
+        // waits for `kthreadd`), in which the threads started before this
+        // one have run and are blocked in their loops.
+        fsleep(Delta::from_millis(100));
+        Err(ENOMEM)
+    } else {
+        KThread::start(name, f, worker)
+    };
+    started.inspect_err(|e| pr_err!("cannot start {name}: error {}\n", e.to_errno()))
+}
+
 struct KEcho {
+    /// `None` once stopped. Declared first, so that even without `Drop`
+    /// the threads would stop before the module lets go of `server`.
+    threads: Option<[KThread<Worker>; 2]>,
     server: Arc<Server>,
-    /// `None` once stopped; stopped before `server` is let go.
-    threads: Option<(KThread, KThread)>,
 }
 
 // ANCHOR: init
@@ -342,13 +438,28 @@ impl kernel::Module for KEcho {
         let udp = KSocket::udp(udp_port)?;
         let listener = KSocket::tcp_listen(tcp_port)?;
         let server = Arc::new(
-            Server { udp, listener, stopping: Atomic::new(false), datagrams: Atomic::new(0), tcp_bytes: Atomic::new(0) },
+            Server {
+                udp,
+                listener,
+                datagrams: Atomic::new(0),
+                tcp_bytes: Atomic::new(0),
+            },
             GFP_KERNEL,
         )?;
-        let udp = KThread::start(c"kecho-udp", udp_thread, &server)?;
-        let tcp = KThread::start(c"kecho-tcp", tcp_thread, &server)?;
+        let udp = start_thread(
+            1,
+            c"kecho-udp",
+            udp_main,
+            Worker::new(&server, MAX_DATAGRAM)?,
+        )?;
+        // If anything fails from here on, `?` drops `udp`, which stops its
+        // thread as unloading does: a failed load leaves nothing behind.
+        let tcp = start_thread(2, c"kecho-tcp", tcp_main, Worker::new(&server, TCP_CHUNK)?)?;
         pr_info!("UDP echo on 127.0.0.1:{udp_port}, TCP echo on 127.0.0.1:{tcp_port}\n");
-        Ok(KEcho { server, threads: Some((udp, tcp)) })
+        Ok(KEcho {
+            threads: Some([udp, tcp]),
+            server,
+        })
     }
 }
 // ANCHOR_END: init
@@ -356,18 +467,17 @@ impl kernel::Module for KEcho {
 // ANCHOR: drop
 impl Drop for KEcho {
     fn drop(&mut self) {
-        let server = &self.server;
-        // 1. Say why the threads will be interrupted...
-        server.stopping.store(true, ordering::Release);
-        // 2. ...then interrupt each and wait until it has finished
-        // (dropping a KThread calls kthread_stop()).
+        // Interrupt each thread and wait until it has returned (dropping a
+        // `KThread` calls `kthread_stop()`), so the counts are final.
         drop(self.threads.take());
+        let server = &self.server;
         pr_info!(
             "stopped after echoing {} datagrams and {} TCP bytes\n",
             server.datagrams.load(ordering::Relaxed),
             server.tcp_bytes.load(ordering::Relaxed)
         );
-        // 3. No thread is left: the sockets are released when `server` goes.
+        // The threads' counts on `server` went with their handles; ours
+        // goes next, and the sockets are released with it.
     }
 }
 // ANCHOR_END: drop

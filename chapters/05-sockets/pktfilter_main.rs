@@ -2,15 +2,22 @@
 
 //! pktfilter: a netfilter hook that counts and drops packets.
 //!
-//! Every IPv4 packet delivered to this host passes the hook (at
-//! `NF_INET_LOCAL_IN`, loopback traffic included). The module counts them
-//! per protocol and drops TCP and UDP packets to one port, `drop_port`.
-//! `cat /proc/pktfilter` shows the counters.
+//! Every IPv4 packet delivered to this host in the initial network
+//! namespace passes the hook (at `NF_INET_LOCAL_IN`, loopback traffic
+//! included). The module counts them per protocol and drops TCP and UDP
+//! packets to one port, `drop_port`. `cat /proc/pktfilter` shows the
+//! counters.
+//!
+//! Netfilter hooks are registered per network namespace, and this one only
+//! in `init_net`: packets in a container's namespace never reach it. (A
+//! filter for every namespace would register through `pernet_operations`,
+//! once in each namespace as it is created.)
 //!
 //! The hook runs in softirq context, on any CPU, many times a second: it
-//! must not sleep or allocate, and what it shares with the rest of the
-//! module is atomics. The hook and the /proc entry are registered by a C
-//! shim (`pktfilter_shim.c`); the decision is Rust's, [`pktfilter_judge`].
+//! must not sleep (so no mutex, and an allocation would have to be
+//! `GFP_ATOMIC`; this one needs none), and what it shares with the rest of
+//! the module is atomics. The hook and the /proc entry are registered by a
+//! C shim (`pktfilter_shim.c`); the decision is Rust's, [`pktfilter_judge`].
 //!
 //! ```sh
 //! insmod pktfilter.ko drop_port=7007
@@ -19,8 +26,8 @@
 
 use core::ffi::c_void;
 
-use kernel::prelude::*;
 use kernel::error::to_result;
+use kernel::prelude::*;
 use kernel::seq_file::{seq_print, SeqFile};
 use kernel::sync::atomic::{ordering, Atomic};
 
@@ -74,7 +81,8 @@ pub extern "C" fn pktfilter_judge(protocol: u8, dport: u16) -> bool {
         _ => &OTHER_PACKETS,
     };
     counter.fetch_add(1, ordering::Relaxed);
-    let drop = (protocol == TCP || protocol == UDP) && u32::from(dport) == DROP_PORT.load(ordering::Relaxed);
+    let drop = (protocol == TCP || protocol == UDP)
+        && u32::from(dport) == DROP_PORT.load(ordering::Relaxed);
     if drop {
         DROPPED.fetch_add(1, ordering::Relaxed);
     }
@@ -87,10 +95,17 @@ pub extern "C" fn pktfilter_judge(protocol: u8, dport: u16) -> bool {
 ///
 /// # Safety
 ///
-/// Called by the kernel's `seq_file` code with a valid `seq_file`.
+/// `m` points to a valid `struct seq_file` that no other thread uses until
+/// this returns, as the `seq_file` code guarantees when it calls `show`
+/// (it holds `m->lock`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pktfilter_show(m: *mut kernel::bindings::seq_file, _v: *mut c_void) -> c_int {
-    // SAFETY: the seq_file code passes a valid `seq_file` that outlives this call.
+pub unsafe extern "C" fn pktfilter_show(
+    m: *mut kernel::bindings::seq_file,
+    _v: *mut c_void,
+) -> c_int {
+    // SAFETY: `SeqFile::from_raw` needs `m` valid and used by no other
+    // thread for as long as the result lives: this function's contract
+    // gives both until it returns, and the result does not outlive it.
     let m = unsafe { SeqFile::from_raw(m) };
     seq_print!(m, "drop_port: {}\n", DROP_PORT.load(ordering::Relaxed));
     seq_print!(m, "tcp: {}\n", TCP_PACKETS.load(ordering::Relaxed));
@@ -111,7 +126,8 @@ impl kernel::Module for PktFilter {
             return Err(EINVAL);
         }
         DROP_PORT.store(port, ordering::Relaxed);
-        // SAFETY: called once; undone in `drop`.
+        // SAFETY: `pktfilter_register` must not be called while registered:
+        // `init` runs once per load, and nothing else registers.
         to_result(unsafe { pktfilter_register() })?;
         pr_info!("dropping TCP and UDP to port {port}\n");
         Ok(PktFilter)
@@ -120,7 +136,9 @@ impl kernel::Module for PktFilter {
 
 impl Drop for PktFilter {
     fn drop(&mut self) {
-        // SAFETY: registered in `init`, which succeeded.
+        // SAFETY: `pktfilter_unregister` needs a successful
+        // `pktfilter_register` not yet undone: `self` exists only if
+        // `init`'s succeeded, and `drop` runs once.
         unsafe { pktfilter_unregister() };
         pr_info!(
             "unloaded: {} TCP, {} UDP, {} ICMP, {} other packets; {} dropped\n",

@@ -14,7 +14,10 @@
 
 #include "pktfilter_shim.h"
 
-/* Runs for every IPv4 packet delivered to this host, in softirq context. */
+/*
+ * Runs for every IPv4 packet delivered to this host in the namespaces it
+ * is registered in (here only init_net), in softirq context.
+ */
 static unsigned int pktfilter_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
 {
 	const struct iphdr *iph = ip_hdr(skb);
@@ -47,6 +50,7 @@ int pktfilter_register(void)
 	pktfilter_entry = proc_create_single("pktfilter", 0444, NULL, pktfilter_show);
 	if (!pktfilter_entry)
 		return -ENOMEM;
+	/* The initial network namespace only: see pktfilter_main.rs. */
 	err = nf_register_net_hook(&init_net, &pktfilter_ops);
 	if (err)
 		proc_remove(pktfilter_entry);

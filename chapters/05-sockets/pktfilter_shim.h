@@ -19,7 +19,13 @@ struct seq_file;
 bool pktfilter_judge(u8 protocol, u16 dport);
 int pktfilter_show(struct seq_file *m, void *v);
 
-/* Implemented in C (pktfilter_shim.c). */
+/*
+ * Implemented in C (pktfilter_shim.c). pktfilter_register() registers the
+ * hook (in the initial network namespace) and /proc/pktfilter; it must not
+ * be called again before pktfilter_unregister(), and leaves nothing
+ * registered when it fails. pktfilter_unregister() undoes a successful
+ * pktfilter_register(), once; when it returns no hook or reader is left.
+ */
 int pktfilter_register(void);
 void pktfilter_unregister(void);
 

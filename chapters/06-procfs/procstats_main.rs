@@ -5,9 +5,10 @@
 //! The module creates a directory `/proc/procstats` with two entries:
 //! `stats`, read-only, which shows counters, and `setting`, which shows a
 //! number and accepts a new one. Reads go through `seq_file` (the `show`
-//! callbacks are Rust, with `seq_print!`); a write's bytes are copied from
-//! user space with `UserSlice` and validated: anything but a number from 0
-//! to 1000 is refused with `EINVAL` and changes nothing.
+//! callbacks are Rust, with `seq_print!`, and only print: seq_file may call
+//! them more than once per read); a write's bytes are copied from user space
+//! with `UserSlice` and validated: anything but a number from 0 to 1000 is
+//! refused with `EINVAL` and changes nothing.
 //!
 //! The entries are created and removed by a small C shim (`shim.c`), because
 //! Linux 7.3's `kernel` crate cannot reach `<linux/proc_fs.h>`.
@@ -57,26 +58,45 @@ extern "C" {
 // /proc callbacks get no pointer to the module, so what they share lives
 // in statics, and atomics make concurrent readers and writers safe.
 static SETTING: Atomic<u32> = Atomic::new(0);
-static READS: Atomic<u64> = Atomic::new(0);
+static OPENS: Atomic<u64> = Atomic::new(0);
 static WRITES_ACCEPTED: Atomic<u64> = Atomic::new(0);
 static WRITES_REJECTED: Atomic<u64> = Atomic::new(0);
 // ANCHOR_END: state
 
 // ANCHOR: show
+/// Counts one open of `stats`; the shim's `open` calls it once per open.
+#[unsafe(no_mangle)]
+pub extern "C" fn procstats_stats_opened() {
+    OPENS.fetch_add(1, ordering::Relaxed);
+}
+
 /// `cat /proc/procstats/stats`.
+///
+/// It only prints. seq_file calls `show` again whenever it has to rebuild
+/// the text: a read at offset 0 or a seek (`traverse`) starts over, and a
+/// text that overflows the buffer is thrown away and shown again into one
+/// twice as big (`seq_read_iter`). Counting here would count those too, so
+/// the counter moves in `open` (`procstats_stats_opened`), once per open.
 ///
 /// # Safety
 ///
-/// Called by the kernel's `seq_file` code with a valid `seq_file`.
+/// `m` must point to a valid `seq_file` that no other thread uses during
+/// the call.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn procstats_show_stats(m: *mut kernel::bindings::seq_file, _v: *mut c_void) -> c_int {
-    // SAFETY: the seq_file code passes a valid `seq_file` that outlives this call.
+pub unsafe extern "C" fn procstats_show_stats(
+    m: *mut kernel::bindings::seq_file,
+    _v: *mut c_void,
+) -> c_int {
+    // SAFETY: `SeqFile::from_raw` needs a valid `seq_file` that no other
+    // thread accesses while the reference lives: our caller guarantees both
+    // for this call (seq_file calls `show` holding `m->lock`), and the
+    // reference does not outlive it.
     let m = unsafe { SeqFile::from_raw(m) };
-    let reads = READS.fetch_add(1, ordering::Relaxed) + 1;
+    let load = |counter: &Atomic<u64>| counter.load(ordering::Relaxed);
     seq_print!(m, "setting: {}\n", SETTING.load(ordering::Relaxed));
-    seq_print!(m, "reads: {reads}\n");
-    seq_print!(m, "writes accepted: {}\n", WRITES_ACCEPTED.load(ordering::Relaxed));
-    seq_print!(m, "writes rejected: {}\n", WRITES_REJECTED.load(ordering::Relaxed));
+    seq_print!(m, "opens: {}\n", load(&OPENS));
+    seq_print!(m, "writes accepted: {}\n", load(&WRITES_ACCEPTED));
+    seq_print!(m, "writes rejected: {}\n", load(&WRITES_REJECTED));
     0
 }
 
@@ -84,10 +104,15 @@ pub unsafe extern "C" fn procstats_show_stats(m: *mut kernel::bindings::seq_file
 ///
 /// # Safety
 ///
-/// Called by the kernel's `seq_file` code with a valid `seq_file`.
+/// `m` must point to a valid `seq_file` that no other thread uses during
+/// the call.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn procstats_show_setting(m: *mut kernel::bindings::seq_file, _v: *mut c_void) -> c_int {
-    // SAFETY: the seq_file code passes a valid `seq_file` that outlives this call.
+pub unsafe extern "C" fn procstats_show_setting(
+    m: *mut kernel::bindings::seq_file,
+    _v: *mut c_void,
+) -> c_int {
+    // SAFETY: as in `procstats_show_stats`: our caller guarantees a valid
+    // `seq_file` used by no other thread during this call.
     let m = unsafe { SeqFile::from_raw(m) };
     seq_print!(m, "{}\n", SETTING.load(ordering::Relaxed));
     0
@@ -121,11 +146,10 @@ fn write_setting(buf: UserPtr, count: usize) -> Result {
 
 /// `echo N > /proc/procstats/setting`.
 ///
-/// # Safety
-///
-/// Called by procfs with `buf` a user-space address of `count` bytes.
+/// Not `unsafe`: `buf` is only handed to `UserSlice`, which checks every
+/// user address it copies from, and the other pointers are not used.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn procstats_write_setting(
+pub extern "C" fn procstats_write_setting(
     _file: *mut kernel::bindings::file,
     buf: *const c_char,
     count: usize,
@@ -149,10 +173,11 @@ struct ProcStats {
     dir: NonNull<c_void>,
 }
 
-// SAFETY: the directory entry is only used to remove it, which procfs
-// allows from any thread.
+// SAFETY: `Send` needs the value to be usable from another thread: `dir` is
+// only passed to `proc_remove`, which any thread in process context may call.
 unsafe impl Send for ProcStats {}
-// SAFETY: `ProcStats` gives no access to the entry through `&self`.
+// SAFETY: `Sync` needs `&ProcStats` to be shareable: no method reaches `dir`
+// through `&self`.
 unsafe impl Sync for ProcStats {}
 
 impl kernel::Module for ProcStats {
@@ -163,8 +188,9 @@ impl kernel::Module for ProcStats {
             return Err(EINVAL);
         }
         SETTING.store(initial, ordering::Relaxed);
-        // SAFETY: the name is a NUL-terminated string that lives forever.
-        let dir = unsafe { procstats_create(c"procstats".as_ptr().cast()) };
+        // SAFETY: `procstats_create` needs a NUL-terminated name valid for
+        // the call (proc_mkdir copies it): a C string literal is, forever.
+        let dir = unsafe { procstats_create(c"procstats".as_char_ptr()) };
         let dir = NonNull::new(dir).ok_or(ENOMEM)?;
         pr_info!("/proc/procstats created, setting {initial}\n");
         Ok(ProcStats { dir })
@@ -173,9 +199,11 @@ impl kernel::Module for ProcStats {
 
 impl Drop for ProcStats {
     fn drop(&mut self) {
-        // SAFETY: `dir` came from `procstats_create` and is removed once.
-        // `proc_remove` waits for running callbacks, so none runs after
-        // the module is gone.
+        // SAFETY: `procstats_remove` needs a directory from `procstats_create`
+        // not yet removed, and a context that may sleep: `dir` came from it in
+        // `init`, and `drop` runs once, in rmmod's process context.
+        // `proc_remove` waits for callbacks that are running and makes open
+        // files fail, so none of this module's code runs after it is gone.
         unsafe { procstats_remove(self.dir.as_ptr()) };
         pr_info!("/proc/procstats removed\n");
     }

@@ -158,6 +158,7 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
             find: "//! Hello, kernel: the smallest useful Rust module.".into(),
             replace: "//! Hello, kernel: the smallest useful Rust module. (edited)".into(),
             expect: crate::mutation::Expect::One(String::new()),
+            also: Vec::new(),
         },
         &work,
     )?;

@@ -28,6 +28,9 @@ struct Frame {
     function: String,
     /// The module it is in (`[hello]`), if any.
     module: Option<String>,
+    /// Not marked `?` by the unwinder (a `?` frame may be a stale
+    /// return address left on the stack).
+    reliable: bool,
 }
 
 impl Frame {
@@ -51,7 +54,8 @@ fn lock_pattern() -> &'static Regex {
 
 fn frame(line: &str) -> Option<Frame> {
     let captures = frame_pattern().captures(line)?;
-    Some(Frame { function: demangle(&captures[1]), module: captures.get(2).map(|m| m.as_str().to_string()) })
+    let reliable = !line[..captures.get(1)?.start()].trim_end().ends_with('?');
+    Some(Frame { function: demangle(&captures[1]), module: captures.get(2).map(|m| m.as_str().to_string()), reliable })
 }
 
 /// Functions of the kernel's own machinery that are never "the place".
@@ -270,10 +274,9 @@ pub fn atomic_sleep(lines: &[String], at: usize) -> Option<Report> {
         " in atomic context".into()
     };
     // The function that may sleep: the frame the might_sleep check was called from.
-    let callee = trace
-        .iter()
-        .position(|f| f.function.starts_with("__might_") || f.function.starts_with("might_"))
-        .and_then(|i| trace.get(i + 1))
+    let after_check = trace.iter().position(|f| f.function.starts_with("__might_") || f.function.starts_with("might_")).map(|i| &trace[i + 1..]);
+    let callee = after_check
+        .and_then(|rest| rest.iter().find(|f| f.reliable).or(rest.first()))
         .filter(|f| !f.is_own())
         .map(|f| format!("{}, which may sleep", f.function))
         .unwrap_or_else(|| "a function that may sleep".into());
@@ -429,6 +432,7 @@ mod tests {
              \x20<TASK>\n\
              \x20dump_stack_lvl+0x1/0x2\n\
              \x20__might_resched+0x1/0x2\n\
+             \x20? _RNvCs1234abcd_6sleepy3nap+0x1/0x2 [sleepy]\n\
              \x20fsleep+0x1/0x2\n\
              \x20_RNvCs1234abcd_6sleepy3nap+0x1/0x2 [sleepy]\n",
         );

@@ -37,6 +37,23 @@ pub struct Mutation {
     pub replace: String,
     /// Text a failure reason of the run must contain.
     pub expect: Expect,
+    /// More edits, applied after the first, for a bug that spans places
+    /// (a lock added to a struct, then taken in two functions).
+    #[serde(default)]
+    pub also: Vec<Edit>,
+}
+
+/// One more find-and-replace of a mutation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edit {
+    /// The file, if not the mutation's own.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Text that occurs exactly once in that file.
+    pub find: String,
+    /// What replaces it.
+    pub replace: String,
 }
 
 /// What a mutation's failure must say: one text, or any of several (a
@@ -81,17 +98,23 @@ pub fn apply(chapter: &Chapter, mutation: &Mutation, work: &Path) -> Result<Chap
             std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
         }
     }
-    let target = dir.join(&mutation.file);
-    let text = read_to_string(&target)?;
-    let count = text.matches(&mutation.find).count();
-    if count != 1 {
-        return Err(format!(
-            "mutation `{}` of {}: its `find` text occurs {count} times in {} (it must occur exactly once)",
-            mutation.name, chapter.name, mutation.file
-        )
-        .into());
+    let first = Edit { file: None, find: mutation.find.clone(), replace: mutation.replace.clone() };
+    for edit in std::iter::once(&first).chain(&mutation.also) {
+        let file = edit.file.as_deref().unwrap_or(&mutation.file);
+        let target = dir.join(file);
+        let text = read_to_string(&target)?;
+        let count = text.matches(&edit.find).count();
+        if count != 1 {
+            return Err(format!(
+                "mutation `{}` of {}: its `find` text `{}` occurs {count} times in {file} (it must occur exactly once)",
+                mutation.name,
+                chapter.name,
+                edit.find.lines().next().unwrap_or("")
+            )
+            .into());
+        }
+        std::fs::write(&target, text.replacen(&edit.find, &edit.replace, 1))?;
     }
-    std::fs::write(&target, text.replacen(&mutation.find, &mutation.replace, 1))?;
     Chapter::load(&dir)
 }
 

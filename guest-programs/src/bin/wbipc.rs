@@ -11,13 +11,22 @@
 //! wbipc mq-errors CAPACITY         every error path of /dev/msgq
 //! wbipc mq-wait                    a blocked reader wakes when a message comes
 //! wbipc mq-signal                  a signal interrupts a blocked read
+//! wbipc mq-pass-short              a reader that cannot take the message passes
+//!                                  its wakeup on to the next reader
+//! wbipc mq-pass-signal             a reader (a writer) woken, then signalled
+//!                                  before it ran: the message (the room) is used
 //! wbipc shm PAGES                  mmap of /dev/kshm, both directions, errors
+//! wbipc shm-race PAGES ROUNDS      mmap and munmap beside the ioctls, at once
+//! wbipc shm-hold FILE              map /dev/kshm, close it, create FILE, and
+//!                                  keep the mapping until FILE is removed
 //! ```
 
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const MSGQ: &str = "/dev/msgq";
@@ -30,8 +39,16 @@ const fn ioc(dir: u64, ty: u8, nr: u64, size: u64) -> u64 {
 }
 const MSGQ_IOC_STATS: u64 = ioc(2, b'q', 1, 7 * 8);
 const MSGQ_IOC_FLUSH: u64 = ioc(0, b'q', 2, 0);
-const KSHM_IOC_CHECKSUM: u64 = ioc(2, b'k', 1, 4);
-const KSHM_IOC_FILL: u64 = ioc(0, b'k', 2, 0);
+/// `struct kshm_range { u64 addr, len, value; }`: a range of our mapping.
+#[repr(C)]
+#[derive(Default)]
+struct KshmRange {
+    addr: u64,
+    len: u64,
+    value: u64,
+}
+const KSHM_IOC_CHECKSUM: u64 = ioc(3, b'k', 1, 24);
+const KSHM_IOC_FILL: u64 = ioc(1, b'k', 2, 24);
 
 /// Whether any check failed.
 static FAILED: AtomicBool = AtomicBool::new(false);
@@ -191,6 +208,14 @@ fn mq_errors(capacity: usize) -> Result<(), String> {
     let fd = open(MSGQ, libc::O_RDWR | libc::O_NONBLOCK)?;
     let mut buf = [0u8; 64];
     expect_errno("a non-blocking read of an empty queue", read(fd, &mut buf), libc::EAGAIN);
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: `pfd` is one valid pollfd; a timeout of 0 never sleeps.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    check(
+        "poll() reports the empty queue readable all the same (msgq has no poll operation)",
+        ready == 1 && pfd.revents & libc::POLLIN != 0,
+        format!(": poll returned {ready}, revents {:#x}", pfd.revents),
+    );
     expect_errno("a 4097-byte message", write(fd, &[b'x'; 4097]), libc::EMSGSIZE);
     expect_errno("an empty message", write(fd, b""), libc::EINVAL);
     let accepted = (0..capacity).filter(|_| write(fd, b"twelve bytes") == 12).count();
@@ -238,13 +263,7 @@ extern "C" fn on_signal(_: libc::c_int) {}
 
 fn mq_signal() -> Result<(), String> {
     let fd = open(MSGQ, libc::O_RDWR)?;
-    // SAFETY: a zeroed sigaction is valid; the handler does nothing, and
-    // SA_RESTART is not set, so an interrupted read fails with EINTR.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-        libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
-    }
+    catch_sigusr1();
     // The guest kernel has no POSIX timers (no alarm()): a helper thread
     // sends the signal to this thread after a second.
     // SAFETY: pthread_self has no preconditions.
@@ -267,6 +286,235 @@ fn mq_signal() -> Result<(), String> {
     Ok(())
 }
 
+/// What a reader or writer thread ended with: the message it read (or how
+/// many bytes it wrote), or an errno.
+type Outcome = Result<String, i32>;
+
+fn show(outcome: &Option<Outcome>) -> String {
+    match outcome {
+        None => "still asleep".into(),
+        Some(Ok(m)) => format!("Ok({m:?})"),
+        Some(Err(e)) => errno_name(*e).into(),
+    }
+}
+
+/// A thread blocked in a read or write of /dev/msgq.
+struct Sleeper {
+    thread: JoinHandle<()>,
+    done: mpsc::Receiver<Outcome>,
+}
+
+impl Sleeper {
+    /// Starts a thread that runs `op` (pinned to CPU 0 if `pin`), and
+    /// returns once it sleeps in system call `nr`, so that sleepers queue
+    /// up in the order they are started.
+    fn start(pin: bool, nr: libc::c_long, op: impl FnOnce() -> Outcome + Send + 'static) -> Result<Sleeper, String> {
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            if pin && !pin_to_cpu0() {
+                check("pinning a thread to CPU 0", false, format!(": {}", std::io::Error::last_os_error()));
+            }
+            // SAFETY: gettid has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).ok();
+            done_tx.send(op()).ok();
+        });
+        let tid = tid_rx.recv().map_err(|_| "a sleeper thread died")?;
+        if !asleep_in(tid, nr) {
+            return Err(format!("thread {tid} never went to sleep in system call {nr}"));
+        }
+        Ok(Sleeper { thread, done })
+    }
+
+    /// Its outcome, if it has one by `deadline`.
+    fn outcome_by(&self, deadline: Instant) -> Option<Outcome> {
+        self.done.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
+    }
+
+    /// Sends it SIGUSR1.
+    fn signal(&self) {
+        // SAFETY: the thread is not joined yet, so its pthread_t is valid.
+        unsafe { libc::pthread_kill(self.thread.as_pthread_t(), libc::SIGUSR1) };
+    }
+}
+
+/// Whether thread `tid` of this process sleeps interruptibly in system
+/// call `nr` within 5 s (from /proc: its state and its current system call).
+fn asleep_in(tid: i32, nr: libc::c_long) -> bool {
+    let task = format!("/proc/self/task/{tid}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("{task}/stat")).unwrap_or_default();
+        let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
+        // The state is the first field after the command name's `)`.
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        if state == Some("S") && syscall.split_whitespace().next() == Some(nr.to_string().as_str()) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn pin_to_cpu0() -> bool {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it,
+    // and sched_setaffinity reads it (0: the calling thread).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// Makes the calling thread real-time (SCHED_FIFO) or ordinary again.
+fn real_time(on: bool) -> bool {
+    let param = libc::sched_param { sched_priority: i32::from(on) };
+    let policy = if on { libc::SCHED_FIFO } else { libc::SCHED_OTHER };
+    // SAFETY: `param` is valid for reads; 0 is the calling thread.
+    unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
+}
+
+fn catch_sigusr1() {
+    // SAFETY: a zeroed sigaction is valid; the handler does nothing, and
+    // SA_RESTART is not set, so an interrupted call fails with EINTR.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+        libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+    }
+}
+
+fn flush(fd: i32) {
+    // SAFETY: no argument is read.
+    unsafe { libc::ioctl(fd, MSGQ_IOC_FLUSH as _) };
+}
+
+fn read_outcome(fd: i32, size: usize) -> Outcome {
+    let mut buf = vec![0u8; size];
+    let n = read(fd, &mut buf);
+    if n < 0 {
+        return Err(errno());
+    }
+    Ok(String::from_utf8_lossy(&buf[..n as usize]).into_owned())
+}
+
+fn write_outcome(fd: i32, data: &[u8]) -> Outcome {
+    let n = write(fd, data);
+    if n < 0 {
+        return Err(errno());
+    }
+    Ok(n.to_string())
+}
+
+/// How long a sleeper may take to get what it was woken for.
+const DEADLINE: Duration = Duration::from_secs(2);
+
+/// Two readers asleep; the first (woken first: waits are exclusive and
+/// FIFO) has a buffer too short for the message. It must pass its wakeup
+/// on, or the second sleeps on beside a queued message.
+fn mq_pass_short() -> Result<(), String> {
+    let fd = open(MSGQ, libc::O_RDWR)?;
+    flush(fd);
+    let short = Sleeper::start(false, libc::SYS_read, move || read_outcome(fd, 4))?;
+    let long = Sleeper::start(false, libc::SYS_read, move || read_outcome(fd, 4096))?;
+    write(fd, b"event");
+    let deadline = Instant::now() + DEADLINE;
+    let (first, second) = (short.outcome_by(deadline), long.outcome_by(deadline));
+    check(
+        "the first reader (a 4-byte buffer) is woken for the 5-byte message",
+        first == Some(Err(libc::EMSGSIZE)),
+        format!(": {}", show(&first)),
+    );
+    check(
+        "the second reader gets the message within 2 s",
+        second == Some(Ok("event".into())),
+        format!(": {}", show(&second)),
+    );
+    if second.is_none() {
+        // The reader is stuck in the kernel: leave it to exit().
+        return Ok(());
+    }
+    flush(fd);
+    close(fd);
+    Ok(())
+}
+
+/// A sleeper is woken, and signalled before it can run: this thread is
+/// real-time on the sleeper's only CPU, so the sleeper runs only once this
+/// thread has both woken it and signalled it. It must still use what it
+/// was woken for (or pass the wakeup on): else the other sleeper sleeps on
+/// beside a message (or room) nobody takes.
+fn mq_pass_signal() -> Result<(), String> {
+    catch_sigusr1();
+    let fd = open(MSGQ, libc::O_RDWR)?;
+    let nonblocking = open(MSGQ, libc::O_RDWR | libc::O_NONBLOCK)?;
+    flush(fd);
+
+    // Readers.
+    let first = Sleeper::start(true, libc::SYS_read, move || read_outcome(fd, 4096))?;
+    let second = Sleeper::start(false, libc::SYS_read, move || read_outcome(fd, 4096))?;
+    if !pin_to_cpu0() || !real_time(true) {
+        return Err(format!("cannot run real-time on CPU 0: {}", std::io::Error::last_os_error()));
+    }
+    write(fd, b"event");
+    first.signal();
+    real_time(false);
+    let deadline = Instant::now() + DEADLINE;
+    let a = first.outcome_by(deadline);
+    let b = if a == Some(Ok("event".into())) { second.done.try_recv().ok() } else { second.outcome_by(deadline) };
+    let delivered = a == Some(Ok("event".into())) || b == Some(Ok("event".into()));
+    check(
+        "a reader woken for a message and signalled before it ran: the message is read within 2 s",
+        delivered,
+        format!(" (first reader: {}, second: {})", show(&a), show(&b)),
+    );
+    if !delivered {
+        return Ok(());
+    }
+    if b.is_none() {
+        write(fd, b"release");
+        if second.outcome_by(Instant::now() + DEADLINE).is_none() {
+            return Err("the second reader did not wake".into());
+        }
+    }
+
+    // Writers, on a full queue.
+    flush(fd);
+    let capacity = stats(fd)[1] as usize;
+    for _ in 0..capacity {
+        write(nonblocking, b"fill");
+    }
+    let first = Sleeper::start(true, libc::SYS_write, move || write_outcome(fd, b"A"))?;
+    let second = Sleeper::start(false, libc::SYS_write, move || write_outcome(fd, b"B"))?;
+    real_time(true);
+    let mut buf = [0u8; 64];
+    read(nonblocking, &mut buf);
+    first.signal();
+    real_time(false);
+    let deadline = Instant::now() + DEADLINE;
+    let a = first.outcome_by(deadline);
+    let b = if a == Some(Ok("1".into())) { second.done.try_recv().ok() } else { second.outcome_by(deadline) };
+    let used = a == Some(Ok("1".into())) || b == Some(Ok("1".into()));
+    check(
+        "a writer woken for room and signalled before it ran: the room is used within 2 s",
+        used,
+        format!(" (first writer: {}, second: {})", show(&a), show(&b)),
+    );
+    if !used {
+        return Ok(());
+    }
+    if b.is_none() {
+        flush(fd);
+        if second.outcome_by(Instant::now() + DEADLINE).is_none() {
+            return Err("the second writer did not wake".into());
+        }
+    }
+    flush(fd);
+    close(nonblocking);
+    close(fd);
+    Ok(())
+}
+
 fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
@@ -281,29 +529,44 @@ fn map(fd: i32, len: usize, prot: i32, flags: i32, offset: i64) -> Result<*mut u
     }
 }
 
+/// Runs a KSHM ioctl on `len` bytes of our mapping at `addr`; returns its
+/// result and the range's `value` after it.
+fn kshm_ioctl(fd: i32, cmd: u64, addr: *mut u8, len: usize, value: u64) -> (i32, u64) {
+    let mut range = KshmRange { addr: addr as u64, len: len as u64, value };
+    // SAFETY: `range` is valid for the 24 bytes the ioctl reads and writes.
+    let ret = unsafe { libc::ioctl(fd, cmd as _, &mut range) };
+    (ret, range.value)
+}
+
+fn pattern_at(seed: usize, i: usize) -> u8 {
+    ((seed + i) % 251) as u8
+}
+
 fn shm(pages: usize) -> Result<(), String> {
     let len = pages * PAGE;
     let fd = open(KSHM, libc::O_RDWR)?;
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let p = map(fd, len, rw, libc::MAP_SHARED, 0).map_err(|e| format!("mmap: {}", errno_name(e)))?;
+    let q = map(fd, len, rw, libc::MAP_SHARED, 0).map_err(|e| format!("a second mmap: {}", errno_name(e)))?;
     // SAFETY: the mapping is `len` bytes, readable and writable, and ours.
     let mem = unsafe { std::slice::from_raw_parts_mut(p, len) };
     for (i, b) in mem.iter_mut().enumerate() {
         *b = (i * 7 % 256) as u8;
     }
-    let mut sum = 0u32;
-    // SAFETY: `sum` is valid for the 4 bytes the ioctl writes.
-    unsafe { libc::ioctl(fd, KSHM_IOC_CHECKSUM as _, &mut sum) };
-    check("the module reads the bytes written through the mapping", sum == fnv1a(mem), format!(": checksum {sum:08x}, expected {:08x}", fnv1a(mem)));
-    // SAFETY: the seed is passed by value.
-    unsafe { libc::ioctl(fd, KSHM_IOC_FILL as _, 5usize) };
-    let first_bad = mem.iter().enumerate().find(|(i, b)| **b != ((5 + i) % 251) as u8).map(|(i, _)| i);
-    check("the mapping shows the bytes the module wrote", first_bad.is_none(), first_bad.map(|i| format!(": differs at byte {i}")).unwrap_or_default());
+    let (_, sum) = kshm_ioctl(fd, KSHM_IOC_CHECKSUM, q, len, 0);
+    let want = u64::from(fnv1a(mem));
+    check("the module reads through a second mapping the bytes written through the first", sum == want, format!(": checksum {sum:08x}, expected {want:08x}"));
+    kshm_ioctl(fd, KSHM_IOC_FILL, q, len, 5);
+    let first_bad = mem.iter().enumerate().find(|(i, b)| **b != pattern_at(5, *i)).map(|(i, _)| i);
+    check("the first mapping shows the bytes the module wrote through the second", first_bad.is_none(), first_bad.map(|i| format!(": differs at byte {i}")).unwrap_or_default());
     // SAFETY: `p` is mapped for `len` bytes.
     let exec = unsafe { libc::mprotect(p.cast(), len, libc::PROT_READ | libc::PROT_EXEC) };
     expect_errno("making the mapping executable", exec as isize, libc::EACCES);
-    // SAFETY: `p` is our mapping of `len` bytes, unmapped once.
-    unsafe { libc::munmap(p.cast(), len) };
+    // SAFETY: `p` and `q` are our mappings of `len` bytes, unmapped once.
+    unsafe {
+        libc::munmap(p.cast(), len);
+        libc::munmap(q.cast(), len);
+    }
 
     let refused = |what: &str, fd: i32, len: usize, prot: i32, flags: i32, offset: i64, want: i32| {
         let ret = match map(fd, len, prot, flags, offset) {
@@ -329,10 +592,99 @@ fn shm(pages: usize) -> Result<(), String> {
     // SAFETY: the address is deliberately bad.
     let bad = unsafe { libc::ioctl(fd, KSHM_IOC_CHECKSUM as _, 8usize) };
     expect_errno("KSHM_IOC_CHECKSUM to a bad pointer", bad as isize, libc::EFAULT);
+    let mut scratch = vec![0u8; len + 1];
+    let (too_long, _) = kshm_ioctl(fd, KSHM_IOC_CHECKSUM, scratch.as_mut_ptr(), len + 1, 0);
+    expect_errno("KSHM_IOC_CHECKSUM of a range longer than the buffer", too_long as isize, libc::EINVAL);
     close(fd);
+
     let ro = open(KSHM, libc::O_RDONLY)?;
     refused("a writable shared mapping of a read-only file", ro, PAGE, rw, libc::MAP_SHARED, 0, libc::EACCES);
+    match map(ro, len, libc::PROT_READ, libc::MAP_SHARED, 0) {
+        Err(e) => check("a read-only shared mapping of a read-only file", false, format!(": {}", errno_name(e))),
+        Ok(r) => {
+            // SAFETY: the mapping is `len` bytes, readable, and ours.
+            let mem = unsafe { std::slice::from_raw_parts(r, len) };
+            let first_bad = mem.iter().enumerate().find(|(i, b)| **b != pattern_at(5, *i)).map(|(i, _)| i);
+            check("a read-only shared mapping of a read-only file shows the module's bytes", first_bad.is_none(), first_bad.map(|i| format!(": differs at byte {i}")).unwrap_or_default());
+            let (fill, _) = kshm_ioctl(ro, KSHM_IOC_FILL, r, len, 9);
+            expect_errno("KSHM_IOC_FILL into the read-only mapping", fill as isize, libc::EFAULT);
+            // SAFETY: `r` is mapped for `len` bytes.
+            let write = unsafe { libc::mprotect(r.cast(), len, libc::PROT_READ | libc::PROT_WRITE) };
+            expect_errno("making the read-only mapping writable", write as isize, libc::EACCES);
+            // SAFETY: `r` is our mapping of `len` bytes, unmapped once.
+            unsafe { libc::munmap(r.cast(), len) };
+        }
+    }
     close(ro);
+    Ok(())
+}
+
+/// One thread maps and unmaps the device while another runs both ioctls
+/// through a mapping of its own: what lockdep needs to see both orders of
+/// any two locks the module and mmap take.
+fn shm_race(pages: usize, rounds: usize) -> Result<(), String> {
+    let len = pages * PAGE;
+    let fd = open(KSHM, libc::O_RDWR)?;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let errors = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for round in 0..rounds {
+                match map(fd, len, rw, libc::MAP_SHARED, 0) {
+                    Ok(p) => {
+                        // SAFETY: `p` is our mapping of `len` bytes; written
+                        // once, then unmapped once.
+                        unsafe {
+                            p.add(round % len).write_volatile(round as u8);
+                            libc::munmap(p.cast(), len);
+                        }
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        s.spawn(|| {
+            let Ok(p) = map(fd, len, rw, libc::MAP_SHARED, 0) else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            for round in 0..rounds {
+                if kshm_ioctl(fd, KSHM_IOC_CHECKSUM, p, len, 0).0 != 0 || kshm_ioctl(fd, KSHM_IOC_FILL, p, len, round as u64).0 != 0 {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // SAFETY: `p` is our mapping of `len` bytes, unmapped once.
+            unsafe { libc::munmap(p.cast(), len) };
+        });
+    });
+    let errors = errors.into_inner();
+    check(
+        &format!("{rounds} mmaps and munmaps beside {rounds} checksums and fills, at once"),
+        errors == 0,
+        format!(": {errors} errors in {} ms", started.elapsed().as_millis()),
+    );
+    close(fd);
+    Ok(())
+}
+
+/// Maps the device, closes it, creates `file`, and keeps the mapping until
+/// `file` is removed (at most 20 s).
+fn shm_hold(file: &str) -> Result<(), String> {
+    let fd = open(KSHM, libc::O_RDWR)?;
+    let p = map(fd, PAGE, libc::PROT_READ, libc::MAP_SHARED, 0).map_err(|e| format!("mmap: {}", errno_name(e)))?;
+    close(fd);
+    println!("mapped, descriptor closed");
+    std::fs::write(file, "").map_err(|e| format!("cannot create {file}: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::path::Path::new(file).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: `p` is our mapping of one page, unmapped once.
+    unsafe { libc::munmap(p.cast(), PAGE) };
+    println!("unmapped");
     Ok(())
 }
 
@@ -344,8 +696,12 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("mq-errors") => mq_errors(num(1)?),
         Some("mq-wait") => mq_wait(),
         Some("mq-signal") => mq_signal(),
+        Some("mq-pass-short") => mq_pass_short(),
+        Some("mq-pass-signal") => mq_pass_signal(),
         Some("shm") => shm(num(1)?),
-        _ => Err("usage: wbipc mq-fifo | mq-concurrent W R N | mq-errors CAPACITY | mq-wait | mq-signal | shm PAGES".into()),
+        Some("shm-race") => shm_race(num(1)?, num(2)?),
+        Some("shm-hold") => shm_hold(args.get(1).ok_or("shm-hold needs a file name")?),
+        _ => Err("usage: wbipc mq-fifo | mq-concurrent W R N | mq-errors CAPACITY | mq-wait | mq-signal | mq-pass-short | mq-pass-signal | shm PAGES | shm-race PAGES ROUNDS | shm-hold FILE".into()),
     }
 }
 

@@ -11,12 +11,18 @@
 //! wbnet tcp-hold PORT SECONDS      connect, send nothing, wait for the server to close
 //! wbnet udp-flood PORT SECONDS     send datagrams without pause, ignoring errors
 //! wbnet port-free udp|tcp PORT     whether a socket can bind the port
+//! wbnet reuse-bind udp|tcp PORT UID
+//!                                  as user UID, whether a socket with
+//!                                  SO_REUSEADDR can bind the port beside
+//!                                  the server (exit 0 if it can)
 //! ```
 //!
 //! A PAYLOAD is `empty`, `size:N` (N bytes of a counting pattern) or text.
 
 use std::io::{Read, Write};
+use std::mem::size_of;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -48,7 +54,9 @@ fn local(port: u16) -> SocketAddr {
 
 fn udp(port: u16, specs: &[String]) -> Result<bool, String> {
     let socket = UdpSocket::bind(local(0)).map_err(|e| format!("bind: {e}"))?;
-    socket.set_read_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(ANSWER_WAIT))
+        .map_err(|e| e.to_string())?;
     let mut all = true;
     let mut buf = vec![0u8; 65536];
     for spec in specs {
@@ -62,7 +70,9 @@ fn udp(port: u16, specs: &[String]) -> Result<bool, String> {
         match socket.recv_from(&mut buf) {
             Ok((n, _)) if buf[..n] == data[..] => println!("udp {port}: {what} echoed"),
             Ok((n, _)) => {
-                let first = (0..n.min(data.len())).find(|&i| buf[i] != data[i]).unwrap_or(n.min(data.len()));
+                let first = (0..n.min(data.len()))
+                    .find(|&i| buf[i] != data[i])
+                    .unwrap_or(n.min(data.len()));
                 println!("udp {port}: {what}: wrong echo: {n} bytes back, first difference at byte {first}");
                 all = false;
             }
@@ -77,19 +87,25 @@ fn udp(port: u16, specs: &[String]) -> Result<bool, String> {
 
 /// A connection to the server, or a line saying why there is none.
 fn connect(port: u16) -> Option<TcpStream> {
-    TcpStream::connect_timeout(&local(port), ANSWER_WAIT).map_err(|e| println!("tcp {port}: cannot connect: {e}")).ok()
+    TcpStream::connect_timeout(&local(port), ANSWER_WAIT)
+        .map_err(|e| println!("tcp {port}: cannot connect: {e}"))
+        .ok()
 }
 
 fn tcp(port: u16, texts: &[String]) -> Result<bool, String> {
     let Some(mut stream) = connect(port) else {
         return Ok(false);
     };
-    stream.set_read_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(ANSWER_WAIT))
+        .map_err(|e| e.to_string())?;
     let mut all = true;
     for text in texts {
         let data = payload(text)?;
         let what = shown(text, &data);
-        stream.write_all(&data).map_err(|e| format!("tcp {port}: send: {e}"))?;
+        stream
+            .write_all(&data)
+            .map_err(|e| format!("tcp {port}: send: {e}"))?;
         let mut back = vec![0u8; data.len()];
         match stream.read_exact(&mut back) {
             Ok(()) if back == data => println!("tcp {port}: {what} echoed"),
@@ -110,24 +126,37 @@ fn tcp_hold(port: u16, seconds: u64) -> Result<bool, String> {
     let Some(mut stream) = connect(port) else {
         return Ok(false);
     };
-    stream.set_read_timeout(Some(Duration::from_secs(seconds))).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(seconds)))
+        .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut byte = [0u8; 1];
     match stream.read(&mut byte) {
         Ok(0) => {
-            println!("tcp {port}: closed by the server after {:.1}s", started.elapsed().as_secs_f64());
+            println!(
+                "tcp {port}: closed by the server after {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
             Ok(true)
         }
         Ok(_) => {
             println!("tcp {port}: unexpected data from the server");
             Ok(false)
         }
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
             println!("tcp {port}: still open after {seconds}s");
             Ok(false)
         }
         Err(e) => {
-            println!("tcp {port}: closed by the server after {:.1}s ({e})", started.elapsed().as_secs_f64());
+            println!(
+                "tcp {port}: closed by the server after {:.1}s ({e})",
+                started.elapsed().as_secs_f64()
+            );
             Ok(true)
         }
     }
@@ -153,13 +182,93 @@ fn port_free(protocol: &str, port: u16) -> Result<bool, String> {
         "tcp" => TcpListener::bind(local(port)).is_ok(),
         other => return Err(format!("port-free takes udp or tcp, not `{other}`")),
     };
-    println!("{protocol} port {port} is {}", if free { "free" } else { "in use" });
+    println!(
+        "{protocol} port {port} is {}",
+        if free { "free" } else { "in use" }
+    );
     Ok(free)
+}
+
+/// The last system call's error, by name where the checks look for one.
+fn last_error() -> String {
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => "EADDRINUSE".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// What any local user could try: become `uid` (and group `uid`, with no
+/// supplementary groups), then bind 127.0.0.1:`port` with `SO_REUSEADDR`,
+/// to share the port with the server and receive what is sent to it.
+fn reuse_bind(protocol: &str, port: u16, uid: u32) -> Result<bool, String> {
+    let kind = match protocol {
+        "udp" => libc::SOCK_DGRAM,
+        "tcp" => libc::SOCK_STREAM,
+        other => return Err(format!("reuse-bind takes udp or tcp, not `{other}`")),
+    };
+    // Groups first: once the user id is dropped, they can no longer change.
+    // SAFETY: a null list of length 0 is what setgroups() takes for "none".
+    if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 {
+        return Err(format!("setgroups: {}", last_error()));
+    }
+    // SAFETY: setgid() takes no pointers.
+    if unsafe { libc::setgid(uid) } != 0 {
+        return Err(format!("cannot become gid {uid}: {}", last_error()));
+    }
+    // SAFETY: setuid() takes no pointers.
+    if unsafe { libc::setuid(uid) } != 0 {
+        return Err(format!("cannot become uid {uid}: {}", last_error()));
+    }
+    // SAFETY: socket() takes no pointers.
+    let raw = unsafe { libc::socket(libc::AF_INET, kind | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(format!("socket: {}", last_error()));
+    }
+    // SAFETY: `raw` is a new descriptor that nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+    let one: libc::c_int = 1;
+    // SAFETY: the option value points to a live c_int, of the length given.
+    let ret = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            std::ptr::from_ref(&one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret != 0 {
+        return Err(format!("SO_REUSEADDR: {}", last_error()));
+    }
+    // SAFETY: all zeroes is a valid sockaddr_in (plain integers).
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as libc::sa_family_t;
+    addr.sin_port = port.to_be();
+    addr.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
+    // SAFETY: the address points to a live sockaddr_in, of the length given.
+    let ret = unsafe {
+        libc::bind(
+            socket.as_raw_fd(),
+            std::ptr::from_ref(&addr).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    let what = format!("{protocol} {port}: a SO_REUSEADDR bind as uid {uid}");
+    if ret == 0 {
+        println!("{what} succeeds: that user shares the server's port");
+        Ok(true)
+    } else {
+        println!("{what} fails: {}", last_error());
+        Ok(false)
+    }
 }
 
 fn run(args: &[String]) -> Result<bool, String> {
     let port = |s: Option<&String>| -> Result<u16, String> {
-        s.ok_or("a port is missing")?.parse().map_err(|_| "a port is a number from 1 to 65535".to_string())
+        s.ok_or("a port is missing")?
+            .parse()
+            .map_err(|_| "a port is a number from 1 to 65535".to_string())
     };
     match args.first().map(String::as_str) {
         Some("udp") => udp(port(args.get(1))?, &args[2..]),
@@ -173,7 +282,13 @@ fn run(args: &[String]) -> Result<bool, String> {
             udp_flood(port(args.get(1))?, seconds)
         }
         Some("port-free") => port_free(args.get(1).ok_or("port-free udp|tcp PORT")?, port(args.get(2))?),
-        _ => Err("usage: wbnet udp|tcp PORT PAYLOAD... | tcp-hold PORT SECONDS | udp-flood PORT SECONDS | port-free udp|tcp PORT".into()),
+        Some("reuse-bind") => {
+            let uid = args.get(3).and_then(|s| s.parse().ok()).ok_or("reuse-bind udp|tcp PORT UID")?;
+            reuse_bind(args.get(1).ok_or("reuse-bind udp|tcp PORT UID")?, port(args.get(2))?, uid)
+        }
+        _ => Err("usage: wbnet udp|tcp PORT PAYLOAD... | tcp-hold PORT SECONDS | udp-flood PORT SECONDS \
+                  | port-free udp|tcp PORT | reuse-bind udp|tcp PORT UID"
+            .into()),
     }
 }
 
