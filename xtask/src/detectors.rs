@@ -274,7 +274,8 @@ pub fn atomic_sleep(lines: &[String], at: usize) -> Option<Report> {
         " in atomic context".into()
     };
     // The function that may sleep: the frame the might_sleep check was called from.
-    let after_check = trace.iter().position(|f| f.function.starts_with("__might_") || f.function.starts_with("might_")).map(|i| &trace[i + 1..]);
+    let after_check =
+        trace.iter().position(|f| f.function.starts_with("__might_") || f.function.starts_with("might_")).map(|i| &trace[i + 1..]);
     let callee = after_check
         .and_then(|rest| rest.iter().find(|f| f.reliable).or(rest.first()))
         .filter(|f| !f.is_own())

@@ -131,7 +131,11 @@ fn mq_fifo() -> Result<(), String> {
     }
     let got: Vec<Vec<u8>> = (0..3).map(|_| read_message(fd).unwrap_or_default()).collect();
     let same = got.iter().zip(messages).all(|(g, m)| g == m);
-    check("three messages read back whole and in order", same, format!(": {:?}", got.iter().map(|g| String::from_utf8_lossy(g).to_string()).collect::<Vec<_>>()));
+    check(
+        "three messages read back whole and in order",
+        same,
+        format!(": {:?}", got.iter().map(|g| String::from_utf8_lossy(g).to_string()).collect::<Vec<_>>()),
+    );
     close(fd);
     Ok(())
 }
@@ -226,7 +230,11 @@ fn mq_errors(capacity: usize) -> Result<(), String> {
     let bad_read = unsafe { libc::read(fd, 8 as *mut libc::c_void, 64) };
     expect_errno("a read into a bad pointer (the message stays)", bad_read, libc::EFAULT);
     let s = stats(fd);
-    check("MSGQ_IOC_STATS reports the queue", s[0] == capacity as u64 && s[1] == capacity as u64 && s[4] == 1 && s[5] == 2, format!(": queued {} capacity {} written {} read {} full {} bad size {} flushed {}", s[0], s[1], s[2], s[3], s[4], s[5], s[6]));
+    check(
+        "MSGQ_IOC_STATS reports the queue",
+        s[0] == capacity as u64 && s[1] == capacity as u64 && s[4] == 1 && s[5] == 2,
+        format!(": queued {} capacity {} written {} read {} full {} bad size {} flushed {}", s[0], s[1], s[2], s[3], s[4], s[5], s[6]),
+    );
     // SAFETY: no argument is read.
     let flushed = unsafe { libc::ioctl(fd, MSGQ_IOC_FLUSH as _) };
     check("MSGQ_IOC_FLUSH empties the queue", flushed == capacity as i32 && stats(fd)[0] == 0, format!(": {flushed} flushed"));
@@ -425,11 +433,7 @@ fn mq_pass_short() -> Result<(), String> {
         first == Some(Err(libc::EMSGSIZE)),
         format!(": {}", show(&first)),
     );
-    check(
-        "the second reader gets the message within 2 s",
-        second == Some(Ok("event".into())),
-        format!(": {}", show(&second)),
-    );
+    check("the second reader gets the message within 2 s", second == Some(Ok("event".into())), format!(": {}", show(&second)));
     if second.is_none() {
         // The reader is stuck in the kernel: leave it to exit().
         return Ok(());
@@ -555,10 +559,18 @@ fn shm(pages: usize) -> Result<(), String> {
     }
     let (_, sum) = kshm_ioctl(fd, KSHM_IOC_CHECKSUM, q, len, 0);
     let want = u64::from(fnv1a(mem));
-    check("the module reads through a second mapping the bytes written through the first", sum == want, format!(": checksum {sum:08x}, expected {want:08x}"));
+    check(
+        "the module reads through a second mapping the bytes written through the first",
+        sum == want,
+        format!(": checksum {sum:08x}, expected {want:08x}"),
+    );
     kshm_ioctl(fd, KSHM_IOC_FILL, q, len, 5);
     let first_bad = mem.iter().enumerate().find(|(i, b)| **b != pattern_at(5, *i)).map(|(i, _)| i);
-    check("the first mapping shows the bytes the module wrote through the second", first_bad.is_none(), first_bad.map(|i| format!(": differs at byte {i}")).unwrap_or_default());
+    check(
+        "the first mapping shows the bytes the module wrote through the second",
+        first_bad.is_none(),
+        first_bad.map(|i| format!(": differs at byte {i}")).unwrap_or_default(),
+    );
     // SAFETY: `p` is mapped for `len` bytes.
     let exec = unsafe { libc::mprotect(p.cast(), len, libc::PROT_READ | libc::PROT_EXEC) };
     expect_errno("making the mapping executable", exec as isize, libc::EACCES);
@@ -605,7 +617,11 @@ fn shm(pages: usize) -> Result<(), String> {
             // SAFETY: the mapping is `len` bytes, readable, and ours.
             let mem = unsafe { std::slice::from_raw_parts(r, len) };
             let first_bad = mem.iter().enumerate().find(|(i, b)| **b != pattern_at(5, *i)).map(|(i, _)| i);
-            check("a read-only shared mapping of a read-only file shows the module's bytes", first_bad.is_none(), first_bad.map(|i| format!(": differs at byte {i}")).unwrap_or_default());
+            check(
+                "a read-only shared mapping of a read-only file shows the module's bytes",
+                first_bad.is_none(),
+                first_bad.map(|i| format!(": differs at byte {i}")).unwrap_or_default(),
+            );
             let (fill, _) = kshm_ioctl(ro, KSHM_IOC_FILL, r, len, 9);
             expect_errno("KSHM_IOC_FILL into the read-only mapping", fill as isize, libc::EFAULT);
             // SAFETY: `r` is mapped for `len` bytes.
@@ -689,7 +705,9 @@ fn shm_hold(file: &str) -> Result<(), String> {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
-    let num = |i: usize| -> Result<usize, String> { args.get(i).and_then(|s| s.parse().ok()).ok_or_else(|| format!("argument {i} must be a number")) };
+    let num = |i: usize| -> Result<usize, String> {
+        args.get(i).and_then(|s| s.parse().ok()).ok_or_else(|| format!("argument {i} must be a number"))
+    };
     match args.first().map(String::as_str) {
         Some("mq-fifo") => mq_fifo(),
         Some("mq-concurrent") => mq_concurrent(num(1)?, num(2)?, num(3)?),

@@ -54,9 +54,7 @@ fn local(port: u16) -> SocketAddr {
 
 fn udp(port: u16, specs: &[String]) -> Result<bool, String> {
     let socket = UdpSocket::bind(local(0)).map_err(|e| format!("bind: {e}"))?;
-    socket
-        .set_read_timeout(Some(ANSWER_WAIT))
-        .map_err(|e| e.to_string())?;
+    socket.set_read_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
     let mut all = true;
     let mut buf = vec![0u8; 65536];
     for spec in specs {
@@ -70,9 +68,7 @@ fn udp(port: u16, specs: &[String]) -> Result<bool, String> {
         match socket.recv_from(&mut buf) {
             Ok((n, _)) if buf[..n] == data[..] => println!("udp {port}: {what} echoed"),
             Ok((n, _)) => {
-                let first = (0..n.min(data.len()))
-                    .find(|&i| buf[i] != data[i])
-                    .unwrap_or(n.min(data.len()));
+                let first = (0..n.min(data.len())).find(|&i| buf[i] != data[i]).unwrap_or(n.min(data.len()));
                 println!("udp {port}: {what}: wrong echo: {n} bytes back, first difference at byte {first}");
                 all = false;
             }
@@ -87,25 +83,19 @@ fn udp(port: u16, specs: &[String]) -> Result<bool, String> {
 
 /// A connection to the server, or a line saying why there is none.
 fn connect(port: u16) -> Option<TcpStream> {
-    TcpStream::connect_timeout(&local(port), ANSWER_WAIT)
-        .map_err(|e| println!("tcp {port}: cannot connect: {e}"))
-        .ok()
+    TcpStream::connect_timeout(&local(port), ANSWER_WAIT).map_err(|e| println!("tcp {port}: cannot connect: {e}")).ok()
 }
 
 fn tcp(port: u16, texts: &[String]) -> Result<bool, String> {
     let Some(mut stream) = connect(port) else {
         return Ok(false);
     };
-    stream
-        .set_read_timeout(Some(ANSWER_WAIT))
-        .map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
     let mut all = true;
     for text in texts {
         let data = payload(text)?;
         let what = shown(text, &data);
-        stream
-            .write_all(&data)
-            .map_err(|e| format!("tcp {port}: send: {e}"))?;
+        stream.write_all(&data).map_err(|e| format!("tcp {port}: send: {e}"))?;
         let mut back = vec![0u8; data.len()];
         match stream.read_exact(&mut back) {
             Ok(()) if back == data => println!("tcp {port}: {what} echoed"),
@@ -126,37 +116,24 @@ fn tcp_hold(port: u16, seconds: u64) -> Result<bool, String> {
     let Some(mut stream) = connect(port) else {
         return Ok(false);
     };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(seconds)))
-        .map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(seconds))).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut byte = [0u8; 1];
     match stream.read(&mut byte) {
         Ok(0) => {
-            println!(
-                "tcp {port}: closed by the server after {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
+            println!("tcp {port}: closed by the server after {:.1}s", started.elapsed().as_secs_f64());
             Ok(true)
         }
         Ok(_) => {
             println!("tcp {port}: unexpected data from the server");
             Ok(false)
         }
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
             println!("tcp {port}: still open after {seconds}s");
             Ok(false)
         }
         Err(e) => {
-            println!(
-                "tcp {port}: closed by the server after {:.1}s ({e})",
-                started.elapsed().as_secs_f64()
-            );
+            println!("tcp {port}: closed by the server after {:.1}s ({e})", started.elapsed().as_secs_f64());
             Ok(true)
         }
     }
@@ -182,10 +159,7 @@ fn port_free(protocol: &str, port: u16) -> Result<bool, String> {
         "tcp" => TcpListener::bind(local(port)).is_ok(),
         other => return Err(format!("port-free takes udp or tcp, not `{other}`")),
     };
-    println!(
-        "{protocol} port {port} is {}",
-        if free { "free" } else { "in use" }
-    );
+    println!("{protocol} port {port} is {}", if free { "free" } else { "in use" });
     Ok(free)
 }
 
@@ -247,13 +221,8 @@ fn reuse_bind(protocol: &str, port: u16, uid: u32) -> Result<bool, String> {
     addr.sin_port = port.to_be();
     addr.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
     // SAFETY: the address points to a live sockaddr_in, of the length given.
-    let ret = unsafe {
-        libc::bind(
-            socket.as_raw_fd(),
-            std::ptr::from_ref(&addr).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
+    let ret =
+        unsafe { libc::bind(socket.as_raw_fd(), std::ptr::from_ref(&addr).cast(), size_of::<libc::sockaddr_in>() as libc::socklen_t) };
     let what = format!("{protocol} {port}: a SO_REUSEADDR bind as uid {uid}");
     if ret == 0 {
         println!("{what} succeeds: that user shares the server's port");
@@ -266,9 +235,7 @@ fn reuse_bind(protocol: &str, port: u16, uid: u32) -> Result<bool, String> {
 
 fn run(args: &[String]) -> Result<bool, String> {
     let port = |s: Option<&String>| -> Result<u16, String> {
-        s.ok_or("a port is missing")?
-            .parse()
-            .map_err(|_| "a port is a number from 1 to 65535".to_string())
+        s.ok_or("a port is missing")?.parse().map_err(|_| "a port is a number from 1 to 65535".to_string())
     };
     match args.first().map(String::as_str) {
         Some("udp") => udp(port(args.get(1))?, &args[2..]),
