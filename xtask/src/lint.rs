@@ -91,8 +91,9 @@ pub fn all(env: &Environment, chapters: &[Chapter], install: Install) -> Result<
     for chapter in chapters {
         outcomes.push((format!("lint: {} has no warning under the kernel's CLIPPY=1", chapter.name), kernel_clippy(env, chapter)?));
     }
+    outcomes.extend(negative(env, chapters)?);
     sh.change_dir(&env.project.root);
-    let fmt = cmd!(sh, "cargo fmt --all --check").quiet().ignore_status().output()?;
+    let fmt = cmd!(sh, "cargo fmt --all --check -- --color never").quiet().ignore_status().output()?;
     outcomes.push((
         "lint: the workspace is formatted (cargo fmt --check)".to_string(),
         if fmt.status.success() { Ok(()) } else { Err(crate::kernel::tail(&String::from_utf8_lossy(&fmt.stdout), 30)) },
@@ -102,5 +103,39 @@ pub fn all(env: &Environment, chapters: &[Chapter], install: Install) -> Result<
         "lint: the workspace has no clippy warning".to_string(),
         if clippy.status.success() { Ok(()) } else { Err(crate::kernel::tail(&String::from_utf8_lossy(&clippy.stderr), 40)) },
     ));
+    Ok(outcomes)
+}
+
+/// The lints can fail: a chapter with a SAFETY comment removed must fail the
+/// kernel's clippy, and a misformatted one the kernel's rustfmt.
+pub fn negative(env: &Environment, chapters: &[Chapter]) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    let Some(chapter) = chapters.iter().find(|c| c.name.ends_with("procfs")) else {
+        return Ok(outcomes);
+    };
+    let work = env.project.cache_dir("lint-negative")?;
+    let dir = work.join(&chapter.name);
+    let _ = std::fs::remove_dir_all(&dir);
+    crate::module_build::sync_sources(&chapter.dir, &dir)?;
+    let source = rust_sources(&dir)?.into_iter().next().ok_or("the procfs chapter has no Rust source")?;
+    let text = std::fs::read_to_string(&source)?;
+    std::fs::write(&source, text.replacen("// SAFETY:", "// Note:", 1))?;
+    let broken = Chapter { dir: dir.clone(), ..chapter.clone() };
+    let clippy = kernel_clippy(env, &broken)?;
+    outcomes.push((
+        "lint: a missing SAFETY comment fails the kernel's CLIPPY=1".to_string(),
+        match clippy {
+            Err(text) if text.contains("undocumented_unsafe_blocks") || text.contains("safety comment") => Ok(()),
+            Err(text) => Err(format!("failed, but not for the SAFETY comment:\n{text}")),
+            Ok(()) => Err("passed".into()),
+        },
+    ));
+    std::fs::write(&source, text.replacen("fn ", "fn  ", 1))?;
+    let fmt = kernel_rustfmt(env, std::slice::from_ref(&dir))?;
+    outcomes.push((
+        "lint: a misformatted chapter fails the kernel's rustfmt".to_string(),
+        if fmt.is_err() { Ok(()) } else { Err("passed".into()) },
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(outcomes)
 }
