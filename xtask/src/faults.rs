@@ -53,6 +53,9 @@ fn location() -> &'static Regex {
 /// happened in is added from the lines that follow (`RIP:` or the WARNING's
 /// own location).
 pub fn find(lines: &[String]) -> Vec<Fault> {
+    // The console has timestamps, the per-step dmesg not: read both alike.
+    let stripped: Vec<String> = lines.iter().map(|l| crate::transcript::strip_timestamp(l).to_string()).collect();
+    let lines = &stripped[..];
     let mut faults: Vec<Fault> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if let Some(report) = crate::detectors::read(lines, i) {
