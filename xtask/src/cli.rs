@@ -163,36 +163,24 @@ impl Tally {
 /// `cargo xtask test`: the harness's unit tests, every chapter checked in
 /// one guest boot, and every chapter's mutations shown to fail for the
 /// reason they name. Ends with `N passed, N failed`.
-pub fn test(flags: &Flags) -> Result<bool> {
+pub fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     let started = std::time::Instant::now();
     let project = Project::discover()?;
     let mut tally = Tally::default();
-
-    println!("== unit tests: cargo test -p xtask");
-    let (unit_passed, unit_failed) = unit_tests(&project)?;
-    tally.passed += unit_passed;
-    tally.failed.extend((0..unit_failed).map(|i| format!("unit test failure {}", i + 1)));
-
-    println!("== the book: includes, anchors, chapter pages, links; mdbook build");
-    let problems = crate::book::check(&project)?;
-    for problem in &problems {
-        println!("  FAIL  {problem}");
+    if let Some(bad) = only.iter().find(|p| !TEST_PHASES.contains(&p.as_str())) {
+        return Err(format!("--only takes phases among {}, not `{bad}`", TEST_PHASES.join(", ")).into());
     }
-    tally.record("book: sources agree with the code".into(), problems.is_empty());
-    if problems.is_empty() {
-        let built = crate::book::build(&project, false);
-        match &built {
-            Ok(dir) => println!("  ok    built {}", dir.join("index.html").display()),
-            Err(e) => println!("  FAIL  {e}"),
-        }
-        tally.record("book: mdbook build".into(), built.is_ok());
-        if let Ok(dir) = built {
-            let pages = crate::book::chapter_pages(&project)?;
-            let screenshots = project.root.join("target/book-screenshots");
-            if let Some(problems) = crate::browser::check(&dir, &pages, &screenshots)? {
-                tally.record("book: chapter pages render in Chromium".into(), problems.is_empty());
-            }
-        }
+    let wants = |phase: &str| only.is_empty() || only.iter().any(|p| p == phase);
+
+    if wants("unit") {
+        println!("== unit tests: cargo test -p xtask");
+        let (unit_passed, unit_failed) = unit_tests(&project)?;
+        tally.passed += unit_passed;
+        tally.failed.extend((0..unit_failed).map(|i| format!("unit test failure {}", i + 1)));
+    }
+
+    if wants("book") {
+        test_book(&project, &mut tally)?;
     }
 
     // Everything is proven on the debug kernel (lockdep, KASAN, debug
@@ -200,34 +188,40 @@ pub fn test(flags: &Flags) -> Result<bool> {
     let env = setup::ensure(&flags.setup, Flavour::Debug)?;
     let flavour = env.kernel.flavour.name();
     let chapters = workbook_chapters(&project)?;
-    println!(
-        "== every chapter in one guest boot, {flavour} kernel: {}",
-        chapters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-    );
-    let result = run_chapters(&env, &chapters, flags, &format!("test-chapters-{flavour}"))?;
-    record_chapters(&mut tally, &result, flavour);
-
-    println!("== negative tests, {flavour} kernel: broken modules and exercise skeletons must fail, naming the cause");
     let accel = choose_accel(&env, flags.accel.as_deref())?;
-    let mut jobs = negative_jobs(&env, &chapters)?;
-    if env.kernel.flavour == Flavour::Debug {
-        println!("   and planted bugs in modules the workbook did not write (tests/detectors/) must be named by their detector");
-        jobs.extend(planted_jobs(&env)?);
-    }
-    for (name, verdict) in negative_tests(&env, jobs, accel)? {
-        tally.record(name, verdict);
-    }
-
-    println!("== grading: a made-up class with exact expected scores (tests/grading)");
-    for (name, verdict) in crate::fixtures::check_class(&env, accel)? {
-        tally.record(name, verdict);
-    }
-    println!("== grading integrity: two classes at once, one output directory, a killed run");
-    for (name, verdict) in crate::fixtures::check_isolation(&env, accel)? {
-        tally.record(name, verdict);
+    if wants("chapters") {
+        println!(
+            "== every chapter in one guest boot, {flavour} kernel: {}",
+            chapters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        let result = run_chapters(&env, &chapters, flags, &format!("test-chapters-{flavour}"))?;
+        record_chapters(&mut tally, &result, flavour);
     }
 
-    if flags.setup.kernel.is_none() {
+    if wants("negative") {
+        println!("== negative tests, {flavour} kernel: broken modules and exercise skeletons must fail, naming the cause");
+        let mut jobs = negative_jobs(&env, &chapters)?;
+        if env.kernel.flavour == Flavour::Debug {
+            println!("   and planted bugs in modules the workbook did not write (tests/detectors/) must be named by their detector");
+            jobs.extend(planted_jobs(&env)?);
+        }
+        for (name, verdict) in negative_tests(&env, jobs, accel)? {
+            tally.record(name, verdict);
+        }
+    }
+
+    if wants("grading") {
+        println!("== grading: a made-up class with exact expected scores (tests/grading)");
+        for (name, verdict) in crate::fixtures::check_class(&env, accel)? {
+            tally.record(name, verdict);
+        }
+        println!("== grading integrity: two classes at once, one output directory, a killed run");
+        for (name, verdict) in crate::fixtures::check_isolation(&env, accel)? {
+            tally.record(name, verdict);
+        }
+    }
+
+    if wants("fast") && flags.setup.kernel.is_none() {
         // The learner's loop runs on the fast kernel: the reference
         // solutions must pass there too.
         let fast = setup::ensure(&flags.setup, Flavour::Fast)?;
@@ -236,9 +230,11 @@ pub fn test(flags: &Flags) -> Result<bool> {
         record_chapters(&mut tally, &result, "fast");
     }
 
-    println!("== lint: the kernel's rustfmt and CLIPPY=1 on the chapters; cargo fmt and clippy on the workspace");
-    for (name, passed) in lint_all(flags, &env, &chapters)? {
-        tally.record(name, passed);
+    if wants("lint") {
+        println!("== lint: the kernel's rustfmt and CLIPPY=1 on the chapters; cargo fmt and clippy on the workspace");
+        for (name, passed) in lint_all(flags, &env, &chapters)? {
+            tally.record(name, passed);
+        }
     }
 
     if !tally.failed.is_empty() {
@@ -250,6 +246,35 @@ pub fn test(flags: &Flags) -> Result<bool> {
     println!("(in {})", crate::progress::format_duration(started.elapsed()));
     println!("{} passed, {} failed", tally.passed, tally.failed.len());
     Ok(tally.failed.is_empty())
+}
+
+/// The phases of `test`, for `--only`.
+pub const TEST_PHASES: &[&str] = &["unit", "book", "chapters", "negative", "grading", "fast", "lint"];
+
+/// The book's checks, build and browser test.
+fn test_book(project: &Project, tally: &mut Tally) -> Result<()> {
+    println!("== the book: includes, anchors, chapter pages, links; mdbook build");
+    let problems = crate::book::check(project)?;
+    for problem in &problems {
+        println!("  FAIL  {problem}");
+    }
+    tally.record("book: sources agree with the code".into(), problems.is_empty());
+    if problems.is_empty() {
+        let built = crate::book::build(project, false);
+        match &built {
+            Ok(dir) => println!("  ok    built {}", dir.join("index.html").display()),
+            Err(e) => println!("  FAIL  {e}"),
+        }
+        tally.record("book: mdbook build".into(), built.is_ok());
+        if let Ok(dir) = built {
+            let pages = crate::book::chapter_pages(project)?;
+            let screenshots = project.root.join("target/book-screenshots");
+            if let Some(problems) = crate::browser::check(&dir, &pages, &screenshots)? {
+                tally.record("book: chapter pages render in Chromium".into(), problems.is_empty());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs every lint, printing each outcome.

@@ -15,7 +15,9 @@ commands:
   setup                 install the toolchain and build the guest kernel (cached)
   run <chapter>...      build chapters' modules, boot the guest, check them
                         (<chapter> is a name like 01-hello or a directory)
-  test                  the harness's unit tests, every chapter, the negative tests
+  test [--only PHASE,...]  the harness's unit tests, the book, every chapter, the
+                        negative tests, grading, lints (phases: unit, book,
+                        chapters, negative, grading, fast, lint)
   book [--serve]        build the book into target/book (or serve it locally)
   mutants <chapter>...  the negative tests of some chapters only: their mutations
                         and exercise skeletons must fail (for chapter authors)
@@ -61,8 +63,8 @@ pub enum Command {
     Setup,
     /// Check chapters in the guest.
     Run { chapters: Vec<String> },
-    /// The full test suite.
-    Test,
+    /// The full test suite, or some of its phases.
+    Test { only: Vec<String> },
     /// Build or serve the book.
     Book { serve: bool },
     /// Some chapters' negative tests.
@@ -146,6 +148,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
     let mut out = None;
     let mut shard = None;
     let mut hidden = None;
+    let mut test_only = Vec::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let mut value = |name: &str| iter.next().cloned().ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"));
@@ -176,6 +179,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
             "--out" => out = Some(PathBuf::from(value(arg)?)),
             "--shard" => shard = Some(parse_shard(&value(arg)?)?),
             "--hidden" => hidden = Some(PathBuf::from(value(arg)?)),
+            "--only" => test_only = value(arg)?.split(',').filter(|p| !p.is_empty()).map(String::from).collect(),
             "-h" | "--help" => positional.insert(0, "help".to_string()),
             flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`\n\n{USAGE}").into()),
             _ => positional.push(arg.clone()),
@@ -191,7 +195,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
     let command = match positional.first().map(String::as_str) {
         None | Some("help") => Command::Help,
         Some("setup") => Command::Setup,
-        Some("test") => Command::Test,
+        Some("test") => Command::Test { only: test_only },
         Some("lint") => Command::Lint,
         Some("book") => Command::Book { serve },
         Some("bench") => Command::Bench { runs },

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         }
         Command::Setup => cli::setup(&flags).map(|_| true),
         Command::Run { chapters } => cli::run(&flags, chapters),
-        Command::Test => cli::test(&flags),
+        Command::Test { only } => cli::test(&flags, only),
         Command::Lint => cli::lint(&flags),
         Command::Mutants { chapters } => cli::mutants(&flags, chapters),
         Command::Book { serve } => cli::book(*serve),

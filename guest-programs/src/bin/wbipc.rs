@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `wbipc`: the user-space side of chapter 04's checks. Each command drives
+//! `wbipc`: the user-space side of chapter 04's checks (and of one of
+//! chapter 06's: `reread`). Each command drives
 //! a device the way a real program would and prints one line per fact it
 //! checked, `ok: ...` or `FAIL: ...`, with the exact error numbers; the exit
 //! status is 1 when anything failed.
@@ -17,6 +18,8 @@
 //!                                  before it ran: the message (the room) is used
 //! wbipc shm PAGES                  mmap of /dev/kshm, both directions, errors
 //! wbipc shm-race PAGES ROUNDS      mmap and munmap beside the ioctls, at once
+//! wbipc reread FILE                read FILE three times through one open
+//!                                  descriptor, seeking back to 0 each time
 //! wbipc shm-hold FILE              map /dev/kshm, close it, create FILE, and
 //!                                  keep the mapping until FILE is removed
 //! ```
@@ -704,6 +707,24 @@ fn shm_hold(file: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Reads `path` three times through one descriptor, seeking back to the
+/// start before each read, and prints every line as `read N: LINE`. A
+/// seq_file runs its `show` again for each: what `show` prints must not
+/// change because it ran.
+fn reread(path: &str) -> Result<(), String> {
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    for n in 1..=3 {
+        file.seek(std::io::SeekFrom::Start(0)).map_err(|e| format!("{path}: seek: {e}"))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(|e| format!("{path}: read: {e}"))?;
+        for line in text.lines() {
+            println!("read {n}: {line}");
+        }
+    }
+    Ok(())
+}
+
 fn run(args: &[String]) -> Result<(), String> {
     let num = |i: usize| -> Result<usize, String> {
         args.get(i).and_then(|s| s.parse().ok()).ok_or_else(|| format!("argument {i} must be a number"))
@@ -719,7 +740,8 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("shm") => shm(num(1)?),
         Some("shm-race") => shm_race(num(1)?, num(2)?),
         Some("shm-hold") => shm_hold(args.get(1).ok_or("shm-hold needs a file name")?),
-        _ => Err("usage: wbipc mq-fifo | mq-concurrent W R N | mq-errors CAPACITY | mq-wait | mq-signal | mq-pass-short | mq-pass-signal | shm PAGES | shm-race PAGES ROUNDS | shm-hold FILE".into()),
+        Some("reread") => reread(args.get(1).ok_or("reread needs a file name")?),
+        _ => Err("usage: wbipc mq-fifo | mq-concurrent W R N | mq-errors CAPACITY | mq-wait | mq-signal | mq-pass-short | mq-pass-signal | shm PAGES | shm-race PAGES ROUNDS | shm-hold FILE | reread FILE".into()),
     }
 }
 
