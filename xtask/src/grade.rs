@@ -520,8 +520,26 @@ pub fn write_reports(out: &Path, grades: &[SubmissionGrade]) -> Result<()> {
     write_atomic(&out.join("junit.xml"), junit(grades).as_bytes())
 }
 
+/// Text for an XML attribute or element. Characters XML 1.0 forbids (most
+/// control characters, which a student's module can print) cannot be
+/// escaped at all: they are shown as `\u{..}` instead, so the report stays
+/// valid XML whatever a module printed.
 fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || ('\u{7f}'..='\u{9f}').contains(&c) || c == '\u{fffe}' || c == '\u{ffff}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// JUnit XML: a test suite per submission, a test case per check.
@@ -805,5 +823,6 @@ mod tests {
         let xml = junit(&[grade]);
         assert!(xml.contains("name=\"a&amp;b\" tests=\"2\" failures=\"1\""), "{xml}");
         assert!(xml.contains("<failure message=\"no `&lt;Goodbye&gt;`\"/>"), "{xml}");
+        assert_eq!(xml_escape("a\u{1b}[31mb\u{1}\tc"), "a\\u{1b}[31mb\\u{1}\tc");
     }
 }
