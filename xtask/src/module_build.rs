@@ -22,11 +22,9 @@ const ERROR_LINES: usize = 80;
 /// The result of a successful build.
 #[derive(Debug, Clone)]
 pub struct Built {
-    /// Each module's name and `.ko` file.
-    pub modules: Vec<(String, PathBuf)>,
-    /// Each module's `.ko`, read while the build directory was locked (another
-    /// process may rebuild it the moment the lock is released).
-    pub images: Vec<Vec<u8>>,
+    /// Each module's name and its `.ko`, read while the build directory was
+    /// locked (another process may rebuild it the moment the lock is released).
+    pub modules: Vec<(String, Vec<u8>)>,
     /// Compiler warnings, if any.
     pub warnings: String,
     /// How long the build took.
@@ -155,7 +153,6 @@ pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation
         return Ok(Err(shown));
     }
     let mut modules = Vec::new();
-    let mut images = Vec::new();
     for name in &chapter.modules {
         let ko = build_dir.join(format!("{name}.ko"));
         if !ko.exists() {
@@ -164,10 +161,9 @@ pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation
                  and does checks.toml name the right modules?"
             )));
         }
-        images.push(std::fs::read(&ko)?);
-        modules.push((name.clone(), ko));
+        modules.push((name.clone(), std::fs::read(&ko)?));
     }
-    Ok(Ok(Built { modules, images, warnings: stderr.trim().to_string(), elapsed }))
+    Ok(Ok(Built { modules, warnings: stderr.trim().to_string(), elapsed }))
 }
 
 /// Copies the module sources of `from` into `to`, rewriting only files whose

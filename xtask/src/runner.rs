@@ -109,7 +109,7 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
     for (index, chapter) in chapters.iter().enumerate() {
         let build = module_build::build_isolated(env, chapter, options.isolation)?;
         if let Ok(built) = &build {
-            for ((name, _), image) in built.modules.iter().zip(&built.images) {
+            for (name, image) in &built.modules {
                 files.push(GuestFile { guest_path: format!("/chapters/{}/{name}.ko", chapter.name), data: image.clone(), mode: 0o644 });
             }
             for name in &chapter.files {
