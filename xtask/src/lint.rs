@@ -64,12 +64,7 @@ pub fn kernel_clippy(env: &Environment, chapter: &Chapter) -> Result<Result<(), 
     let dir = env.project.cache_dir("clippy")?.join(&chapter.name);
     let _ = std::fs::remove_dir_all(&dir);
     crate::module_build::sync_sources(&chapter.dir, &dir)?;
-    let sh = Shell::new()?;
-    env.toolchain.configure_shell(&sh);
-    let kdir = &env.kernel.dir;
-    let vars = env.toolchain.make_vars();
-    let out =
-        cmd!(sh, "make -C {kdir} M={dir} {vars...} CLIPPY=1 CLIPPY_DRIVER={CLIPPY_DRIVER} modules").quiet().ignore_status().output()?;
+    let out = crate::module_build::make_modules(env, &dir, &["CLIPPY=1".into(), format!("CLIPPY_DRIVER={CLIPPY_DRIVER}")])?;
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", dir.display()), &format!("{}/", chapter.dir.display()));
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning") || l.starts_with("error")).collect();
     let _ = std::fs::remove_dir_all(&dir);

@@ -124,7 +124,7 @@ pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation
     let vars = env.toolchain.make_vars();
     let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let out = match isolation {
-        Isolation::Trusted => cmd!(sh, "make -C {kdir} M={build_dir} {vars...} {jobs} modules").quiet().ignore_status().output()?,
+        Isolation::Trusted => make_modules(env, &build_dir, &[])?,
         Isolation::Sandboxed => {
             let sandbox = sandbox_args(env, &build_dir);
             // bindgen is not needed for modules, and lives outside the sandbox.
@@ -164,6 +164,18 @@ pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation
         modules.push((name.clone(), std::fs::read(&ko)?));
     }
     Ok(Ok(Built { modules, warnings: stderr.trim().to_string(), elapsed }))
+}
+
+/// `make modules` of the module in `dir` against the guest kernel, on the
+/// host, with `extra` make arguments (e.g. `CLIPPY=1`); the caller reads the
+/// outcome.
+pub fn make_modules(env: &Environment, dir: &Path, extra: &[String]) -> Result<std::process::Output> {
+    let sh = Shell::new()?;
+    env.toolchain.configure_shell(&sh);
+    let kdir = &env.kernel.dir;
+    let vars = env.toolchain.make_vars();
+    let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    Ok(cmd!(sh, "make -C {kdir} M={dir} {vars...} {extra...} {jobs} modules").quiet().ignore_status().output()?)
 }
 
 /// Copies the module sources of `from` into `to`, rewriting only files whose
