@@ -10,8 +10,6 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use crate::faults::demangle;
-
 /// A detector's report, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -21,16 +19,17 @@ pub struct Report {
     pub excerpt: Vec<String>,
 }
 
-/// A frame of a stack trace or an `at:` location.
+/// A frame of a stack trace or an `at:` location: the one parser of the
+/// kernel's `function+0x1c/0x40 [module]` notation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Frame {
+pub struct Frame {
     /// The demangled function name, without its offset.
-    function: String,
+    pub function: String,
     /// The module it is in (`[hello]`), if any.
-    module: Option<String>,
+    pub module: Option<String>,
     /// Not marked `?` by the unwinder (a `?` frame may be a stale
     /// return address left on the stack).
-    reliable: bool,
+    pub reliable: bool,
 }
 
 impl Frame {
@@ -52,7 +51,13 @@ fn lock_pattern() -> &'static Regex {
     PATTERN.get_or_init(|| Regex::new(r"\((.+?)\)\{[^}]*\}(?:-\{\d+:\d+\})?").unwrap())
 }
 
-fn frame(line: &str) -> Option<Frame> {
+/// `_RNvNtCs..._5hello4init` gives `hello::init`, without the hash.
+pub fn demangle(symbol: &str) -> String {
+    format!("{:#}", rustc_demangle::demangle(symbol))
+}
+
+/// The frame a line shows, if any.
+pub fn frame(line: &str) -> Option<Frame> {
     let captures = frame_pattern().captures(line)?;
     let reliable = !line[..captures.get(1)?.start()].trim_end().ends_with('?');
     Some(Frame { function: demangle(&captures[1]), module: captures.get(2).map(|m| m.as_str().to_string()), reliable })

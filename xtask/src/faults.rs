@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use crate::detectors::{frame, Frame};
+
 /// One fault found in a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
@@ -42,11 +44,6 @@ fn patterns() -> &'static [(Regex, &'static str)] {
         .map(|(re, cause)| (Regex::new(re).expect("fault pattern"), cause))
         .collect()
     })
-}
-
-fn location() -> &'static Regex {
-    static LOCATION: OnceLock<Regex> = OnceLock::new();
-    LOCATION.get_or_init(|| Regex::new(r"(?:^|[\s:])([A-Za-z_$][\w.$]*)\+0x[0-9a-f]+/0x[0-9a-f]+").unwrap())
 }
 
 /// Every fault in `lines`, in order, each with its cause. The function it
@@ -85,10 +82,7 @@ pub fn find(lines: &[String]) -> Vec<Fault> {
 }
 
 fn function_near(lines: &[String], at: usize) -> Option<String> {
-    lines[at..lines.len().min(at + 40)].iter().find_map(|line| {
-        let captures = location().captures(line)?;
-        Some(demangle(&captures[1]))
-    })
+    lines[at..lines.len().min(at + 40)].iter().find_map(|line| Some(frame(line)?.function))
 }
 
 /// Where a stuck task is, from its `/proc/PID/stack` lines: the first frame
@@ -111,24 +105,12 @@ pub fn stuck_function(stack: &[String]) -> Option<String> {
         "idempotent_init_module",
         "ret_from_fork",
     ];
-    let frames: Vec<(&str, bool)> = stack
-        .iter()
-        .filter_map(|line| {
-            let captures = location().captures(line)?;
-            let symbol = captures.get(1)?.as_str();
-            Some((symbol, line.trim_end().ends_with(']') && line.contains(" [")))
-        })
-        .collect();
+    let frames: Vec<Frame> = stack.iter().filter_map(|line| frame(line)).collect();
     frames
         .iter()
-        .find(|(_, in_module)| *in_module)
-        .or_else(|| frames.iter().find(|(symbol, _)| !GENERIC.iter().any(|g| symbol.starts_with(g))))
-        .map(|(symbol, _)| demangle(symbol))
-}
-
-/// `_RNvNtCs..._5hello4init` gives `hello::init`, without the hash.
-pub fn demangle(symbol: &str) -> String {
-    format!("{:#}", rustc_demangle::demangle(symbol))
+        .find(|f| f.module.is_some())
+        .or_else(|| frames.iter().find(|f| !GENERIC.iter().any(|g| f.function.starts_with(g))))
+        .map(|f| f.function.clone())
 }
 
 /// Lines around a fault, for a report: a little before, the trace after.
