@@ -133,6 +133,27 @@ fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: us
     .report())
 }
 
+/// On one kernel: 01-hello's verdict with nothing changed, every chapter in
+/// one boot, and that guest's peak memory; `suffix` names the kernel.
+fn verdict_figures(env: &Environment, chapters: &[Chapter], options: &RunOptions, suffix: &str, times: usize) -> Result<Vec<Figure>> {
+    let first = chapters.first().ok_or("the workbook has no chapters")?;
+    let mut figures = Vec::new();
+    figures.push(measure(&format!("01-hello verdict, nothing changed{suffix}"), times, || {
+        let result = runner::run(env, std::slice::from_ref(first), options)?;
+        result.passed().then_some(()).ok_or_else(|| format!("01-hello failed{suffix}").into())
+    })?);
+    let mut peaks = Vec::new();
+    figures.push(measure(&format!("all {} chapters, one guest boot{suffix}", chapters.len()), times, || {
+        let result = runner::run(env, chapters, options)?;
+        peaks.extend(result.boot.map(|b| b.peak_rss_kb as f64 / 1024.0));
+        Ok(())
+    })?);
+    figures.push(
+        Figure { name: format!("peak memory of a guest (QEMU's RSS, all chapters){suffix}"), runs: peaks, unit: Unit::Mebibytes }.report(),
+    );
+    Ok(figures)
+}
+
 /// Runs the benchmark; `times` runs per figure.
 pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<Vec<Figure>> {
     let env = setup::ensure(setup_options, Flavour::Fast)?;
@@ -175,17 +196,7 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
         }
         Ok(())
     })?);
-    figures.push(measure("01-hello verdict, nothing changed", times, || {
-        let result = runner::run(&env, std::slice::from_ref(first), &options)?;
-        result.passed().then_some(()).ok_or_else(|| "01-hello failed".into())
-    })?);
-    let mut peaks = Vec::new();
-    figures.push(measure(&format!("all {} chapters, one guest boot", chapters.len()), times, || {
-        let result = runner::run(&env, &chapters, &options)?;
-        peaks.extend(result.boot.map(|b| b.peak_rss_kb as f64 / 1024.0));
-        Ok(())
-    })?);
-    figures.push(Figure { name: "peak memory of a guest (QEMU's RSS, all chapters)".into(), runs: peaks, unit: Unit::Mebibytes }.report());
+    figures.extend(verdict_figures(&env, &chapters, &options, "", times)?);
     figures.push(measure(&format!("all {} chapters, one boot each", chapters.len()), times, || {
         for chapter in &chapters {
             runner::run(&env, std::slice::from_ref(chapter), &options)?;
@@ -196,17 +207,7 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
     // `mutants` and `grade` use.
     let debug = setup::ensure(setup_options, Flavour::Debug)?;
     let debug_options = RunOptions { work_dir: work.join("run-debug"), ..options.clone() };
-    figures.push(measure("01-hello verdict, nothing changed, debug kernel", times, || {
-        let result = runner::run(&debug, std::slice::from_ref(first), &debug_options)?;
-        result.passed().then_some(()).ok_or_else(|| "01-hello failed on the debug kernel".into())
-    })?);
-    let mut debug_peaks = Vec::new();
-    figures.push(measure(&format!("all {} chapters, one guest boot, debug kernel", chapters.len()), times, || {
-        let result = runner::run(&debug, &chapters, &debug_options)?;
-        debug_peaks.extend(result.boot.map(|b| b.peak_rss_kb as f64 / 1024.0));
-        Ok(())
-    })?);
-    figures.push(Figure { name: "peak memory of a guest, debug kernel".into(), runs: debug_peaks, unit: Unit::Mebibytes }.report());
+    figures.extend(verdict_figures(&debug, &chapters, &debug_options, ", debug kernel", times)?);
     for (name, kernel) in [("fast", &env.kernel), ("debug", &debug.kernel)] {
         // Measured when the kernel was built (a build is not repeated here).
         if let Some(secs) =
