@@ -466,22 +466,15 @@ fn mq_pass_signal() -> Result<(), String> {
     write(fd, b"event");
     first.signal();
     real_time(false);
-    let deadline = Instant::now() + DEADLINE;
-    let a = first.outcome_by(deadline);
-    let b = if a == Some(Ok("event".into())) { second.done.try_recv().ok() } else { second.outcome_by(deadline) };
-    let delivered = a == Some(Ok("event".into())) || b == Some(Ok("event".into()));
-    check(
-        "a reader woken for a message and signalled before it ran: the message is read within 2 s",
-        delivered,
-        format!(" (first reader: {}, second: {})", show(&a), show(&b)),
-    );
-    if !delivered {
-        return Ok(());
-    }
-    if b.is_none() {
-        write(fd, b"release");
-        if second.outcome_by(Instant::now() + DEADLINE).is_none() {
-            return Err("the second reader did not wake".into());
+    let what = "a reader woken for a message and signalled before it ran: the message is read within 2 s";
+    match judge_woken_then_signalled(&first, &second, "event", what, "reader") {
+        None => return Ok(()),
+        Some(true) => {}
+        Some(false) => {
+            write(fd, b"release");
+            if second.outcome_by(Instant::now() + DEADLINE).is_none() {
+                return Err("the second reader did not wake".into());
+            }
         }
     }
 
@@ -498,28 +491,34 @@ fn mq_pass_signal() -> Result<(), String> {
     read(nonblocking, &mut buf);
     first.signal();
     real_time(false);
-    let deadline = Instant::now() + DEADLINE;
-    let a = first.outcome_by(deadline);
-    let b = if a == Some(Ok("1".into())) { second.done.try_recv().ok() } else { second.outcome_by(deadline) };
-    let used = a == Some(Ok("1".into())) || b == Some(Ok("1".into()));
-    check(
-        "a writer woken for room and signalled before it ran: the room is used within 2 s",
-        used,
-        format!(" (first writer: {}, second: {})", show(&a), show(&b)),
-    );
-    if !used {
-        return Ok(());
-    }
-    if b.is_none() {
-        flush(fd);
-        if second.outcome_by(Instant::now() + DEADLINE).is_none() {
-            return Err("the second writer did not wake".into());
+    let what = "a writer woken for room and signalled before it ran: the room is used within 2 s";
+    match judge_woken_then_signalled(&first, &second, "1", what, "writer") {
+        None => return Ok(()),
+        Some(true) => {}
+        Some(false) => {
+            flush(fd);
+            if second.outcome_by(Instant::now() + DEADLINE).is_none() {
+                return Err("the second writer did not wake".into());
+            }
         }
     }
     flush(fd);
     close(nonblocking);
     close(fd);
     Ok(())
+}
+
+/// After the first of two sleepers was woken and then signalled: checks
+/// that one of them got `expected` within the deadline (printing `what`).
+/// None: neither did (the check failed); Some(second finished).
+fn judge_woken_then_signalled(first: &Sleeper, second: &Sleeper, expected: &str, what: &str, who: &str) -> Option<bool> {
+    let deadline = Instant::now() + DEADLINE;
+    let wanted = Some(Ok(expected.to_string()));
+    let a = first.outcome_by(deadline);
+    let b = if a == wanted { second.done.try_recv().ok() } else { second.outcome_by(deadline) };
+    let done = a == wanted || b == wanted;
+    check(what, done, format!(" (first {who}: {}, second: {})", show(&a), show(&b)));
+    done.then_some(b.is_some())
 }
 
 fn fnv1a(bytes: &[u8]) -> u32 {
