@@ -361,11 +361,7 @@ pub fn grade_one(env: &Environment, options: &GradeOptions, run_dir: &Path, subm
             work_dir: work.join("run"),
             isolation: Isolation::Sandboxed,
         };
-        let run = runner::run(env, &to_run, &run_options)?;
-        for chapter in &to_run {
-            let _ = std::fs::remove_dir_all(crate::module_build::build_dir(env, chapter)?);
-        }
-        run.chapters
+        runner::run(env, &to_run, &run_options)?.chapters
     };
     let mut chapters = Vec::new();
     for chapter in &options.chapters {
@@ -380,6 +376,8 @@ pub fn grade_one(env: &Environment, options: &GradeOptions, run_dir: &Path, subm
         };
         chapters.push(graded);
     }
+    // Its copy, builds and guest logs: the result holds what counts.
+    let _ = std::fs::remove_dir_all(&work);
     Ok(SubmissionGrade {
         submission: submission.name.clone(),
         score: chapters.iter().map(|c| c.score).sum(),

@@ -105,7 +105,12 @@ pub fn build_dir(env: &Environment, chapter: &Chapter) -> Result<PathBuf> {
 
 /// [`build`], isolated as asked.
 pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation) -> Result<Result<Built, String>> {
-    let build_dir = build_dir(env, chapter)?;
+    // Untrusted code is built beside its copy (a grading run's own scratch
+    // directory), so the build goes when the run does, however it ends.
+    let build_dir = match isolation {
+        Isolation::Trusted => build_dir(env, chapter)?,
+        Isolation::Sandboxed => chapter.dir.with_extension("build"),
+    };
     // Two runs of one chapter (two terminals) take turns; a build a dead
     // process left half-made (its marker still there) is started afresh,
     // never trusted: a truncated object newer than its source looks done.
