@@ -3,13 +3,19 @@
 //! The book: building it with a pinned mdBook, and checking that it never
 //! disagrees with the code: every include names a file and anchor that
 //! exist, every chapter has a page, every internal link leads somewhere.
+//!
+//! It is a workbook, so it never shows a solution: mdBook renders a staged
+//! copy in which every chapter is its exercise skeleton (an exercise reads
+//! as the learner's `TODO`), and the rendered pages are then searched for
+//! marker comments and for the solutions' own lines.
 
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
 use xshell::{cmd, Shell};
 
-use crate::chapter;
+use crate::chapter::{self, Chapter};
+use crate::exercise;
 use crate::paths::{read_to_string, Project};
 use crate::toolchain::{self, Install, MDBOOK};
 use crate::Result;
@@ -111,25 +117,125 @@ pub fn heading_id(title: &str) -> String {
         .collect()
 }
 
-/// Builds the HTML into `target/book`, or serves it with `serve`.
-pub fn build(project: &Project, serve: bool) -> Result<PathBuf> {
+/// Builds the HTML into `target/book`, or serves it with `serve`, from the
+/// staged copy (see [`stage`]); fails if a rendered page shows a solution.
+pub fn build(project: &Project, serve: bool, install: Install) -> Result<PathBuf> {
     let problems = check(project)?;
     if !problems.is_empty() {
         return Err(format!("the book disagrees with the code:\n  {}", problems.join("\n  ")).into());
     }
+    let chapters = chapter::list(project)?.iter().map(|name| Chapter::find(project, name)).collect::<Result<Vec<_>>>()?;
+    let staged = stage(project, &chapters)?;
+    let problems = check(&staged)?;
+    if !problems.is_empty() {
+        return Err(format!(
+            "the book disagrees with the chapters' skeletons (an anchor inside an exercise?):\n  {}",
+            problems.join("\n  ")
+        )
+        .into());
+    }
     let sh = Shell::new()?;
-    let mdbook = toolchain::ensure_crate(&sh, MDBOOK, "WORKBOOK_MDBOOK", Install::IfMissing)?;
-    let book = project.root.join("book");
+    let mdbook = toolchain::ensure_crate(&sh, MDBOOK, "WORKBOOK_MDBOOK", install)?;
+    let book = staged.root.join("book");
+    let dest = project.root.join("target/book");
     if serve {
-        cmd!(sh, "{mdbook} serve {book}").run()?;
+        println!("book: serving the staged copy in {}; run `cargo xtask book --serve` again after editing", book.display());
+        cmd!(sh, "{mdbook} serve {book} --dest-dir {dest}").run()?;
     } else {
-        let out = cmd!(sh, "{mdbook} build {book}").quiet().ignore_status().output()?;
+        let out = cmd!(sh, "{mdbook} build {book} --dest-dir {dest}").quiet().ignore_status().output()?;
         let log = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() || log.contains("ERROR") || log.contains("WARN") {
             return Err(format!("mdbook build failed or warned:\n{log}").into());
         }
+        let shown = shown_solutions(&dest, &chapters)?;
+        if !shown.is_empty() {
+            return Err(format!("the rendered book shows what a learner should write:\n  {}", shown.join("\n  ")).into());
+        }
     }
-    Ok(project.root.join("target/book"))
+    Ok(dest)
+}
+
+/// Stages the book in `target/book-stage`: `book/` as it is, every chapter
+/// as its exercise skeleton, the rest of the repository's included files
+/// (`tests/`) by a link. Returns the staged project.
+fn stage(project: &Project, chapters: &[Chapter]) -> Result<Project> {
+    let root = project.root.join("target/book-stage");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    copy_tree(&project.root.join("book"), &root.join("book"))?;
+    for chapter in chapters {
+        exercise::write_skeleton(chapter, &root.join("chapters").join(&chapter.name))?;
+    }
+    std::os::unix::fs::symlink(project.root.join("tests"), root.join("tests"))?;
+    Ok(Project { root, cache: project.cache.clone() })
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// Exercise markers and solution lines found in the rendered pages under
+/// `html`, one problem each. A solution line counts when it is distinctive
+/// (at least 16 characters, and not also a line of the skeleton, like a
+/// closing brace or `Ok(())`).
+pub fn shown_solutions(html: &Path, chapters: &[Chapter]) -> Result<Vec<String>> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for chapter in chapters {
+        for region in exercise::regions(chapter)? {
+            let skeleton = exercise::skeleton(&region.file, &read_to_string(&chapter.dir.join(&region.file))?)?.0;
+            let kept: std::collections::HashSet<&str> = skeleton.lines().map(str::trim).collect();
+            for line in &region.solution {
+                let line = line.trim();
+                if line.len() >= 16 && !kept.contains(line) {
+                    wanted.push((line.to_string(), format!("{}/{}:{}", chapter.name, region.file, region.line)));
+                }
+            }
+        }
+    }
+    let markers = ["// EXERCISE:", "// HINT:", "// STUB:", "// END EXERCISE"];
+    let mut problems = Vec::new();
+    for page in std::fs::read_dir(html)? {
+        let path = page?.path();
+        if path.extension().is_none_or(|e| e != "html") || path.file_name().is_some_and(|n| n == "print.html") {
+            continue;
+        }
+        let text = page_text(&read_to_string(&path)?);
+        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        for marker in markers {
+            if text.contains(marker) {
+                problems.push(format!("{name}: shows the marker `{marker}`"));
+            }
+        }
+        for (line, region) in &wanted {
+            if text.contains(line.as_str()) {
+                problems.push(format!("{name}: shows the solution of the exercise at {region}: `{line}`"));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// A rendered page's text: tags dropped, HTML's entities decoded.
+fn page_text(html: &str) -> String {
+    let tags = Regex::new(r"<[^>]*>").unwrap();
+    tags.replace_all(html, "")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -146,6 +252,32 @@ mod tests {
         std::fs::write(root.join("chapters/01-x/x.rs"), "// ANCHOR: a\nfn a() {}\n// ANCHOR_END: a\n").unwrap();
         std::fs::write(root.join("book/src/x.md"), page).unwrap();
         Project { cache: root.join("cache"), root }
+    }
+
+    #[test]
+    fn a_rendered_solution_or_marker_is_named() {
+        let root = std::env::temp_dir().join(format!("wb-book-shown-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("ch/01-x")).unwrap();
+        std::fs::create_dir_all(root.join("html")).unwrap();
+        std::fs::write(root.join("ch/01-x/Kbuild"), "obj-m := x.o\n").unwrap();
+        std::fs::write(root.join("ch/01-x/checks.toml"), "title = \"x\"\nmodules = [\"x\"]\n[[step]]\nname = \"s\"\nrun = \"true\"\n")
+            .unwrap();
+        std::fs::write(
+            root.join("ch/01-x/x.rs"),
+            "fn a() {\n    // EXERCISE: greet\n    // HINT: pr_info!\n    pr_info!(\"Hello, kernel <{n}>\");\n    // END EXERCISE\n}\n",
+        )
+        .unwrap();
+        let chapters = vec![Chapter::load(&root.join("ch/01-x")).unwrap()];
+        let page = |body: &str| std::fs::write(root.join("html/01-x.html"), format!("<html><code>{body}</code></html>")).unwrap();
+        page("fn a() {\n    <span>// TODO: greet</span>\n}");
+        assert_eq!(shown_solutions(&root.join("html"), &chapters).unwrap(), Vec::<String>::new());
+        page("    <span class=\"hljs-macro\">pr_info!</span>(&quot;Hello, kernel &lt;{n}&gt;&quot;);");
+        let shown = shown_solutions(&root.join("html"), &chapters).unwrap();
+        assert_eq!(shown, ["01-x.html: shows the solution of the exercise at 01-x/x.rs:2: `pr_info!(\"Hello, kernel <{n}>\");`"]);
+        page("// END EXERCISE");
+        assert!(shown_solutions(&root.join("html"), &chapters).unwrap()[0].contains("shows the marker `// END EXERCISE`"));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -126,9 +126,9 @@ pub fn page_problems(dom: &str, heading_id: &str) -> Vec<String> {
 
 /// Checks every chapter page of the book built in `book_dir`. `Ok(None)`
 /// when Chromium cannot be had here (the reason is printed).
-pub fn check(book_dir: &Path, pages: &[(String, String)], screenshots: &Path) -> Result<Option<Vec<String>>> {
+pub fn check(book_dir: &Path, pages: &[(String, String)], screenshots: &Path, install: Install) -> Result<Option<Vec<String>>> {
     let sh = Shell::new()?;
-    if let Err(e) = toolchain::ensure_debian_packages(&sh, &["chromium"], Install::IfMissing) {
+    if let Err(e) = toolchain::ensure_debian_packages(&sh, &["chromium"], install) {
         println!("  skip  the browser check: Chromium cannot be installed here: {e}");
         return Ok(None);
     }

@@ -14,6 +14,15 @@ use crate::Result;
 
 /// The file in a chapter directory that declares its checks.
 pub const CHECKS_FILE: &str = "checks.toml";
+
+/// Chapters whose number changed when the workbook was reordered (old name,
+/// new name): a learner's `learn/` and progress from before still work.
+pub const RENUMBERED: [(&str, &str); 3] = [("04-ipc", "06-ipc"), ("05-sockets", "08-sockets"), ("06-procfs", "04-procfs")];
+
+/// The new name of a chapter that was renumbered.
+pub fn renumbered(old: &str) -> Option<&'static str> {
+    RENUMBERED.iter().find(|(o, _)| *o == old).map(|(_, new)| *new)
+}
 /// A step's time limit when the chapter gives none.
 pub const DEFAULT_STEP_TIMEOUT_SECS: u64 = 20;
 
@@ -120,6 +129,9 @@ impl Chapter {
         } else {
             let in_workbook = project.chapters_dir().join(name_or_path);
             if !in_workbook.is_dir() && !as_path.is_dir() {
+                if let Some(new) = renumbered(name_or_path) {
+                    return Err(format!("no chapter `{name_or_path}`: the chapters were renumbered, it is now `{new}`").into());
+                }
                 let known = list(project)?.join(", ");
                 return Err(
                     format!("no chapter `{name_or_path}`: the workbook has {known}; or give a directory with a {CHECKS_FILE}").into()

@@ -110,10 +110,34 @@ fn probe_kvm(env: &Environment) -> Result<Accel> {
     Ok(if usable { Accel::Kvm } else { Accel::Tcg })
 }
 
+/// Whether packages and crates may be installed (`--no-install` says never).
+fn install(flags: &Flags) -> crate::toolchain::Install {
+    if flags.setup.no_install {
+        crate::toolchain::Install::Never
+    } else {
+        crate::toolchain::Install::IfMissing
+    }
+}
+
+/// `cargo xtask make-command CHAPTER`: the command line the harness runs to
+/// build a chapter, for a learner who wants to build without the workbook.
+pub fn make_command(flags: &Flags, name: &str) -> Result<bool> {
+    let env = setup::ensure(&flags.setup, Flavour::Fast)?;
+    let chapter = Chapter::find(&env.project, name)?;
+    // The learner's own copy when there is one: that is what they build.
+    let learner = crate::exercise::learner_root(&env.project).join(&chapter.name);
+    let dir = if learner.is_dir() { learner } else { chapter.dir.clone() };
+    let vars = env.toolchain.make_vars().join(" ");
+    println!("# builds {} against the {} kernel's tree (the .ko files land there):", dir.display(), env.kernel.flavour.name());
+    println!("PATH={}:$PATH \\", env.toolchain.llvm_bin.display());
+    println!("  make -C {} M={} {vars} modules", env.kernel.dir.display(), dir.display());
+    Ok(true)
+}
+
 /// `cargo xtask book [--serve]`.
-pub fn book(serve: bool) -> Result<bool> {
+pub fn book(flags: &Flags, serve: bool) -> Result<bool> {
     let project = Project::discover()?;
-    let out = crate::book::build(&project, serve)?;
+    let out = crate::book::build(&project, serve, install(flags))?;
     eprintln!("book: built {}", out.join("index.html").display());
     Ok(true)
 }
@@ -180,7 +204,7 @@ pub fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     }
 
     if wants("book") {
-        test_book(&project, &mut tally)?;
+        test_book(&project, install(flags), &mut tally)?;
     }
 
     // Everything is proven on the debug kernel (lockdep, KASAN, debug
@@ -252,7 +276,7 @@ pub fn test(flags: &Flags, only: &[String]) -> Result<bool> {
 pub const TEST_PHASES: &[&str] = &["unit", "book", "chapters", "negative", "grading", "fast", "lint"];
 
 /// The book's checks, build and browser test.
-fn test_book(project: &Project, tally: &mut Tally) -> Result<()> {
+fn test_book(project: &Project, install: crate::toolchain::Install, tally: &mut Tally) -> Result<()> {
     println!("== the book: includes, anchors, chapter pages, links; mdbook build");
     let problems = crate::book::check(project)?;
     for problem in &problems {
@@ -260,7 +284,7 @@ fn test_book(project: &Project, tally: &mut Tally) -> Result<()> {
     }
     tally.record("book: sources agree with the code".into(), problems.is_empty());
     if problems.is_empty() {
-        let built = crate::book::build(project, false);
+        let built = crate::book::build(project, false, install);
         match &built {
             Ok(dir) => println!("  ok    built {}", dir.join("index.html").display()),
             Err(e) => println!("  FAIL  {e}"),
@@ -269,7 +293,7 @@ fn test_book(project: &Project, tally: &mut Tally) -> Result<()> {
         if let Ok(dir) = built {
             let pages = crate::book::chapter_pages(project)?;
             let screenshots = project.root.join("target/book-screenshots");
-            if let Some(problems) = crate::browser::check(&dir, &pages, &screenshots)? {
+            if let Some(problems) = crate::browser::check(&dir, &pages, &screenshots, install)? {
                 tally.record("book: chapter pages render in Chromium".into(), problems.is_empty());
             }
         }
@@ -279,7 +303,7 @@ fn test_book(project: &Project, tally: &mut Tally) -> Result<()> {
 
 /// Runs every lint, printing each outcome.
 fn lint_all(flags: &Flags, env: &Environment, chapters: &[Chapter]) -> Result<Vec<(String, bool)>> {
-    let install = if flags.setup.no_install { crate::toolchain::Install::Never } else { crate::toolchain::Install::IfMissing };
+    let install = install(flags);
     let mut results = Vec::new();
     for (name, outcome) in crate::lint::all(env, chapters, install)? {
         match &outcome {

@@ -36,6 +36,8 @@ pub struct Region {
     pub instruction: String,
     /// Hints, in order.
     pub hints: Vec<String>,
+    /// The solution's lines, markers left out.
+    pub solution: Vec<String>,
 }
 
 /// A source turned into its skeleton, with its regions.
@@ -51,7 +53,13 @@ pub fn skeleton(file: &str, source: &str) -> Result<(String, Vec<Region>)> {
             if open.is_some() {
                 return Err(format!("{at}: an EXERCISE inside another one (close the first with `// END EXERCISE`)").into());
             }
-            let region = Region { file: file.to_string(), line: index + 1, instruction: instruction.trim().to_string(), hints: Vec::new() };
+            let region = Region {
+                file: file.to_string(),
+                line: index + 1,
+                instruction: instruction.trim().to_string(),
+                hints: Vec::new(),
+                solution: Vec::new(),
+            };
             open = Some((region, indent.to_string(), Vec::new()));
         } else if trimmed.starts_with("// END EXERCISE") {
             let Some((region, indent, stub)) = open.take() else {
@@ -68,6 +76,8 @@ pub fn skeleton(file: &str, source: &str) -> Result<(String, Vec<Region>)> {
                 region.hints.push(hint.trim().to_string());
             } else if let Some(code) = trimmed.strip_prefix("// STUB:") {
                 stub.push(code.strip_prefix(' ').unwrap_or(code).to_string());
+            } else {
+                region.solution.push(line.to_string());
             }
         } else {
             out.push_str(line);
@@ -133,6 +143,25 @@ pub fn learner_root(project: &Project) -> PathBuf {
     }
 }
 
+/// Renames the learner's chapter directories made before the chapters were
+/// renumbered (`learn/04-ipc` to `learn/06-ipc`), saying so; one whose new
+/// name is taken already is left where it is, with a note.
+pub fn migrate_renumbered(root: &Path) -> Result<()> {
+    for (old, new) in crate::chapter::RENUMBERED {
+        let (from, to) = (root.join(old), root.join(new));
+        if !from.is_dir() {
+            continue;
+        }
+        if to.exists() {
+            println!("note: {} is from before the chapters were renumbered; your work for {new} is in {}", from.display(), to.display());
+            continue;
+        }
+        std::fs::rename(&from, &to).map_err(|e| format!("renaming {} to {}: {e}", from.display(), to.display()))?;
+        println!("renamed  {} to {} (the chapters were renumbered)", from.display(), to.display());
+    }
+    Ok(())
+}
+
 /// The chapters that have exercises, in order.
 pub fn exercise_chapters(project: &Project) -> Result<Vec<Chapter>> {
     let mut chapters = Vec::new();
@@ -155,7 +184,11 @@ impl Progress {
     /// Reads the progress file in `root`, empty when there is none.
     pub fn load(root: &Path) -> Progress {
         let text = std::fs::read_to_string(root.join(PROGRESS_FILE)).unwrap_or_default();
-        Progress { done: text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect() }
+        let mut progress = Progress { done: Vec::new() };
+        for name in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            progress.mark_done(crate::chapter::renumbered(name).unwrap_or(name));
+        }
+        progress
     }
 
     /// Writes it back.
@@ -185,6 +218,24 @@ impl Progress {
 mod tests {
     use super::*;
 
+    #[test]
+    fn learner_work_from_the_old_numbering_is_carried_over() {
+        let root = std::env::temp_dir().join(format!("wb-renumber-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for dir in ["04-ipc", "06-procfs", "05-sockets", "08-sockets"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("04-ipc/msgq.rs"), "mine").unwrap();
+        std::fs::write(root.join(PROGRESS_FILE), "# done\n01-hello\n04-ipc\n06-procfs\n").unwrap();
+        migrate_renumbered(&root).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("06-ipc/msgq.rs")).unwrap(), "mine");
+        assert!(root.join("04-procfs").is_dir() && !root.join("06-procfs").exists());
+        // The new name was taken: both stay, nothing is overwritten.
+        assert!(root.join("05-sockets").is_dir() && root.join("08-sockets").is_dir());
+        assert_eq!(Progress::load(&root).done, ["01-hello", "06-ipc", "04-procfs"]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     const SOLUTION: &str = "fn main() {\n    let a = 1;\n    // EXERCISE: print a\n    // HINT: use pr_info!\n    // STUB: let _ = a;\n    pr_info!(\"{a}\");\n    // END EXERCISE\n}\n";
 
     #[test]
@@ -196,7 +247,13 @@ mod tests {
         assert!(!text.contains("HINT") && !text.contains("STUB") && !text.contains("EXERCISE"), "{text}");
         assert_eq!(
             regions,
-            vec![Region { file: "a.rs".into(), line: 3, instruction: "print a".into(), hints: vec!["use pr_info!".into()] }]
+            vec![Region {
+                file: "a.rs".into(),
+                line: 3,
+                instruction: "print a".into(),
+                hints: vec!["use pr_info!".into()],
+                solution: vec!["    pr_info!(\"{a}\");".into()]
+            }]
         );
     }
 

@@ -1,64 +1,245 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The command line, declared in one place.
+//! The command line, declared once: the `clap` derive below is the grammar,
+//! the help text (`cargo xtask help`, `cargo xtask <command> --help`) and
+//! the list of commands and options the README's tables are checked against
+//! (a test below). Each command takes only the options that mean something
+//! to it: the kernel options go to the commands that build or boot a kernel,
+//! the guest options to those that boot one.
+//!
+//! Why clap's derive rather than xflags (rust-analyzer's choice): the
+//! README test needs the grammar as data (`Cli::command()` lists every
+//! command and option), option groups are shared by flattening one struct
+//! into exactly the commands that take it, and a mistyped option gets a
+//! "did you mean" — worth the few seconds clap adds to the first build.
 
 use std::path::PathBuf;
 
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::kernel::Flavour;
 use crate::setup::SetupOptions;
 use crate::Result;
 
-/// The usage text, printed by `help` and on a malformed command line.
-pub const USAGE: &str = "\
-usage: cargo xtask <command> [options]
+/// The Rust kernel workbook's harness.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "The Rust kernel workbook's harness: toolchain, guest kernel, chapter checks, exercises and grading",
+    disable_help_subcommand = true,
+    help_template = "{about}\n\n{usage-heading} {usage}\n\n{all-args}"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
 
-commands:
-  setup                 install the toolchain and build the guest kernel (cached)
-  run <chapter>...      build chapters' modules, boot the guest, check them
-                        (<chapter> is a name like 01-hello or a directory)
-  test [--only PHASE,...]  the harness's unit tests, the book, every chapter, the
-                        negative tests, grading, lints (phases: unit, book,
-                        chapters, negative, grading, fast, lint)
-  book [--serve]        build the book into target/book (or serve it locally)
-  mutants <chapter>...  the negative tests of some chapters only: their mutations
-                        and exercise skeletons must fail (for chapter authors)
-  lint                  the kernel's rustfmt and CLIPPY=1 on the chapters, cargo
-                        fmt and clippy on the workspace (part of test)
-  bench [--runs N]      time setup, a chapter's edit-to-verdict loop, boots (median)
-  help                  this text
+/// Where the kernel comes from and whether anything may be installed.
+#[derive(Debug, Clone, Default, Args)]
+struct KernelArgs {
+    /// A Linux 7.3 tree or tarball (default: WORKBOOK_KERNEL_SRC, else Debian's linux-source-7.3)
+    #[arg(long, value_name = "PATH")]
+    kernel_src: Option<PathBuf>,
+    /// The guest kernel's flavour: debug adds lockdep, KASAN and debug objects
+    /// (default: debug for test, mutants and grade; fast for the others)
+    #[arg(long, value_name = "fast|debug", value_parser = parse_flavour)]
+    kernel: Option<Flavour>,
+    /// Never install packages or crates; say what is missing
+    #[arg(long)]
+    no_install: bool,
+    /// Set by `setup --rebuild` only.
+    #[arg(skip)]
+    rebuild: bool,
+}
 
-for instructors (grading):
-  grade <submissions> [--chapters 01-hello,02-memory] [-j N] [--out DIR]
-        [--shard K/N] [--hidden DIR]
-                        grade every folder or .tar.gz in <submissions>, each in
-                        its own sandboxed build and guest; results in DIR
-                        (default: grades/) as JSON and JUnit XML; resumes
-  grade-merge <dir>... --out DIR   merge the results of shards into one report
+/// How the guest runs and what is shown of it.
+#[derive(Debug, Clone, Default, Args)]
+struct GuestArgs {
+    /// How QEMU runs the guest (default: tcg, or WORKBOOK_ACCEL)
+    #[arg(long, value_name = "tcg|kvm|auto", value_parser = ["tcg", "kvm", "auto"])]
+    accel: Option<String>,
+    /// Show the whole guest console after a run
+    #[arg(short, long)]
+    verbose: bool,
+}
 
-for learners (exercise mode):
-  exercises init [--force]  your copy of every chapter with parts to write, in learn/
-  check <chapter>       check your version of a chapter in the guest
-  watch                 check the current exercise on every save, then the next
-  hint <chapter>        what to write, and hints
-  reset <chapter>       start a chapter's exercise again
-  solution <chapter> [--force]  the reference solution (once your version passes)
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Install the toolchain and build the guest kernel (cached)
+    Setup {
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Rebuild the kernel even if the cache has it
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// Build chapters' modules, boot one guest, check them
+    Run {
+        /// Chapter names like 01-hello, or directories with a checks.toml
+        #[arg(required = true, value_name = "CHAPTER")]
+        chapters: Vec<String>,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        guest: GuestArgs,
+    },
+    /// The harness's unit tests, the book, every chapter, the negative tests, grading, lints
+    Test {
+        /// Only these phases: unit, book, chapters, negative, grading, fast, lint
+        #[arg(long, value_name = "PHASE,...", value_delimiter = ',')]
+        only: Vec<String>,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        guest: GuestArgs,
+    },
+    /// The negative tests of some chapters only: mutations and skeletons must fail
+    Mutants {
+        #[arg(required = true, value_name = "CHAPTER")]
+        chapters: Vec<String>,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        guest: GuestArgs,
+    },
+    /// The kernel's rustfmt and CLIPPY=1 on the chapters, cargo fmt and clippy on the workspace
+    Lint {
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+    /// Build the book into target/book (or serve it locally)
+    Book {
+        /// Serve it on localhost instead
+        #[arg(long)]
+        serve: bool,
+        /// Never install mdBook or Chromium; say what is missing
+        #[arg(long)]
+        no_install: bool,
+    },
+    /// Time setup, a chapter's edit-to-verdict loop, boots and grading (medians)
+    Bench {
+        /// How many times each figure is measured
+        #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+        runs: u64,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        guest: GuestArgs,
+    },
+    /// The plain `make` command that builds a chapter against the cached kernel
+    MakeCommand {
+        #[arg(value_name = "CHAPTER")]
+        chapter: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+    /// Grade every folder or .tar.gz of a class, each in its own sandboxed build and guest
+    Grade {
+        /// The directory of submissions
+        #[arg(value_name = "SUBMISSIONS")]
+        submissions: PathBuf,
+        /// Chapters to grade (default: every chapter)
+        #[arg(long, value_name = "01-hello,...", value_delimiter = ',')]
+        chapters: Vec<String>,
+        /// Guests at once
+        #[arg(short = 'j', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        jobs: u64,
+        /// Where the results go
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_GRADES_DIR)]
+        out: PathBuf,
+        /// Grade only shard K of N (for CI matrices), e.g. 2/4
+        #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
+        /// The instructor's hidden checks: DIR/NN-topic/checks.toml
+        #[arg(long, value_name = "DIR")]
+        hidden: Option<PathBuf>,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        guest: GuestArgs,
+    },
+    /// Merge the results of grading shards into one report
+    GradeMerge {
+        /// The shards' result directories
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Where the merged report goes
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Exercise mode: your copy of every chapter with parts to write, in learn/
+    #[command(subcommand)]
+    Exercises(ExercisesCmd),
+    /// Check your version of a chapter in the guest
+    Check {
+        #[arg(value_name = "CHAPTER")]
+        chapter: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        guest: GuestArgs,
+    },
+    /// Check the current exercise on every save, then the next
+    Watch {
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        guest: GuestArgs,
+    },
+    /// What to write in a chapter, and hints
+    Hint {
+        #[arg(value_name = "CHAPTER")]
+        chapter: String,
+    },
+    /// Start a chapter's exercise again
+    Reset {
+        #[arg(value_name = "CHAPTER")]
+        chapter: String,
+    },
+    /// The reference solution of a chapter (once your version passes)
+    Solution {
+        #[arg(value_name = "CHAPTER")]
+        chapter: String,
+        /// Show it even if your version does not pass yet
+        #[arg(long)]
+        force: bool,
+    },
+    /// This text
+    Help,
+}
 
-options:
-  --kernel-src <path>   a Linux 7.3 tree or tarball (default: WORKBOOK_KERNEL_SRC,
-                        else Debian's linux-source-7.3)
-  --kernel <fast|debug> the guest kernel's flavour: debug adds lockdep, KASAN and
-                        debug objects (default: debug for test, mutants and
-                        grade; fast for the others)
-  --rebuild             rebuild the kernel even if the cache has it (setup)
-  --no-install          never install packages or crates; say what is missing
-  --accel <tcg|kvm|auto>  how QEMU runs the guest (default: tcg, or WORKBOOK_ACCEL)
-  -v, --verbose         show the whole guest console after a run
-";
+#[derive(Debug, Subcommand)]
+enum ExercisesCmd {
+    /// Create your copy of every chapter in learn/ (your work is kept)
+    Init {
+        /// Start every chapter again, discarding your work
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+}
 
-/// One parsed command.
+fn parse_flavour(text: &str) -> std::result::Result<Flavour, String> {
+    Flavour::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_shard(text: &str) -> std::result::Result<(usize, usize), String> {
+    let bad = || format!("takes K/N with 1 <= K <= N, e.g. 2/4, not `{text}`");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+/// One parsed command, as the harness's tasks take it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Print usage.
-    Help,
+    /// Print this help text.
+    Help(String),
     /// Prepare the toolchain and kernel.
     Setup,
     /// Check chapters in the guest.
@@ -81,6 +262,8 @@ pub enum Command {
     Watch,
     /// Show a chapter's hints.
     Hint { chapter: String },
+    /// Print the make command line for a chapter.
+    MakeCommand { chapter: String },
     /// Reset a chapter's exercise.
     Reset { chapter: String },
     /// Show a chapter's solution.
@@ -111,16 +294,6 @@ pub struct GradeFlags {
 /// The default directory for grading results.
 pub const DEFAULT_GRADES_DIR: &str = "grades";
 
-fn parse_shard(text: &str) -> Result<(usize, usize)> {
-    let bad = || format!("--shard takes K/N with 1 <= K <= N, e.g. 2/4, not `{text}`");
-    let (k, n) = text.split_once('/').ok_or_else(bad)?;
-    let (k, n): (usize, usize) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
-    if k == 0 || k > n {
-        return Err(bad().into());
-    }
-    Ok((k, n))
-}
-
 /// The command and its options.
 #[derive(Debug, Clone)]
 pub struct Flags {
@@ -134,118 +307,79 @@ pub struct Flags {
     pub verbose: bool,
 }
 
-/// Parses `args` (without the program name).
+/// The help text, generated from the declaration.
+pub fn usage() -> String {
+    Cli::command().render_long_help().to_string()
+}
+
+/// Parses `args` (without the program name). A malformed command line is
+/// an error whose text is clap's message with the usage.
 pub fn parse(args: &[String]) -> Result<Flags> {
-    let mut positional = Vec::new();
-    let mut setup = SetupOptions::default();
-    let mut accel = None;
-    let mut verbose = false;
-    let mut serve = false;
-    let mut runs = 3;
-    let mut force = false;
-    let mut grade_chapters = Vec::new();
-    let mut jobs = 1;
-    let mut out = None;
-    let mut shard = None;
-    let mut hidden = None;
-    let mut test_only = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let mut value = |name: &str| iter.next().cloned().ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"));
-        match arg.as_str() {
-            "--kernel-src" => setup.kernel_src = Some(PathBuf::from(value(arg)?)),
-            "--rebuild" => setup.rebuild = true,
-            "--kernel" => setup.kernel = Some(crate::kernel::Flavour::parse(&value(arg)?)?),
-            "--no-install" => setup.no_install = true,
-            "--accel" => {
-                let v = value(arg)?;
-                if !["tcg", "kvm", "auto"].contains(&v.as_str()) {
-                    return Err(format!("--accel takes tcg, kvm or auto, not `{v}`").into());
-                }
-                accel = Some(v);
+    let argv = std::iter::once("cargo xtask".to_string()).chain(args.iter().cloned());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Ok(Flags {
+                command: Command::Help(e.render().to_string()),
+                setup: SetupOptions::default(),
+                accel: None,
+                verbose: false,
+            });
+        }
+        Err(e) => return Err(e.render().to_string().trim_end().trim_start_matches("error: ").to_string().into()),
+    };
+    // Each command with the option groups it takes.
+    let (command, kernel, guest) = match cli.command.unwrap_or(Cmd::Help) {
+        Cmd::Help => (Command::Help(usage()), None, None),
+        Cmd::Setup { kernel, rebuild } => (Command::Setup, Some(KernelArgs { rebuild, ..kernel }), None),
+        Cmd::Run { chapters, kernel, guest } => (Command::Run { chapters }, Some(kernel), Some(guest)),
+        Cmd::Test { only, kernel, guest } => (Command::Test { only }, Some(kernel), Some(guest)),
+        Cmd::Mutants { chapters, kernel, guest } => (Command::Mutants { chapters }, Some(kernel), Some(guest)),
+        Cmd::Lint { kernel } => (Command::Lint, Some(kernel), None),
+        Cmd::Book { serve, no_install } => (Command::Book { serve }, Some(KernelArgs { no_install, ..KernelArgs::default() }), None),
+        Cmd::Bench { runs, kernel, guest } => (Command::Bench { runs: runs as usize }, Some(kernel), Some(guest)),
+        Cmd::MakeCommand { chapter, kernel } => (Command::MakeCommand { chapter }, Some(kernel), None),
+        Cmd::Grade { submissions, chapters, jobs, out, shard, hidden, kernel, guest } => {
+            let grade = GradeFlags { submissions, chapters, jobs: jobs as usize, out, shard, hidden };
+            (Command::Grade(grade), Some(kernel), Some(guest))
+        }
+        Cmd::GradeMerge { dirs, out } => (Command::GradeMerge { dirs, out }, None, None),
+        Cmd::Exercises(ExercisesCmd::Init { force, kernel }) => (Command::ExercisesInit { force }, Some(kernel), None),
+        Cmd::Check { chapter, kernel, guest } => (Command::Check { chapter }, Some(kernel), Some(guest)),
+        Cmd::Watch { kernel, guest } => (Command::Watch, Some(kernel), Some(guest)),
+        Cmd::Hint { chapter } => (Command::Hint { chapter }, None, None),
+        Cmd::Reset { chapter } => (Command::Reset { chapter }, None, None),
+        Cmd::Solution { chapter, force } => (Command::Solution { chapter, force }, None, None),
+    };
+    let kernel = kernel.unwrap_or_default();
+    let guest = guest.unwrap_or_default();
+    let setup =
+        SetupOptions { kernel_src: kernel.kernel_src, rebuild: kernel.rebuild, no_install: kernel.no_install, kernel: kernel.kernel };
+    Ok(Flags { command, setup, accel: guest.accel, verbose: guest.verbose })
+}
+
+/// Every command the grammar has with the spellings of each of its
+/// options (`["--jobs", "-j"]`), for the README check; `exercises init` is
+/// one command.
+pub fn grammar() -> Vec<(String, Vec<Vec<String>>)> {
+    fn walk(prefix: &str, cmd: &clap::Command, out: &mut Vec<(String, Vec<Vec<String>>)>) {
+        for sub in cmd.get_subcommands() {
+            let name = if prefix.is_empty() { sub.get_name().to_string() } else { format!("{prefix} {}", sub.get_name()) };
+            if sub.has_subcommands() {
+                walk(&name, sub, out);
+                continue;
             }
-            "-v" | "--verbose" => verbose = true,
-            "--serve" => serve = true,
-            "--force" => force = true,
-            "--runs" => {
-                let v = value(arg)?;
-                runs = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("--runs takes a positive number, not `{v}`"))?;
-            }
-            "--chapters" => grade_chapters = value(arg)?.split(',').filter(|c| !c.is_empty()).map(String::from).collect(),
-            "-j" | "--jobs" => {
-                let v = value(arg)?;
-                jobs = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("{arg} takes a positive number of guests, not `{v}`"))?;
-            }
-            "--out" => out = Some(PathBuf::from(value(arg)?)),
-            "--shard" => shard = Some(parse_shard(&value(arg)?)?),
-            "--hidden" => hidden = Some(PathBuf::from(value(arg)?)),
-            "--only" => test_only = value(arg)?.split(',').filter(|p| !p.is_empty()).map(String::from).collect(),
-            "-h" | "--help" => positional.insert(0, "help".to_string()),
-            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`\n\n{USAGE}").into()),
-            _ => positional.push(arg.clone()),
+            let options = sub
+                .get_arguments()
+                .filter(|arg| !arg.is_positional())
+                .map(|arg| arg.get_long().map(|l| format!("--{l}")).into_iter().chain(arg.get_short().map(|s| format!("-{s}"))).collect())
+                .collect();
+            out.push((name, options));
         }
     }
-    let chapter_arg = |command: &str| -> Result<String> {
-        match positional.get(1) {
-            Some(name) if positional.len() == 2 => Ok(name.clone()),
-            Some(_) => Err(format!("`{command}` takes one chapter\n\n{USAGE}").into()),
-            None => Err(format!("`{command}` needs a chapter, e.g. `cargo xtask {command} 01-hello`\n\n{USAGE}").into()),
-        }
-    };
-    let command = match positional.first().map(String::as_str) {
-        None | Some("help") => Command::Help,
-        Some("setup") => Command::Setup,
-        Some("test") => Command::Test { only: test_only },
-        Some("lint") => Command::Lint,
-        Some("book") => Command::Book { serve },
-        Some("bench") => Command::Bench { runs },
-        Some("exercises") => match positional.get(1).map(String::as_str) {
-            None | Some("init") if positional.len() <= 2 => Command::ExercisesInit { force },
-            _ => return Err(format!("usage: cargo xtask exercises init [--force]\n\n{USAGE}").into()),
-        },
-        Some("check") => Command::Check { chapter: chapter_arg("check")? },
-        Some("watch") => Command::Watch,
-        Some("hint") => Command::Hint { chapter: chapter_arg("hint")? },
-        Some("reset") => Command::Reset { chapter: chapter_arg("reset")? },
-        Some("solution") => Command::Solution { chapter: chapter_arg("solution")?, force },
-        Some("grade") if positional.len() == 2 => Command::Grade(GradeFlags {
-            submissions: PathBuf::from(&positional[1]),
-            chapters: grade_chapters,
-            jobs,
-            out: out.unwrap_or_else(|| PathBuf::from(DEFAULT_GRADES_DIR)),
-            shard,
-            hidden,
-        }),
-        Some("grade") => {
-            return Err(format!("`grade` takes one directory of submissions, e.g. `cargo xtask grade submissions/`\n\n{USAGE}").into())
-        }
-        Some("grade-merge") if positional.len() > 1 => match out {
-            Some(out) => Command::GradeMerge { dirs: positional[1..].iter().map(PathBuf::from).collect(), out },
-            None => return Err(format!("`grade-merge` needs --out DIR for the merged report\n\n{USAGE}").into()),
-        },
-        Some("grade-merge") => return Err(format!("`grade-merge` needs the shards' result directories\n\n{USAGE}").into()),
-        Some("run") if positional.len() > 1 => Command::Run { chapters: positional[1..].to_vec() },
-        Some("mutants") if positional.len() > 1 => Command::Mutants { chapters: positional[1..].to_vec() },
-        Some("mutants") => return Err(format!("`mutants` needs a chapter, e.g. `cargo xtask mutants 01-hello`\n\n{USAGE}").into()),
-        Some("run") => return Err(format!("`run` needs a chapter, e.g. `cargo xtask run 01-hello`\n\n{USAGE}").into()),
-        Some(other) => return Err(format!("unknown command `{other}`\n\n{USAGE}").into()),
-    };
-    let takes_arguments = matches!(
-        command,
-        Command::Run { .. }
-            | Command::Mutants { .. }
-            | Command::Grade(_)
-            | Command::GradeMerge { .. }
-            | Command::ExercisesInit { .. }
-            | Command::Check { .. }
-            | Command::Hint { .. }
-            | Command::Reset { .. }
-            | Command::Solution { .. }
-    );
-    if positional.len() > 1 && !takes_arguments {
-        return Err(format!("unexpected argument `{}`\n\n{USAGE}", positional[1]).into());
-    }
-    Ok(Flags { command, setup, accel, verbose })
+    let mut out = Vec::new();
+    walk("", &Cli::command(), &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -256,30 +390,51 @@ mod tests {
         s.split_whitespace().map(String::from).collect()
     }
 
+    fn err(s: &str) -> String {
+        parse(&args(s)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_declaration_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
     #[test]
     fn run_takes_chapters_and_options() {
-        let flags = parse(&args("run 01-hello --accel tcg chapters/02-memory -v")).unwrap();
+        let flags = parse(&args("run 01-hello --accel tcg chapters/02-memory -v --kernel debug")).unwrap();
         assert_eq!(flags.command, Command::Run { chapters: args("01-hello chapters/02-memory") });
         assert_eq!(flags.accel.as_deref(), Some("tcg"));
+        assert_eq!(flags.setup.kernel, Some(Flavour::Debug));
         assert!(flags.verbose);
     }
 
     #[test]
+    fn options_are_taken_only_by_the_commands_they_mean_something_to() {
+        assert!(err("run 01-hello --serve").contains("--serve"));
+        assert!(err("setup -j 4").contains("-j"));
+        assert!(err("hint 01-hello --kernel debug").contains("--kernel"));
+        assert!(err("grade-merge a --out m --accel kvm").contains("--accel"));
+    }
+
+    #[test]
     fn bad_command_lines_are_named() {
-        assert!(parse(&args("run")).unwrap_err().to_string().contains("needs a chapter"));
-        assert!(parse(&args("frobnicate")).unwrap_err().to_string().contains("unknown command `frobnicate`"));
-        assert!(parse(&args("setup --bogus")).unwrap_err().to_string().contains("unknown option `--bogus`"));
-        assert!(parse(&args("run x --accel fast")).unwrap_err().to_string().contains("tcg, kvm or auto"));
-        assert!(parse(&args("setup extra")).unwrap_err().to_string().contains("unexpected argument `extra`"));
-        assert_eq!(parse(&[]).unwrap().command, Command::Help);
-        assert!(parse(&args("check")).unwrap_err().to_string().contains("needs a chapter"));
-        assert!(parse(&args("hint a b")).unwrap_err().to_string().contains("takes one chapter"));
-        assert!(parse(&args("bench --runs 0")).unwrap_err().to_string().contains("positive number"));
+        assert!(err("run").contains("CHAPTER"));
+        assert!(err("frobnicate").contains("frobnicate"));
+        assert!(err("setup --bogus").contains("--bogus"));
+        assert!(err("run x --accel fast").contains("tcg"));
+        assert!(err("run x --kernel slow").contains("slow"));
+        assert!(err("setup extra").contains("extra"));
+        assert!(matches!(parse(&[]).unwrap().command, Command::Help(text) if text.contains("grade-merge")));
+        assert!(matches!(parse(&args("run --help")).unwrap().command, Command::Help(text) if text.contains("--accel")));
+        assert!(err("check").contains("CHAPTER"));
+        assert!(err("hint a b").contains("'b'"));
+        assert!(err("bench --runs 0").contains("0"));
         assert_eq!(
             parse(&args("solution 01-hello --force")).unwrap().command,
             Command::Solution { chapter: "01-hello".into(), force: true }
         );
         assert_eq!(parse(&args("exercises init")).unwrap().command, Command::ExercisesInit { force: false });
+        assert_eq!(parse(&args("test --only unit,book")).unwrap().command, Command::Test { only: args("unit book") });
     }
 
     #[test]
@@ -291,15 +446,61 @@ mod tests {
         assert_eq!(g.chapters, args("01-hello 02-memory"));
         assert_eq!((g.jobs, g.shard, g.out), (2, Some((2, 3)), PathBuf::from(DEFAULT_GRADES_DIR)));
         assert_eq!(g.hidden, Some(PathBuf::from("h")));
-        let err = |s: &str| parse(&args(s)).unwrap_err().to_string();
         assert!(err("grade subs --shard 4/3").contains("1 <= K <= N"));
         assert!(err("grade subs --shard x").contains("K/N"));
-        assert!(err("grade subs -j 0").contains("positive number"));
-        assert!(err("grade").contains("one directory of submissions"));
+        assert!(err("grade subs -j 0").contains("0"));
+        assert!(err("grade").contains("SUBMISSIONS"));
         assert!(err("grade-merge a b").contains("--out"));
         assert_eq!(
             parse(&args("grade-merge a b --out m")).unwrap().command,
             Command::GradeMerge { dirs: vec!["a".into(), "b".into()], out: "m".into() }
         );
+    }
+
+    /// The README's command tables name every command and every option of
+    /// the grammar, and nothing else: a row is `cargo xtask <command> ...`
+    /// (or `... --option` continuing the row above), options in backquotes.
+    #[test]
+    fn the_readme_tables_match_the_declaration() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let grammar = grammar();
+        let option = regex::Regex::new(r"(?:^|[\s\[`(])(--[a-z][a-z-]*|-[a-zA-Z])\b").unwrap();
+        let mut documented: Vec<(String, Vec<String>)> = Vec::new();
+        for row in readme.lines().filter(|l| l.starts_with("| `cargo xtask ") || l.starts_with("| `... ")) {
+            let cell = row.split('|').nth(1).unwrap_or_default();
+            let options: Vec<String> = option.captures_iter(cell).map(|c| c[1].to_string()).collect();
+            if let Some(rest) = cell.trim().strip_prefix("`cargo xtask ") {
+                let words: Vec<&str> = rest.split([' ', '`']).take_while(|w| !w.is_empty() && !w.starts_with(['<', '[', '-'])).collect();
+                documented.push((words.join(" "), options));
+            } else if let Some(last) = documented.last_mut() {
+                last.1.extend(options);
+            }
+        }
+        // The kernel and guest options are in a table of their own.
+        let common = ["--kernel-src", "--kernel", "--no-install", "--accel", "--verbose", "--help"];
+        let mut problems = Vec::new();
+        for (command, options) in &grammar {
+            let Some((_, shown)) = documented.iter().find(|(c, _)| c == command) else {
+                problems.push(format!("`cargo xtask {command}` is not in the README's tables"));
+                continue;
+            };
+            for spellings in options.iter().filter(|s| !common.contains(&s[0].as_str())) {
+                if !spellings.iter().any(|s| shown.contains(s)) {
+                    problems.push(format!("`cargo xtask {command}` takes {}, which the README does not show", spellings[0]));
+                }
+            }
+            for o in shown.iter().filter(|o| !options.iter().any(|s| s.contains(o))) {
+                problems.push(format!("the README shows `cargo xtask {command} {o}`, which it does not take"));
+            }
+        }
+        for (command, _) in documented.iter().filter(|(c, _)| !grammar.iter().any(|(g, _)| g == c)) {
+            problems.push(format!("the README shows `cargo xtask {command}`, which is not a command"));
+        }
+        for o in ["--kernel-src", "--kernel", "--no-install", "--accel", "--verbose"] {
+            if !readme.contains(&format!("| `{o}")) {
+                problems.push(format!("the README's options table does not show {o}"));
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 }

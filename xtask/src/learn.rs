@@ -26,6 +26,7 @@ pub fn init(flags: &Flags, force: bool) -> Result<bool> {
     let project = Project::discover()?;
     let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let root = exercise::learner_root(&project);
+    exercise::migrate_renumbered(&root)?;
     let chapters = exercise::exercise_chapters(&project)?;
     for chapter in &chapters {
         let dest = root.join(&chapter.name);
@@ -68,6 +69,7 @@ fn editor_support(env: &Environment, dir: &Path) -> Result<()> {
 
 /// The learner's directory of `name`, which must exist.
 fn learner_chapter(project: &Project, name: &str) -> Result<(Chapter, PathBuf)> {
+    exercise::migrate_renumbered(&exercise::learner_root(project))?;
     let chapter = Chapter::find(project, name)?;
     let dir = exercise::learner_root(project).join(&chapter.name);
     if !dir.is_dir() {
@@ -175,6 +177,7 @@ pub fn watch(flags: &Flags) -> Result<bool> {
     if !root.is_dir() {
         return Err(format!("{} does not exist: run `cargo xtask exercises init` first", root.display()).into());
     }
+    exercise::migrate_renumbered(&root)?;
     let chapters = exercise::exercise_chapters(&project)?;
     loop {
         let progress = Progress::load(&root);

@@ -10,8 +10,8 @@ use xtask::{cli, grade, learn};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = flags::parse(&args).and_then(|flags| match &flags.command {
-        Command::Help => {
-            print!("{}", flags::USAGE);
+        Command::Help(text) => {
+            print!("{text}");
             Ok(true)
         }
         Command::Setup => cli::setup(&flags).map(|_| true),
@@ -19,7 +19,8 @@ fn main() -> ExitCode {
         Command::Test { only } => cli::test(&flags, only),
         Command::Lint => cli::lint(&flags),
         Command::Mutants { chapters } => cli::mutants(&flags, chapters),
-        Command::Book { serve } => cli::book(*serve),
+        Command::Book { serve } => cli::book(&flags, *serve),
+        Command::MakeCommand { chapter } => cli::make_command(&flags, chapter),
         Command::Bench { runs } => cli::bench(&flags, *runs),
         Command::ExercisesInit { force } => learn::init(&flags, *force),
         Command::Check { chapter } => learn::check(&flags, chapter),
