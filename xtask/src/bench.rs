@@ -19,7 +19,7 @@ use crate::Result;
 
 /// What a figure counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
+pub(crate) enum Unit {
     /// Wall time in seconds.
     Seconds,
     /// Submissions graded per minute.
@@ -48,18 +48,18 @@ impl Unit {
 
 /// One measured figure.
 #[derive(Debug, Clone)]
-pub struct Figure {
+pub(crate) struct Figure {
     /// What was measured.
-    pub name: String,
+    pub(crate) name: String,
     /// Every run's value.
-    pub runs: Vec<f64>,
+    pub(crate) runs: Vec<f64>,
     /// In what.
-    pub unit: Unit,
+    pub(crate) unit: Unit,
 }
 
 impl Figure {
     /// The median run.
-    pub fn median(&self) -> f64 {
+    pub(crate) fn median(&self) -> f64 {
         let mut sorted = self.runs.clone();
         sorted.sort_by(f64::total_cmp);
         sorted.get(sorted.len() / 2).copied().unwrap_or_default()
@@ -155,7 +155,7 @@ fn verdict_figures(env: &Environment, chapters: &[Chapter], options: &RunOptions
 }
 
 /// Runs the benchmark; `times` runs per figure.
-pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<Vec<Figure>> {
+pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<Vec<Figure>> {
     let env = setup::ensure(setup_options, Flavour::Fast)?;
     let mut figures = Vec::new();
     figures.push(measure("setup, warm cache", times, || setup::ensure(setup_options, Flavour::Fast).map(|_| ()))?);
@@ -226,7 +226,7 @@ pub fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> Result<V
 }
 
 /// The table printed for a person.
-pub fn table(figures: &[Figure]) -> String {
+pub(crate) fn table(figures: &[Figure]) -> String {
     let mut out = format!("{:<52} {:>9} {:>9} {:>9}\n", "figure", "median", "min", "max");
     for f in figures {
         let min = f.runs.iter().copied().fold(f64::INFINITY, f64::min);
@@ -237,7 +237,7 @@ pub fn table(figures: &[Figure]) -> String {
 }
 
 /// Writes the figures as JSON with the machine they were taken on.
-pub fn write_json(path: &std::path::Path, figures: &[Figure]) -> Result<()> {
+pub(crate) fn write_json(path: &std::path::Path, figures: &[Figure]) -> Result<()> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let proc_field = |file: &str, key: &str| {
         std::fs::read_to_string(file)

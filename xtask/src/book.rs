@@ -31,7 +31,7 @@ fn pages(project: &Project) -> Result<Vec<PathBuf>> {
 }
 
 /// Every problem found in the book's sources; empty when it is sound.
-pub fn check(project: &Project) -> Result<Vec<String>> {
+pub(crate) fn check(project: &Project) -> Result<Vec<String>> {
     let include = Regex::new(r"\{\{#(?:include|rustdoc_include)\s+([^}:\s]+)(?::([^}\s]+))?\s*\}\}").unwrap();
     let link = Regex::new(r"\]\(([^)#\s]+\.md)(#[^)]*)?\)").unwrap();
     let mut problems = Vec::new();
@@ -87,7 +87,7 @@ pub fn check(project: &Project) -> Result<Vec<String>> {
 
 /// The book's chapter pages (those that include code from `chapters/`) as
 /// (HTML file, id of their first heading), for the browser check.
-pub fn chapter_pages(project: &Project) -> Result<Vec<(String, String)>> {
+pub(crate) fn chapter_pages(project: &Project) -> Result<Vec<(String, String)>> {
     let mut found = Vec::new();
     for page in pages(project)? {
         let text = read_to_string(&page)?;
@@ -104,7 +104,7 @@ pub fn chapter_pages(project: &Project) -> Result<Vec<(String, String)>> {
 }
 
 /// The id mdBook gives a heading: lower case, spaces to `-`, punctuation dropped.
-pub fn heading_id(title: &str) -> String {
+pub(crate) fn heading_id(title: &str) -> String {
     title
         .trim()
         .to_lowercase()
@@ -119,7 +119,7 @@ pub fn heading_id(title: &str) -> String {
 
 /// Builds the HTML into `target/book`, or serves it with `serve`, from the
 /// staged copy (see [`stage`]); fails if a rendered page shows a solution.
-pub fn build(project: &Project, serve: bool, install: Install) -> Result<PathBuf> {
+pub(crate) fn build(project: &Project, serve: bool, install: Install) -> Result<PathBuf> {
     let problems = check(project)?;
     if !problems.is_empty() {
         return Err(format!("the book disagrees with the code:\n  {}", problems.join("\n  ")).into());
@@ -189,7 +189,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 /// `html`, one problem each. A solution line counts when it is distinctive
 /// (at least 16 characters, and not also a line of the skeleton, like a
 /// closing brace or `Ok(())`).
-pub fn shown_solutions(html: &Path, chapters: &[Chapter]) -> Result<Vec<String>> {
+pub(crate) fn shown_solutions(html: &Path, chapters: &[Chapter]) -> Result<Vec<String>> {
     let mut wanted: Vec<(String, String)> = Vec::new();
     for chapter in chapters {
         for region in exercise::regions(chapter)? {

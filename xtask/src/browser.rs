@@ -19,15 +19,15 @@ use crate::toolchain::{self, Install};
 use crate::Result;
 
 /// A file server on 127.0.0.1 for one directory, stopped when dropped.
-pub struct StaticServer {
+pub(crate) struct StaticServer {
     /// The port it listens on.
-    pub port: u16,
+    pub(crate) port: u16,
     stop: Arc<AtomicBool>,
 }
 
 impl StaticServer {
     /// Serves `root` on an ephemeral loopback port.
-    pub fn start(root: &Path) -> Result<StaticServer> {
+    pub(crate) fn start(root: &Path) -> Result<StaticServer> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         listener.set_nonblocking(true)?;
@@ -78,7 +78,7 @@ fn serve_one(root: &Path, mut stream: TcpStream) {
 }
 
 /// The file a URL path names under `root`; never outside it.
-pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
+pub(crate) fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
     let mut file = root.to_path_buf();
     for part in url_path.split('/').filter(|p| !p.is_empty()) {
         if part == ".." || part.contains('\\') {
@@ -107,7 +107,7 @@ fn content_type(file: &Path) -> &'static str {
 }
 
 /// What the browser must find on a chapter page once its scripts ran.
-pub fn page_problems(dom: &str, heading_id: &str) -> Vec<String> {
+pub(crate) fn page_problems(dom: &str, heading_id: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if !dom.contains(&format!("<h1 id=\"{heading_id}\"")) {
         problems.push(format!("no chapter heading (h1 #{heading_id})"));
@@ -126,7 +126,7 @@ pub fn page_problems(dom: &str, heading_id: &str) -> Vec<String> {
 
 /// Checks every chapter page of the book built in `book_dir`. `Ok(None)`
 /// when Chromium cannot be had here (the reason is printed).
-pub fn check(book_dir: &Path, pages: &[(String, String)], screenshots: &Path, install: Install) -> Result<Option<Vec<String>>> {
+pub(crate) fn check(book_dir: &Path, pages: &[(String, String)], screenshots: &Path, install: Install) -> Result<Option<Vec<String>>> {
     let sh = Shell::new()?;
     if let Err(e) = toolchain::ensure_debian_packages(&sh, &["chromium"], install) {
         println!("  skip  the browser check: Chromium cannot be installed here: {e}");

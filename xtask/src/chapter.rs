@@ -13,18 +13,18 @@ use crate::paths::{read_to_string, Project};
 use crate::Result;
 
 /// The file in a chapter directory that declares its checks.
-pub const CHECKS_FILE: &str = "checks.toml";
+pub(crate) const CHECKS_FILE: &str = "checks.toml";
 
 /// Chapters whose number changed when the workbook was reordered (old name,
 /// new name): a learner's `learn/` and progress from before still work.
-pub const RENUMBERED: [(&str, &str); 3] = [("04-ipc", "06-ipc"), ("05-sockets", "08-sockets"), ("06-procfs", "04-procfs")];
+pub(crate) const RENUMBERED: [(&str, &str); 3] = [("04-ipc", "06-ipc"), ("05-sockets", "08-sockets"), ("06-procfs", "04-procfs")];
 
 /// The new name of a chapter that was renumbered.
-pub fn renumbered(old: &str) -> Option<&'static str> {
+pub(crate) fn renumbered(old: &str) -> Option<&'static str> {
     RENUMBERED.iter().find(|(o, _)| *o == old).map(|(_, new)| *new)
 }
 /// A step's time limit when the chapter gives none.
-pub const DEFAULT_STEP_TIMEOUT_SECS: u64 = 20;
+pub(crate) const DEFAULT_STEP_TIMEOUT_SECS: u64 = 20;
 
 /// `checks.toml` as written.
 #[derive(Debug, Deserialize)]
@@ -77,52 +77,52 @@ struct StepFile {
 
 /// A chapter ready to build and check.
 #[derive(Debug, Clone)]
-pub struct Chapter {
+pub(crate) struct Chapter {
     /// The directory name, e.g. `01-hello`; also its directory in the guest.
-    pub name: String,
+    pub(crate) name: String,
     /// Where its sources are.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// A one-line title.
-    pub title: String,
+    pub(crate) title: String,
     /// The modules its `Kbuild` builds (without `.ko`).
-    pub modules: Vec<String>,
+    pub(crate) modules: Vec<String>,
     /// Other files of the chapter copied beside the modules in the guest
     /// (helper scripts, data), executable.
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
     /// User-space test programs of the workspace's `guest-programs` crate
     /// copied beside the modules in the guest (built static).
-    pub programs: Vec<String>,
+    pub(crate) programs: Vec<String>,
     /// What the guest runs, in order.
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
 }
 
 /// One command run in the guest and what it must show.
 #[derive(Debug, Clone)]
-pub struct Step {
+pub(crate) struct Step {
     /// What the step does, in the reader's words.
-    pub name: String,
+    pub(crate) name: String,
     /// A shell command line, run by busybox `sh` in the chapter's directory.
-    pub run: String,
+    pub(crate) run: String,
     /// The exit status it must have.
-    pub exit: i32,
+    pub(crate) exit: i32,
     /// How long it may take.
-    pub timeout_secs: u64,
+    pub(crate) timeout_secs: u64,
     /// Patterns its output must show, in this order.
-    pub output: Vec<Regex>,
+    pub(crate) output: Vec<Regex>,
     /// Patterns the kernel log must show during it, in this order.
-    pub dmesg: Vec<Regex>,
+    pub(crate) dmesg: Vec<Regex>,
     /// Patterns its output must not show.
-    pub absent_output: Vec<Regex>,
+    pub(crate) absent_output: Vec<Regex>,
     /// Patterns the kernel log must not show during it.
-    pub absent_dmesg: Vec<Regex>,
+    pub(crate) absent_dmesg: Vec<Regex>,
     /// What the step is worth when graded.
-    pub points: u32,
+    pub(crate) points: u32,
 }
 
 impl Chapter {
     /// Loads a chapter by name (`01-hello`, looked up in `chapters/`) or by
     /// path (any directory laid out like a chapter).
-    pub fn find(project: &Project, name_or_path: &str) -> Result<Chapter> {
+    pub(crate) fn find(project: &Project, name_or_path: &str) -> Result<Chapter> {
         let as_path = Path::new(name_or_path);
         let dir = if as_path.join(CHECKS_FILE).exists() {
             as_path.to_path_buf()
@@ -147,7 +147,7 @@ impl Chapter {
     }
 
     /// Loads and validates `dir/checks.toml`.
-    pub fn load(dir: &Path) -> Result<Chapter> {
+    pub(crate) fn load(dir: &Path) -> Result<Chapter> {
         let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
         let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
         let path = dir.join(CHECKS_FILE);
@@ -168,7 +168,7 @@ impl Chapter {
     }
 
     /// Parses the text of a checks file.
-    pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Chapter> {
+    pub(crate) fn parse(name: &str, dir: &Path, text: &str) -> Result<Chapter> {
         if !is_guest_safe_name(name) {
             return Err(format!("the chapter directory name `{name}` may only contain letters, digits, `-` and `_`").into());
         }
@@ -205,7 +205,7 @@ impl Chapter {
     /// Adds an instructor's hidden checks from `dir/checks.toml` (see
     /// [`HiddenFile`]); their helper files are copied into this chapter's
     /// directory, which must be a private copy.
-    pub fn add_hidden(&mut self, dir: &Path) -> Result<()> {
+    pub(crate) fn add_hidden(&mut self, dir: &Path) -> Result<()> {
         let path = dir.join(CHECKS_FILE);
         let text = read_to_string(&path)?;
         let hidden: HiddenFile = toml::from_str(&text).map_err(|e| format!("{}: malformed hidden checks: {e}", path.display()))?;
@@ -268,7 +268,7 @@ fn steps_from(steps: Vec<StepFile>) -> Result<Vec<Step>> {
 }
 
 /// The chapters of the workbook, in order.
-pub fn list(project: &Project) -> Result<Vec<String>> {
+pub(crate) fn list(project: &Project) -> Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(project.chapters_dir())?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join(CHECKS_FILE).exists())

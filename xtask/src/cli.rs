@@ -18,10 +18,10 @@ use crate::setup::{self, Environment};
 use crate::Result;
 
 /// Guest memory for chapter runs.
-pub const GUEST_MEMORY_MB: u32 = 256;
+pub(crate) const GUEST_MEMORY_MB: u32 = 256;
 
 /// `cargo xtask setup`.
-pub fn setup(flags: &Flags) -> Result<Environment> {
+pub(crate) fn setup(flags: &Flags) -> Result<Environment> {
     let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     eprintln!(
         "setup: ready: Linux {} with {}; kernel build tree {}",
@@ -33,7 +33,7 @@ pub fn setup(flags: &Flags) -> Result<Environment> {
 }
 
 /// `cargo xtask run CHAPTER...`: prints the report; true when all passed.
-pub fn run(flags: &Flags, names: &[String]) -> Result<bool> {
+pub(crate) fn run(flags: &Flags, names: &[String]) -> Result<bool> {
     let project = Project::discover()?;
     let chapters = names.iter().map(|n| Chapter::find(&project, n)).collect::<Result<Vec<_>>>()?;
     let env = setup::ensure(&flags.setup, Flavour::Fast)?;
@@ -42,7 +42,7 @@ pub fn run(flags: &Flags, names: &[String]) -> Result<bool> {
 }
 
 /// Runs chapters in one guest and prints their reports under `run_name`.
-pub fn run_chapters(env: &Environment, chapters: &[Chapter], flags: &Flags, run_name: &str) -> Result<RunResult> {
+pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], flags: &Flags, run_name: &str) -> Result<RunResult> {
     let options = RunOptions {
         accel: choose_accel(env, flags.accel.as_deref())?,
         memory_mb: GUEST_MEMORY_MB,
@@ -64,13 +64,13 @@ pub fn run_chapters(env: &Environment, chapters: &[Chapter], flags: &Flags, run_
 }
 
 /// The chapters of the workbook.
-pub fn workbook_chapters(project: &Project) -> Result<Vec<Chapter>> {
+pub(crate) fn workbook_chapters(project: &Project) -> Result<Vec<Chapter>> {
     chapter::list(project)?.iter().map(|name| Chapter::find(project, name)).collect()
 }
 
 /// `tcg` unless asked otherwise (flag, then `WORKBOOK_ACCEL`). `auto` uses KVM
 /// only when a short probe boot with it succeeds; the answer is cached.
-pub fn choose_accel(env: &Environment, flag: Option<&str>) -> Result<Accel> {
+pub(crate) fn choose_accel(env: &Environment, flag: Option<&str>) -> Result<Accel> {
     let wanted = flag.map(str::to_string).or_else(|| std::env::var("WORKBOOK_ACCEL").ok()).unwrap_or_else(|| "tcg".into());
     match wanted.as_str() {
         "tcg" => Ok(Accel::Tcg),
@@ -121,7 +121,7 @@ fn install(flags: &Flags) -> crate::toolchain::Install {
 
 /// `cargo xtask make-command CHAPTER`: the command line the harness runs to
 /// build a chapter, for a learner who wants to build without the workbook.
-pub fn make_command(flags: &Flags, name: &str) -> Result<bool> {
+pub(crate) fn make_command(flags: &Flags, name: &str) -> Result<bool> {
     let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let chapter = Chapter::find(&env.project, name)?;
     // The learner's own copy when there is one: that is what they build.
@@ -135,7 +135,7 @@ pub fn make_command(flags: &Flags, name: &str) -> Result<bool> {
 }
 
 /// `cargo xtask book [--serve]`.
-pub fn book(flags: &Flags, serve: bool) -> Result<bool> {
+pub(crate) fn book(flags: &Flags, serve: bool) -> Result<bool> {
     let project = Project::discover()?;
     let out = crate::book::build(&project, serve, install(flags))?;
     eprintln!("book: built {}", out.join("index.html").display());
@@ -143,7 +143,7 @@ pub fn book(flags: &Flags, serve: bool) -> Result<bool> {
 }
 
 /// `cargo xtask bench`: prints the table, writes `target/bench.json`.
-pub fn bench(flags: &Flags, runs: usize) -> Result<bool> {
+pub(crate) fn bench(flags: &Flags, runs: usize) -> Result<bool> {
     let project = Project::discover()?;
     let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let accel = choose_accel(&env, flags.accel.as_deref())?;
@@ -156,7 +156,7 @@ pub fn bench(flags: &Flags, runs: usize) -> Result<bool> {
 }
 
 /// `cargo xtask mutants CHAPTER...`: those chapters' negative tests only.
-pub fn mutants(flags: &Flags, names: &[String]) -> Result<bool> {
+pub(crate) fn mutants(flags: &Flags, names: &[String]) -> Result<bool> {
     let project = Project::discover()?;
     let chapters = names.iter().map(|n| Chapter::find(&project, n)).collect::<Result<Vec<_>>>()?;
     let env = setup::ensure(&flags.setup, Flavour::Debug)?;
@@ -187,7 +187,7 @@ impl Tally {
 /// `cargo xtask test`: the harness's unit tests, every chapter checked in
 /// one guest boot, and every chapter's mutations shown to fail for the
 /// reason they name. Ends with `N passed, N failed`.
-pub fn test(flags: &Flags, only: &[String]) -> Result<bool> {
+pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     let started = std::time::Instant::now();
     let project = Project::discover()?;
     let mut tally = Tally::default();
@@ -273,7 +273,7 @@ pub fn test(flags: &Flags, only: &[String]) -> Result<bool> {
 }
 
 /// The phases of `test`, for `--only`.
-pub const TEST_PHASES: &[&str] = &["unit", "book", "chapters", "negative", "grading", "fast", "lint"];
+pub(crate) const TEST_PHASES: &[&str] = &["unit", "book", "chapters", "negative", "grading", "fast", "lint"];
 
 /// The book's checks, build and browser test.
 fn test_book(project: &Project, install: crate::toolchain::Install, tally: &mut Tally) -> Result<()> {
@@ -316,7 +316,7 @@ fn lint_all(flags: &Flags, env: &Environment, chapters: &[Chapter]) -> Result<Ve
 }
 
 /// `cargo xtask lint`.
-pub fn lint(flags: &Flags) -> Result<bool> {
+pub(crate) fn lint(flags: &Flags) -> Result<bool> {
     let project = Project::discover()?;
     let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let results = lint_all(flags, &env, &workbook_chapters(&project)?)?;
@@ -424,9 +424,9 @@ fn negative_tests(env: &Environment, jobs: Vec<NegativeJob>, accel: Accel) -> Re
                         let verdict = match &job.judge {
                             Judge::AnyOf(expect) => {
                                 let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
-                                mutation::judge(&name, &expect, &run.chapters[0])
+                                mutation::expectation_met(&name, &expect, &run.chapters[0])
                             }
-                            Judge::Planted(planted) => crate::planted::judge(planted, &run.chapters[0]),
+                            Judge::Planted(planted) => crate::planted::named_exactly(planted, &run.chapters[0]),
                         };
                         // One print per job, so lines of two workers never interleave.
                         let text = match &verdict {

@@ -12,24 +12,24 @@ use regex::Regex;
 
 /// A detector's report, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     /// What happened and where, in the reader's words.
-    pub cause: String,
+    pub(crate) cause: String,
     /// The lines of the report that show it.
-    pub excerpt: Vec<String>,
+    pub(crate) excerpt: Vec<String>,
 }
 
 /// A frame of a stack trace or an `at:` location: the one parser of the
 /// kernel's `function+0x1c/0x40 [module]` notation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     /// The demangled function name, without its offset.
-    pub function: String,
+    pub(crate) function: String,
     /// The module it is in (`[hello]`), if any.
-    pub module: Option<String>,
+    pub(crate) module: Option<String>,
     /// Not marked `?` by the unwinder (a `?` frame may be a stale
     /// return address left on the stack).
-    pub reliable: bool,
+    pub(crate) reliable: bool,
 }
 
 impl Frame {
@@ -52,12 +52,12 @@ fn lock_pattern() -> &'static Regex {
 }
 
 /// `_RNvNtCs..._5hello4init` gives `hello::init`, without the hash.
-pub fn demangle(symbol: &str) -> String {
+pub(crate) fn demangle(symbol: &str) -> String {
     format!("{:#}", rustc_demangle::demangle(symbol))
 }
 
 /// The frame a line shows, if any.
-pub fn frame(line: &str) -> Option<Frame> {
+pub(crate) fn frame(line: &str) -> Option<Frame> {
     let captures = frame_pattern().captures(line)?;
     let reliable = !line[..captures.get(1)?.start()].trim_end().ends_with('?');
     Some(Frame { function: demangle(&captures[1]), module: captures.get(2).map(|m| m.as_str().to_string()), reliable })
@@ -159,7 +159,7 @@ fn in_function(place: &Option<String>) -> String {
 }
 
 /// A lockdep report whose header is at `lines[at]`.
-pub fn lockdep(lines: &[String], at: usize) -> Option<Report> {
+pub(crate) fn lockdep(lines: &[String], at: usize) -> Option<Report> {
     let header = lines[at].trim();
     let title = header.trim_start_matches("WARNING: ").trim_start_matches("BUG: ").trim_matches(|c| c == '[' || c == ']' || c == ' ');
     let report = report_lines(lines, at, 120);
@@ -214,7 +214,7 @@ pub fn lockdep(lines: &[String], at: usize) -> Option<Report> {
 }
 
 /// A KASAN report whose `BUG: KASAN: ...` line is `lines[at]`.
-pub fn kasan(lines: &[String], at: usize) -> Option<Report> {
+pub(crate) fn kasan(lines: &[String], at: usize) -> Option<Report> {
     let header = &lines[at];
     let kind = header.split("KASAN: ").nth(1)?.split(" in ").next()?.trim().to_string();
     let report = report_lines(lines, at, 200);
@@ -251,7 +251,7 @@ pub fn kasan(lines: &[String], at: usize) -> Option<Report> {
 }
 
 /// A "sleeping function called from invalid context" report at `lines[at]`.
-pub fn atomic_sleep(lines: &[String], at: usize) -> Option<Report> {
+pub(crate) fn atomic_sleep(lines: &[String], at: usize) -> Option<Report> {
     let report = report_lines(lines, at, 80);
     let site = lines[at].split(" invalid context at ").nth(1).map(str::trim).unwrap_or("?");
     let trace: Vec<Frame> = section_frames(report, |l| l.trim() == "Call Trace:" || l.trim() == "<TASK>");
@@ -300,7 +300,7 @@ pub fn atomic_sleep(lines: &[String], at: usize) -> Option<Report> {
 }
 
 /// A debug-objects report (`ODEBUG: free active ... object type: hrtimer`).
-pub fn debug_objects(lines: &[String], at: usize) -> Option<Report> {
+pub(crate) fn debug_objects(lines: &[String], at: usize) -> Option<Report> {
     let line = &lines[at];
     let text = line.split("ODEBUG: ").nth(1)?.trim();
     let what = text.split(" object").next().unwrap_or(text);
@@ -316,7 +316,7 @@ pub fn debug_objects(lines: &[String], at: usize) -> Option<Report> {
 
 /// The detector whose report starts at `lines[at]`, read; none when the line
 /// does not start one.
-pub fn read(lines: &[String], at: usize) -> Option<Report> {
+pub(crate) fn read(lines: &[String], at: usize) -> Option<Report> {
     let line = lines[at].trim();
     if line.contains("BUG: KASAN: ") {
         kasan(lines, at)

@@ -23,25 +23,25 @@ use crate::paths::{read_to_string, write_atomic, Project};
 use crate::Result;
 
 /// The learner's progress file, inside the learner's directory.
-pub const PROGRESS_FILE: &str = ".progress";
+pub(crate) const PROGRESS_FILE: &str = ".progress";
 
 /// One region to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Region {
+pub(crate) struct Region {
     /// The source file it is in.
-    pub file: String,
+    pub(crate) file: String,
     /// The line of its `EXERCISE:` marker (1-based).
-    pub line: usize,
+    pub(crate) line: usize,
     /// What to write.
-    pub instruction: String,
+    pub(crate) instruction: String,
     /// Hints, in order.
-    pub hints: Vec<String>,
+    pub(crate) hints: Vec<String>,
     /// The solution's lines, markers left out.
-    pub solution: Vec<String>,
+    pub(crate) solution: Vec<String>,
 }
 
 /// A source turned into its skeleton, with its regions.
-pub fn skeleton(file: &str, source: &str) -> Result<(String, Vec<Region>)> {
+pub(crate) fn skeleton(file: &str, source: &str) -> Result<(String, Vec<Region>)> {
     let mut out = String::new();
     let mut regions = Vec::new();
     let mut open: Option<(Region, String, Vec<String>)> = None;
@@ -91,7 +91,7 @@ pub fn skeleton(file: &str, source: &str) -> Result<(String, Vec<Region>)> {
 }
 
 /// Every region of a chapter's sources.
-pub fn regions(chapter: &Chapter) -> Result<Vec<Region>> {
+pub(crate) fn regions(chapter: &Chapter) -> Result<Vec<Region>> {
     let mut all = Vec::new();
     for name in module_sources(&chapter.dir)? {
         let (_, regions) = skeleton(&name, &read_to_string(&chapter.dir.join(&name))?)?;
@@ -112,7 +112,7 @@ fn module_sources(dir: &Path) -> Result<Vec<String>> {
 
 /// Writes `chapter`'s skeleton into `dest`: every file of the chapter, the
 /// module sources with their regions removed.
-pub fn write_skeleton(chapter: &Chapter, dest: &Path) -> Result<()> {
+pub(crate) fn write_skeleton(chapter: &Chapter, dest: &Path) -> Result<()> {
     std::fs::create_dir_all(dest)?;
     for entry in std::fs::read_dir(&chapter.dir)? {
         let entry = entry?;
@@ -136,7 +136,7 @@ pub fn write_skeleton(chapter: &Chapter, dest: &Path) -> Result<()> {
 
 /// Where the learner's copy lives: `WORKBOOK_LEARN_DIR`, else `learn/` at
 /// the top of the repository (ignored by git).
-pub fn learner_root(project: &Project) -> PathBuf {
+pub(crate) fn learner_root(project: &Project) -> PathBuf {
     match std::env::var_os("WORKBOOK_LEARN_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => project.root.join("learn"),
@@ -146,7 +146,7 @@ pub fn learner_root(project: &Project) -> PathBuf {
 /// Renames the learner's chapter directories made before the chapters were
 /// renumbered (`learn/04-ipc` to `learn/06-ipc`), saying so; one whose new
 /// name is taken already is left where it is, with a note.
-pub fn migrate_renumbered(root: &Path) -> Result<()> {
+pub(crate) fn migrate_renumbered(root: &Path) -> Result<()> {
     for (old, new) in crate::chapter::RENUMBERED {
         let (from, to) = (root.join(old), root.join(new));
         if !from.is_dir() {
@@ -163,7 +163,7 @@ pub fn migrate_renumbered(root: &Path) -> Result<()> {
 }
 
 /// The chapters that have exercises, in order.
-pub fn exercise_chapters(project: &Project) -> Result<Vec<Chapter>> {
+pub(crate) fn exercise_chapters(project: &Project) -> Result<Vec<Chapter>> {
     let mut chapters = Vec::new();
     for chapter in crate::cli::workbook_chapters(project)? {
         if !regions(&chapter)?.is_empty() {
@@ -175,14 +175,14 @@ pub fn exercise_chapters(project: &Project) -> Result<Vec<Chapter>> {
 
 /// The learner's progress: the chapters done.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// Names of the chapters whose checks passed.
-    pub done: Vec<String>,
+    pub(crate) done: Vec<String>,
 }
 
 impl Progress {
     /// Reads the progress file in `root`, empty when there is none.
-    pub fn load(root: &Path) -> Progress {
+    pub(crate) fn load(root: &Path) -> Progress {
         let text = std::fs::read_to_string(root.join(PROGRESS_FILE)).unwrap_or_default();
         let mut progress = Progress { done: Vec::new() };
         for name in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
@@ -192,7 +192,7 @@ impl Progress {
     }
 
     /// Writes it back.
-    pub fn save(&self, root: &Path) -> Result<()> {
+    pub(crate) fn save(&self, root: &Path) -> Result<()> {
         let mut text = String::from("# Chapters whose checks passed, one a line (cargo xtask check/watch).\n");
         for name in &self.done {
             text.push_str(name);
@@ -202,14 +202,14 @@ impl Progress {
     }
 
     /// Records a chapter as done.
-    pub fn mark_done(&mut self, name: &str) {
+    pub(crate) fn mark_done(&mut self, name: &str) {
         if !self.done.iter().any(|d| d == name) {
             self.done.push(name.to_string());
         }
     }
 
     /// Whether a chapter is done.
-    pub fn is_done(&self, name: &str) -> bool {
+    pub(crate) fn is_done(&self, name: &str) -> bool {
         self.done.iter().any(|d| d == name)
     }
 }

@@ -12,14 +12,14 @@ use crate::detectors::{frame, Frame};
 
 /// One fault found in a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fault {
+pub(crate) struct Fault {
     /// What happened, in a learner's words.
-    pub cause: String,
+    pub(crate) cause: String,
     /// The index of the line that reported it.
-    pub line: usize,
+    pub(crate) line: usize,
     /// The lines that show it: a detector's report read down to what
     /// matters, else the lines around the fault.
-    pub excerpt: Vec<String>,
+    pub(crate) excerpt: Vec<String>,
 }
 
 /// Patterns in priority order: the first that matches names the fault.
@@ -49,7 +49,7 @@ fn patterns() -> &'static [(Regex, &'static str)] {
 /// Every fault in `lines`, in order, each with its cause. The function it
 /// happened in is added from the lines that follow (`RIP:` or the WARNING's
 /// own location).
-pub fn find(lines: &[String]) -> Vec<Fault> {
+pub(crate) fn find(lines: &[String]) -> Vec<Fault> {
     // The console has timestamps, the per-step dmesg not: read both alike.
     let stripped: Vec<String> = lines.iter().map(|l| crate::transcript::strip_timestamp(l).to_string()).collect();
     let lines = &stripped[..];
@@ -88,7 +88,7 @@ fn function_near(lines: &[String], at: usize) -> Option<String> {
 /// Where a stuck task is, from its `/proc/PID/stack` lines: the first frame
 /// in a module (`sym+0x4/0x10 [hello]`), else the first that is not the
 /// scheduler or the entry code.
-pub fn stuck_function(stack: &[String]) -> Option<String> {
+pub(crate) fn stuck_function(stack: &[String]) -> Option<String> {
     const GENERIC: &[&str] = &[
         "__schedule",
         "schedule",
@@ -114,7 +114,7 @@ pub fn stuck_function(stack: &[String]) -> Option<String> {
 }
 
 /// Lines around a fault, for a report: a little before, the trace after.
-pub fn excerpt(lines: &[String], at: usize) -> Vec<String> {
+pub(crate) fn excerpt(lines: &[String], at: usize) -> Vec<String> {
     let start = at.saturating_sub(3);
     let end = lines.len().min(at + 25);
     lines[start..end].to_vec()

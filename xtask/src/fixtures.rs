@@ -22,9 +22,9 @@ use crate::setup::Environment;
 use crate::Result;
 
 /// The fixtures file, relative to the repository.
-pub const FIXTURES_FILE: &str = "tests/grading/fixtures.toml";
+pub(crate) const FIXTURES_FILE: &str = "tests/grading/fixtures.toml";
 /// The hidden checks graded with the fixtures, relative to the repository.
-pub const HIDDEN_DIR: &str = "tests/grading/hidden";
+pub(crate) const HIDDEN_DIR: &str = "tests/grading/hidden";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,75 +35,75 @@ struct FixturesFile {
 /// One made-up student.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// The student's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Why the fixture exists, for the report.
-    pub about: String,
+    pub(crate) about: String,
     /// The chapter whose solution it starts from.
-    pub chapter: String,
+    pub(crate) chapter: String,
     /// The exact score grading must give.
-    pub score: u32,
+    pub(crate) score: u32,
     /// Packed as `NAME.tar.gz` instead of a folder.
     #[serde(default)]
-    pub archive: bool,
+    pub(crate) archive: bool,
     /// A folder the files sit in inside the submission (`NAME/01-hello/...`).
     #[serde(default)]
-    pub top: Option<String>,
+    pub(crate) top: Option<String>,
     /// Solution files left out.
     #[serde(default)]
-    pub omit: Vec<String>,
+    pub(crate) omit: Vec<String>,
     /// Edits of the solution files.
     #[serde(default)]
-    pub change: Vec<Change>,
+    pub(crate) change: Vec<Change>,
     /// Extra files, by path in the submission (archives may use `..`).
     #[serde(default)]
-    pub add: Vec<Added>,
+    pub(crate) add: Vec<Added>,
     /// Symbolic links, by path in the submission.
     #[serde(default)]
-    pub link: Vec<Link>,
+    pub(crate) link: Vec<Link>,
     /// Texts the reasons for refused files must contain.
     #[serde(default)]
-    pub rejected: Vec<String>,
+    pub(crate) rejected: Vec<String>,
     /// Text a lost point's reason or the build error must contain.
     #[serde(default)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// A find-and-replace in one solution file (`find` occurs exactly once).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Change {
+pub(crate) struct Change {
     /// The file, in the chapter.
-    pub file: String,
+    pub(crate) file: String,
     /// Text that occurs once.
-    pub find: String,
+    pub(crate) find: String,
     /// Its replacement.
-    pub replace: String,
+    pub(crate) replace: String,
 }
 
 /// An extra file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Added {
+pub(crate) struct Added {
     /// Its path in the submission.
-    pub path: String,
+    pub(crate) path: String,
     /// Its contents (`\u0000` makes a binary file).
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// A symbolic link.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Link {
+pub(crate) struct Link {
     /// Its path in the submission.
-    pub path: String,
+    pub(crate) path: String,
     /// Where it points.
-    pub target: String,
+    pub(crate) target: String,
 }
 
 /// The fixtures declared in `path`.
-pub fn load(path: &Path) -> Result<Vec<Fixture>> {
+pub(crate) fn load(path: &Path) -> Result<Vec<Fixture>> {
     let file: FixturesFile = toml::from_str(&read_to_string(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(file.submission)
 }
@@ -137,7 +137,7 @@ fn entries(fixture: &Fixture, chapters: &[Chapter]) -> Result<Vec<(String, Vec<u
 }
 
 /// Writes every fixture into `dir` (emptied first).
-pub fn materialize(fixtures: &[Fixture], chapters: &[Chapter], dir: &Path) -> Result<()> {
+pub(crate) fn materialize(fixtures: &[Fixture], chapters: &[Chapter], dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     for fixture in fixtures {
@@ -194,7 +194,7 @@ fn write_archive(path: &Path, entries: &[(String, Vec<u8>, bool)]) -> Result<()>
 }
 
 /// Whether `grade` is what `fixture` must get; on no, why.
-pub fn judge(fixture: &Fixture, grade: &SubmissionGrade) -> std::result::Result<(), String> {
+pub(crate) fn grade_as_expected(fixture: &Fixture, grade: &SubmissionGrade) -> std::result::Result<(), String> {
     let mut problems = Vec::new();
     if grade.score != fixture.score {
         problems.push(format!("scored {}/{}, expected {}", grade.score, grade.max, fixture.score));
@@ -224,7 +224,7 @@ pub fn judge(fixture: &Fixture, grade: &SubmissionGrade) -> std::result::Result<
 /// Grades the fixture class with two guests at a time and the hidden checks,
 /// printing a line per student; then grades it again, which must resume
 /// (nothing regraded) with the same results. Returns (name, passed) pairs.
-pub fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)>> {
+pub(crate) fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)>> {
     let root = &env.project.root;
     let fixtures = load(&root.join(FIXTURES_FILE))?;
     let chapter_names: BTreeSet<&str> = fixtures.iter().map(|f| f.chapter.as_str()).collect();
@@ -250,7 +250,7 @@ pub fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)
     for fixture in &fixtures {
         let name = format!("grading: `{}` ({})", fixture.name, fixture.about);
         let verdict = match grades.iter().find(|g| g.submission == fixture.name) {
-            Some(grade) => judge(fixture, grade),
+            Some(grade) => grade_as_expected(fixture, grade),
             None => Err("was not graded".to_string()),
         };
         match &verdict {
@@ -287,7 +287,7 @@ pub fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)
 /// student names: each must get exactly what it gets alone. A third run into
 /// an output directory in use must be refused, naming the run that has it;
 /// a run killed with SIGKILL must resume to the exact scores.
-pub fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)>> {
+pub(crate) fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)>> {
     let root = &env.project.root;
     let chapter = Chapter::find(&env.project, "01-hello")?;
     let chapters = std::slice::from_ref(&chapter);

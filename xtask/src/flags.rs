@@ -237,7 +237,7 @@ fn parse_shard(text: &str) -> std::result::Result<(usize, usize), String> {
 
 /// One parsed command, as the harness's tasks take it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print this help text.
     Help(String),
     /// Prepare the toolchain and kernel.
@@ -263,7 +263,7 @@ pub enum Command {
     /// Show a chapter's hints.
     Hint { chapter: String },
     /// Print the make command line for a chapter.
-    MakeCommand { chapter: String },
+    PrintMake { chapter: String },
     /// Reset a chapter's exercise.
     Reset { chapter: String },
     /// Show a chapter's solution.
@@ -276,45 +276,45 @@ pub enum Command {
 
 /// What `grade` was asked.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GradeFlags {
+pub(crate) struct GradeFlags {
     /// The directory of submissions.
-    pub submissions: PathBuf,
+    pub(crate) submissions: PathBuf,
     /// Chapters to grade; empty: every chapter of the workbook.
-    pub chapters: Vec<String>,
+    pub(crate) chapters: Vec<String>,
     /// Guests at once.
-    pub jobs: usize,
+    pub(crate) jobs: usize,
     /// Where the results go.
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// This shard, (K, N) with 1 <= K <= N.
-    pub shard: Option<(usize, usize)>,
+    pub(crate) shard: Option<(usize, usize)>,
     /// The instructor's hidden checks.
-    pub hidden: Option<PathBuf>,
+    pub(crate) hidden: Option<PathBuf>,
 }
 
 /// The default directory for grading results.
-pub const DEFAULT_GRADES_DIR: &str = "grades";
+pub(crate) const DEFAULT_GRADES_DIR: &str = "grades";
 
 /// The command and its options.
 #[derive(Debug, Clone)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// What to do.
-    pub command: Command,
+    pub(crate) command: Command,
     /// Toolchain and kernel options.
-    pub setup: SetupOptions,
+    pub(crate) setup: SetupOptions,
     /// `tcg`, `kvm` or `auto`.
-    pub accel: Option<String>,
+    pub(crate) accel: Option<String>,
     /// Show the whole console.
-    pub verbose: bool,
+    pub(crate) verbose: bool,
 }
 
 /// The help text, generated from the declaration.
-pub fn usage() -> String {
+pub(crate) fn usage() -> String {
     Cli::command().render_long_help().to_string()
 }
 
 /// Parses `args` (without the program name). A malformed command line is
 /// an error whose text is clap's message with the usage.
-pub fn parse(args: &[String]) -> Result<Flags> {
+pub(crate) fn parse(args: &[String]) -> Result<Flags> {
     let argv = std::iter::once("cargo xtask".to_string()).chain(args.iter().cloned());
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
@@ -338,7 +338,7 @@ pub fn parse(args: &[String]) -> Result<Flags> {
         Cmd::Lint { kernel } => (Command::Lint, Some(kernel), None),
         Cmd::Book { serve, no_install } => (Command::Book { serve }, Some(KernelArgs { no_install, ..KernelArgs::default() }), None),
         Cmd::Bench { runs, kernel, guest } => (Command::Bench { runs: runs as usize }, Some(kernel), Some(guest)),
-        Cmd::MakeCommand { chapter, kernel } => (Command::MakeCommand { chapter }, Some(kernel), None),
+        Cmd::MakeCommand { chapter, kernel } => (Command::PrintMake { chapter }, Some(kernel), None),
         Cmd::Grade { submissions, chapters, jobs, out, shard, hidden, kernel, guest } => {
             let grade = GradeFlags { submissions, chapters, jobs: jobs as usize, out, shard, hidden };
             (Command::Grade(grade), Some(kernel), Some(guest))
@@ -361,7 +361,8 @@ pub fn parse(args: &[String]) -> Result<Flags> {
 /// Every command the grammar has with the spellings of each of its
 /// options (`["--jobs", "-j"]`), for the README check; `exercises init` is
 /// one command.
-pub fn grammar() -> Vec<(String, Vec<Vec<String>>)> {
+#[cfg(test)]
+fn grammar() -> Vec<(String, Vec<Vec<String>>)> {
     fn walk(prefix: &str, cmd: &clap::Command, out: &mut Vec<(String, Vec<Vec<String>>)>) {
         for sub in cmd.get_subcommands() {
             let name = if prefix.is_empty() { sub.get_name().to_string() } else { format!("{prefix} {}", sub.get_name()) };

@@ -32,25 +32,25 @@ use crate::setup::Environment;
 use crate::Result;
 
 /// The largest source file a submission may contribute.
-pub const MAX_FILE_BYTES: u64 = 256 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 256 * 1024;
 
 /// What to grade and how.
 #[derive(Debug, Clone)]
-pub struct GradeOptions {
+pub(crate) struct GradeOptions {
     /// The directory of submissions.
-    pub submissions: PathBuf,
+    pub(crate) submissions: PathBuf,
     /// The chapters to grade.
-    pub chapters: Vec<Chapter>,
+    pub(crate) chapters: Vec<Chapter>,
     /// Where results go (`results/NAME.json`, `grades.json`, `junit.xml`).
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Guests at once.
-    pub jobs: usize,
+    pub(crate) jobs: usize,
     /// This shard of the class: (K, N), 1-based K.
-    pub shard: Option<(usize, usize)>,
+    pub(crate) shard: Option<(usize, usize)>,
     /// How QEMU runs the guests.
-    pub accel: Accel,
+    pub(crate) accel: Accel,
     /// The instructor's hidden checks: `DIR/NN-topic/checks.toml`.
-    pub hidden: Option<PathBuf>,
+    pub(crate) hidden: Option<PathBuf>,
 }
 
 impl GradeOptions {
@@ -70,60 +70,60 @@ impl GradeOptions {
 
 /// One check's result, with its points.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CheckGrade {
+pub(crate) struct CheckGrade {
     /// The step's name.
-    pub name: String,
+    pub(crate) name: String,
     /// What it is worth.
-    pub points: u32,
+    pub(crate) points: u32,
     /// What was earned: all or nothing.
-    pub earned: u32,
+    pub(crate) earned: u32,
     /// Why it failed.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// One chapter of a submission.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ChapterGrade {
+pub(crate) struct ChapterGrade {
     /// The chapter's name.
-    pub chapter: String,
+    pub(crate) chapter: String,
     /// Points earned.
-    pub score: u32,
+    pub(crate) score: u32,
     /// Points possible.
-    pub max: u32,
+    pub(crate) max: u32,
     /// The compiler's message when the module did not compile.
-    pub build_error: Option<String>,
+    pub(crate) build_error: Option<String>,
     /// Every step.
-    pub checks: Vec<CheckGrade>,
+    pub(crate) checks: Vec<CheckGrade>,
 }
 
 /// One submission's results.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SubmissionGrade {
+pub(crate) struct SubmissionGrade {
     /// The student (the folder or archive name).
-    pub submission: String,
+    pub(crate) submission: String,
     /// Points earned.
-    pub score: u32,
+    pub(crate) score: u32,
     /// Points possible.
-    pub max: u32,
+    pub(crate) max: u32,
     /// Files refused, with the reason.
-    pub rejected: Vec<String>,
+    pub(crate) rejected: Vec<String>,
     /// Files present but not graded (build files, checks, ...).
-    pub ignored: Vec<String>,
+    pub(crate) ignored: Vec<String>,
     /// Each chapter.
-    pub chapters: Vec<ChapterGrade>,
+    pub(crate) chapters: Vec<ChapterGrade>,
 }
 
 /// A submission on disk.
 #[derive(Debug, Clone)]
-pub struct Submission {
+pub(crate) struct Submission {
     /// The student's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its folder or archive.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 /// The submissions in `dir`, sorted by name.
-pub fn list(dir: &Path) -> Result<Vec<Submission>> {
+pub(crate) fn list(dir: &Path) -> Result<Vec<Submission>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| format!("cannot read the submissions in {}: {e}", dir.display()))? {
         let entry = entry?;
@@ -149,13 +149,13 @@ pub fn list(dir: &Path) -> Result<Vec<Submission>> {
 
 /// The files a submission contributes, by (chapter, file name).
 #[derive(Debug, Default)]
-pub struct Collected {
+pub(crate) struct Collected {
     /// Accepted sources.
-    pub files: BTreeMap<(String, String), Vec<u8>>,
+    pub(crate) files: BTreeMap<(String, String), Vec<u8>>,
     /// Refused files, with the reason.
-    pub rejected: Vec<String>,
+    pub(crate) rejected: Vec<String>,
     /// Files not graded.
-    pub ignored: Vec<String>,
+    pub(crate) ignored: Vec<String>,
 }
 
 impl Collected {
@@ -190,7 +190,7 @@ impl Collected {
 }
 
 /// The module sources each chapter takes from a submission (not `Kbuild`).
-pub fn wanted_sources(chapters: &[Chapter]) -> Result<BTreeMap<String, Vec<String>>> {
+pub(crate) fn wanted_sources(chapters: &[Chapter]) -> Result<BTreeMap<String, Vec<String>>> {
     let mut wanted = BTreeMap::new();
     for chapter in chapters {
         let mut names: Vec<String> = std::fs::read_dir(&chapter.dir)?
@@ -206,7 +206,7 @@ pub fn wanted_sources(chapters: &[Chapter]) -> Result<BTreeMap<String, Vec<Strin
 
 /// Reads a submission's admissible files, never following a link or
 /// leaving the submission.
-pub fn collect(submission: &Submission, wanted: &BTreeMap<String, Vec<String>>) -> Result<Collected> {
+pub(crate) fn collect(submission: &Submission, wanted: &BTreeMap<String, Vec<String>>) -> Result<Collected> {
     let mut collected = Collected::default();
     if submission.path.is_dir() {
         collect_dir(&submission.path, &submission.path, wanted, &mut collected, 0)?;
@@ -279,15 +279,15 @@ fn collect_dir(root: &Path, dir: &Path, wanted: &BTreeMap<String, Vec<String>>, 
 /// shared with another run, whatever the students are called; a directory
 /// whose lock nobody holds was left by a run that died and is removed by
 /// the next run.
-pub struct RunDir {
+pub(crate) struct RunDir {
     /// The directory.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     _lock: CacheLock,
 }
 
 impl RunDir {
     /// Cleans what dead runs left, then makes this run's directory.
-    pub fn create(env: &Environment) -> Result<RunDir> {
+    pub(crate) fn create(env: &Environment) -> Result<RunDir> {
         let root = env.project.cache_dir("grading")?;
         for entry in std::fs::read_dir(&root)?.filter_map(|e| e.ok()) {
             let path = entry.path();
@@ -317,7 +317,7 @@ impl Drop for RunDir {
 }
 
 /// Grades one submission in its own guest, working in `run_dir`.
-pub fn grade_one(env: &Environment, options: &GradeOptions, run_dir: &Path, submission: &Submission) -> Result<SubmissionGrade> {
+pub(crate) fn grade_one(env: &Environment, options: &GradeOptions, run_dir: &Path, submission: &Submission) -> Result<SubmissionGrade> {
     let wanted = wanted_sources(&options.chapters)?;
     let collected = collect(submission, &wanted)?;
     let work = run_dir.join(&submission.name);
@@ -438,14 +438,14 @@ fn grade_chapter(result: &runner::ChapterResult) -> ChapterGrade {
 }
 
 /// The submissions of shard K of N (1-based): every Nth, from the Kth.
-pub fn shard<T>(all: Vec<T>, shard: Option<(usize, usize)>) -> Vec<T> {
+pub(crate) fn shard<T>(all: Vec<T>, shard: Option<(usize, usize)>) -> Vec<T> {
     all.into_iter().enumerate().filter(|(i, _)| shard.is_none_or(|(k, n)| i % n == k - 1)).map(|(_, s)| s).collect()
 }
 
 /// Grades the class (or this shard of it): results are written as each
 /// submission finishes, and submissions with a result already are not
 /// graded again (an interrupted run resumes).
-pub fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<SubmissionGrade>> {
+pub(crate) fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<SubmissionGrade>> {
     let mine = shard(list(&options.submissions)?, options.shard);
     let results_dir = options.out.join("results");
     std::fs::create_dir_all(&results_dir)?;
@@ -495,7 +495,7 @@ pub fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<Submission
 }
 
 /// Reads every result under each `dir/results/`, for reports and merges.
-pub fn load_results(dirs: &[PathBuf]) -> Result<Vec<SubmissionGrade>> {
+pub(crate) fn load_results(dirs: &[PathBuf]) -> Result<Vec<SubmissionGrade>> {
     let mut grades: BTreeMap<String, SubmissionGrade> = BTreeMap::new();
     for dir in dirs {
         let results = dir.join("results");
@@ -512,7 +512,7 @@ pub fn load_results(dirs: &[PathBuf]) -> Result<Vec<SubmissionGrade>> {
 }
 
 /// Writes `grades.json` and `junit.xml` into `out`.
-pub fn write_reports(out: &Path, grades: &[SubmissionGrade]) -> Result<()> {
+pub(crate) fn write_reports(out: &Path, grades: &[SubmissionGrade]) -> Result<()> {
     std::fs::create_dir_all(out)?;
     write_atomic(&out.join("grades.json"), serde_json::to_string_pretty(&serde_json::json!({ "submissions": grades }))?.as_bytes())?;
     write_atomic(&out.join("junit.xml"), junit(grades).as_bytes())
@@ -541,7 +541,7 @@ fn xml_escape(text: &str) -> String {
 }
 
 /// JUnit XML: a test suite per submission, a test case per check.
-pub fn junit(grades: &[SubmissionGrade]) -> String {
+pub(crate) fn junit(grades: &[SubmissionGrade]) -> String {
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     for grade in grades {
         let tests: usize = grade.chapters.iter().map(|c| c.checks.len()).sum();
@@ -569,7 +569,7 @@ pub fn junit(grades: &[SubmissionGrade]) -> String {
 }
 
 /// The summary table for the terminal.
-pub fn table(grades: &[SubmissionGrade]) -> String {
+pub(crate) fn table(grades: &[SubmissionGrade]) -> String {
     let chapters: Vec<String> = grades.first().map(|g| g.chapters.iter().map(|c| c.chapter.clone()).collect()).unwrap_or_default();
     let mut out = format!("{:<24}", "submission");
     for chapter in &chapters {
@@ -600,7 +600,7 @@ pub fn table(grades: &[SubmissionGrade]) -> String {
 
 /// The most guests `jobs` may start: each takes its guest memory, QEMU's own
 /// and a module build's; a class must not push the machine into swap.
-pub fn bounded_jobs(jobs: usize) -> usize {
+pub(crate) fn bounded_jobs(jobs: usize) -> usize {
     let available_mb = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemAvailable:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()))
@@ -615,7 +615,7 @@ pub fn bounded_jobs(jobs: usize) -> usize {
 
 /// Memory one grading job may use at its peak: the guest's RAM, QEMU's own
 /// and rustc building the module.
-pub const PER_JOB_MB: u64 = 1024;
+pub(crate) const PER_JOB_MB: u64 = 1024;
 
 /// What a set of results was graded against; a resumed run must match.
 fn grading_key(chapters: &[Chapter], hidden: Option<&Path>) -> Result<String> {
@@ -633,10 +633,10 @@ fn grading_key(chapters: &[Chapter], hidden: Option<&Path>) -> Result<String> {
 }
 
 /// The lock file of an output directory, holding its owner's pid and start.
-pub const OUT_LOCK_FILE: &str = ".grading.lock";
+pub(crate) const OUT_LOCK_FILE: &str = ".grading.lock";
 
 /// `cargo xtask grade`: grades the class, prints the table, writes reports.
-pub fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
+pub(crate) fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
     let project = Project::discover()?;
     if !grade.submissions.is_dir() {
         return Err(format!(
@@ -706,7 +706,7 @@ pub fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
 }
 
 /// `cargo xtask grade-merge`: one report from the shards' results.
-pub fn merge_command(dirs: &[PathBuf], out: &Path) -> Result<bool> {
+pub(crate) fn merge_command(dirs: &[PathBuf], out: &Path) -> Result<bool> {
     let grades = load_results(dirs)?;
     let results = out.join("results");
     std::fs::create_dir_all(&results)?;

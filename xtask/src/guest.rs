@@ -21,30 +21,30 @@ use crate::transcript::{Marker, MARKER_PREFIX};
 use crate::Result;
 
 /// How long the guest may take to reach `/init`'s first marker.
-pub const BOOT_DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const BOOT_DEADLINE: Duration = Duration::from_secs(60);
 /// Extra time the host allows a step beyond the guest's own time limit.
-pub const HOST_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const HOST_GRACE: Duration = Duration::from_secs(10);
 /// More console output than this is a flood: the run is stopped.
-pub const CONSOLE_LIMIT_BYTES: u64 = 16 << 20;
+pub(crate) const CONSOLE_LIMIT_BYTES: u64 = 16 << 20;
 /// The kernel command line. `panic=-1` with `-no-reboot` makes a panic end
 /// QEMU at once; a soft lockup (a spinning module) panics after 8 s with the
 /// spinning function named.
-pub const KERNEL_CMDLINE: &str = "console=ttyS0 quiet panic=-1 softlockup_panic=1 watchdog_thresh=4";
+pub(crate) const KERNEL_CMDLINE: &str = "console=ttyS0 quiet panic=-1 softlockup_panic=1 watchdog_thresh=4";
 
 /// A file to put into the guest.
 #[derive(Debug, Clone)]
-pub struct GuestFile {
+pub(crate) struct GuestFile {
     /// Absolute path in the guest.
-    pub guest_path: String,
+    pub(crate) guest_path: String,
     /// Contents.
-    pub data: Vec<u8>,
+    pub(crate) data: Vec<u8>,
     /// Permission bits.
-    pub mode: u32,
+    pub(crate) mode: u32,
 }
 
 /// How QEMU executes the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accel {
+pub(crate) enum Accel {
     /// Software emulation: slow but works everywhere.
     Tcg,
     /// Hardware virtualisation through /dev/kvm.
@@ -52,7 +52,7 @@ pub enum Accel {
 }
 
 /// Builds the guest's initramfs with `steps` as `/workbook/steps.sh`.
-pub fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &[GuestFile]) -> Result<Vec<u8>> {
+pub(crate) fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &[GuestFile]) -> Result<Vec<u8>> {
     let init = read_to_string(&project.qemu_images_dir().join("init"))?;
     let busybox = std::fs::read(&tc.busybox)?;
     let mut cpio = Cpio::new();
@@ -83,22 +83,22 @@ fn busybox_applets(tc: &Toolchain) -> Result<Vec<String>> {
 
 /// What a boot produced.
 #[derive(Debug, Clone)]
-pub struct Boot {
+pub(crate) struct Boot {
     /// Everything the kernel printed on the console (ttyS0).
-    pub console: String,
+    pub(crate) console: String,
     /// Everything `/init` printed (ttyS1): markers, output, dmesg slices.
-    pub transcript: String,
+    pub(crate) transcript: String,
     /// How the boot ended.
-    pub ending: Ending,
+    pub(crate) ending: Ending,
     /// Wall time from QEMU's start to its end.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// QEMU's peak resident memory in KiB (its high-water mark as last seen).
-    pub peak_rss_kb: u64,
+    pub(crate) peak_rss_kb: u64,
 }
 
 /// How a boot ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// Every step ran and the guest powered off.
     Completed,
     /// QEMU exited before the last step: the kernel panicked or the guest
@@ -114,19 +114,19 @@ pub enum Ending {
 
 /// One QEMU invocation.
 #[derive(Debug, Clone)]
-pub struct BootConfig {
+pub(crate) struct BootConfig {
     /// The emulator.
-    pub qemu: PathBuf,
+    pub(crate) qemu: PathBuf,
     /// The kernel image.
-    pub bzimage: PathBuf,
+    pub(crate) bzimage: PathBuf,
     /// Where the run's files (initramfs, logs) go.
-    pub work_dir: PathBuf,
+    pub(crate) work_dir: PathBuf,
     /// How QEMU runs the guest.
-    pub accel: Accel,
+    pub(crate) accel: Accel,
     /// Guest memory.
-    pub memory_mb: u32,
+    pub(crate) memory_mb: u32,
     /// What the kernel's flavour adds to [`KERNEL_CMDLINE`].
-    pub cmdline_extra: &'static str,
+    pub(crate) cmdline_extra: &'static str,
 }
 
 /// Kills QEMU when dropped, on every path out of [`boot`].
@@ -140,7 +140,7 @@ impl Drop for Qemu {
 }
 
 /// Boots the guest with `initramfs`; `step_limits[n]` bounds step `n`.
-pub fn boot(config: &BootConfig, initramfs: &[u8], step_limits: &[Duration]) -> Result<Boot> {
+pub(crate) fn boot(config: &BootConfig, initramfs: &[u8], step_limits: &[Duration]) -> Result<Boot> {
     std::fs::create_dir_all(&config.work_dir)?;
     let initrd = config.work_dir.join("initramfs.cpio");
     let console_path = config.work_dir.join("console.log");
@@ -257,7 +257,7 @@ fn high_water_mark_kb(status: &str) -> Option<u64> {
 
 /// The marker prefix must never appear in a step's command line, or the
 /// echo of a command could be taken for a marker.
-pub fn check_no_marker(text: &str) -> Result<()> {
+pub(crate) fn check_no_marker(text: &str) -> Result<()> {
     if text.contains(MARKER_PREFIX) {
         return Err(format!("`{MARKER_PREFIX}` is reserved for the harness's guest protocol").into());
     }

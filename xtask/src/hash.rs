@@ -6,7 +6,7 @@
 /// FNV-1a, 64 bits, fed with length-prefixed parts so `("ab", "c")` and
 /// `("a", "bc")` differ.
 #[derive(Debug, Clone)]
-pub struct CacheKey(u64);
+pub(crate) struct CacheKey(u64);
 
 impl Default for CacheKey {
     fn default() -> Self {
@@ -17,7 +17,7 @@ impl Default for CacheKey {
 impl CacheKey {
     /// Adds one named part to the key. (A builder step, not arithmetic.)
     #[allow(clippy::should_implement_trait)]
-    pub fn add(mut self, part: impl AsRef<[u8]>) -> Self {
+    pub(crate) fn add(mut self, part: impl AsRef<[u8]>) -> Self {
         let part = part.as_ref();
         for byte in (part.len() as u64).to_le_bytes().iter().chain(part) {
             self.0 ^= u64::from(*byte);
@@ -27,7 +27,7 @@ impl CacheKey {
     }
 
     /// The key as 16 hex digits, for directory names.
-    pub fn hex(&self) -> String {
+    pub(crate) fn hex(&self) -> String {
         format!("{:016x}", self.0)
     }
 }

@@ -13,7 +13,7 @@ const S_IFCHR: u32 = 0o020000;
 
 /// An archive being assembled in memory.
 #[derive(Default)]
-pub struct Cpio {
+pub(crate) struct Cpio {
     bytes: Vec<u8>,
     next_inode: u32,
     dirs: BTreeSet<String>,
@@ -21,12 +21,12 @@ pub struct Cpio {
 
 impl Cpio {
     /// An empty archive.
-    pub fn new() -> Cpio {
+    pub(crate) fn new() -> Cpio {
         Cpio::default()
     }
 
     /// Adds a directory and any missing parents.
-    pub fn dir(&mut self, path: &str) -> &mut Self {
+    pub(crate) fn dir(&mut self, path: &str) -> &mut Self {
         let path = path.trim_matches('/');
         let mut prefix = String::new();
         for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -43,21 +43,21 @@ impl Cpio {
     }
 
     /// Adds a regular file (and its parent directories).
-    pub fn file(&mut self, path: &str, mode: u32, data: &[u8]) -> &mut Self {
+    pub(crate) fn file(&mut self, path: &str, mode: u32, data: &[u8]) -> &mut Self {
         self.parent(path);
         self.entry(path.trim_start_matches('/'), S_IFREG | mode, 0, data);
         self
     }
 
     /// Adds a symbolic link.
-    pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
+    pub(crate) fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
         self.parent(path);
         self.entry(path.trim_start_matches('/'), S_IFLNK | 0o777, 0, target.as_bytes());
         self
     }
 
     /// Adds a character device node.
-    pub fn char_device(&mut self, path: &str, major: u32, minor: u32) -> &mut Self {
+    pub(crate) fn char_device(&mut self, path: &str, major: u32, minor: u32) -> &mut Self {
         self.parent(path);
         self.entry(path.trim_start_matches('/'), S_IFCHR | 0o600, (major << 8) | minor, &[]);
         self
@@ -104,7 +104,7 @@ impl Cpio {
     }
 
     /// Closes the archive and returns its bytes.
-    pub fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         self.entry("TRAILER!!!", 0, 0, &[]);
         self.bytes
     }

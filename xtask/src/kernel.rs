@@ -20,22 +20,22 @@ use crate::toolchain::Toolchain;
 use crate::Result;
 
 /// Debian's package with the kernel source the workbook targets.
-pub const DEBIAN_SOURCE_PACKAGE: &str = "linux-source-7.3";
+pub(crate) const DEBIAN_SOURCE_PACKAGE: &str = "linux-source-7.3";
 /// The suite that has it; the machine's own suites (bookworm) do not.
-pub const DEBIAN_SOURCE_SUITE: &str = "trixie-backports";
+pub(crate) const DEBIAN_SOURCE_SUITE: &str = "trixie-backports";
 /// Bump when the build recipe changes in a way the key does not see.
 const RECIPE_VERSION: &str = "1";
 /// Kernel builds kept in the cache per flavour: the one in use and the one
 /// before it (switching between two kernel trees does not rebuild).
 const BUILDS_KEPT: usize = 2;
 /// The file in a build tree that records how long its build took.
-pub const BUILD_SECONDS_FILE: &str = ".workbook-build-seconds";
+pub(crate) const BUILD_SECONDS_FILE: &str = ".workbook-build-seconds";
 /// The file in a build tree that names its flavour.
 const FLAVOUR_FILE: &str = ".workbook-flavour";
 
 /// Which guest kernel: the same fragment, with or without the detectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Flavour {
+pub(crate) enum Flavour {
     /// `qemu-images/kernel.config`: fast to build and boot, for the
     /// learner's edit-to-verdict loop.
     #[default]
@@ -47,7 +47,7 @@ pub enum Flavour {
 
 impl Flavour {
     /// Parses `fast` or `debug`.
-    pub fn parse(text: &str) -> Result<Flavour> {
+    pub(crate) fn parse(text: &str) -> Result<Flavour> {
         match text {
             "fast" => Ok(Flavour::Fast),
             "debug" => Ok(Flavour::Debug),
@@ -56,7 +56,7 @@ impl Flavour {
     }
 
     /// Its name on the command line and in the cache.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Flavour::Fast => "fast",
             Flavour::Debug => "debug",
@@ -64,7 +64,7 @@ impl Flavour {
     }
 
     /// The overlay merged after the base fragment, if any.
-    pub fn overlay(self) -> Option<&'static str> {
+    pub(crate) fn overlay(self) -> Option<&'static str> {
         match self {
             Flavour::Fast => None,
             Flavour::Debug => Some("kernel-debug.config"),
@@ -73,7 +73,7 @@ impl Flavour {
 
     /// How much longer than on the fast kernel a step may take: KASAN's
     /// checks and lockdep's bookkeeping slow everything under emulation.
-    pub fn time_scale(self) -> u64 {
+    pub(crate) fn time_scale(self) -> u64 {
         match self {
             Flavour::Fast => 1,
             Flavour::Debug => 3,
@@ -82,7 +82,7 @@ impl Flavour {
 
     /// What the kernel command line adds: every KASAN report, not only the
     /// first (a run checks many chapters in one boot).
-    pub fn cmdline(self) -> &'static str {
+    pub(crate) fn cmdline(self) -> &'static str {
         match self {
             Flavour::Fast => "",
             Flavour::Debug => " kasan_multi_shot",
@@ -94,33 +94,33 @@ const DEFAULT_OBJECT_ESTIMATE: u64 = 1300;
 
 /// A kernel source tree and what identifies it in cache keys.
 #[derive(Debug, Clone)]
-pub struct KernelSource {
+pub(crate) struct KernelSource {
     /// The top of the tree (has the kernel's `Makefile`).
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// What the tree is, e.g. `debian linux-source-7.3 7.3.4-1~bpo13+1`.
-    pub identity: String,
+    pub(crate) identity: String,
 }
 
 /// A configured and built kernel in the cache.
 #[derive(Debug, Clone)]
-pub struct KernelBuild {
+pub(crate) struct KernelBuild {
     /// The build tree (`O=`), also `KDIR` for out-of-tree modules.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The bootable image.
-    pub bzimage: PathBuf,
+    pub(crate) bzimage: PathBuf,
     /// `include/config/kernel.release`, e.g. `7.3.4`.
-    pub release: String,
+    pub(crate) release: String,
     /// The cache key the build is stored under.
-    pub key: String,
+    pub(crate) key: String,
     /// The source tree it was built from.
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     /// Which flavour it is.
-    pub flavour: Flavour,
+    pub(crate) flavour: Flavour,
 }
 
 /// Finds the kernel source: `explicit` (a flag), else `WORKBOOK_KERNEL_SRC`,
 /// else Debian's package fetched into the cache.
-pub fn ensure_source(sh: &Shell, project: &Project, explicit: Option<&Path>) -> Result<KernelSource> {
+pub(crate) fn ensure_source(sh: &Shell, project: &Project, explicit: Option<&Path>) -> Result<KernelSource> {
     let chosen =
         explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("WORKBOOK_KERNEL_SRC").filter(|p| !p.is_empty()).map(PathBuf::from));
     match chosen {
@@ -288,7 +288,7 @@ fn is_main_archive_suite(suite: &str) -> bool {
 }
 
 /// The URI of the first deb822 stanza of the main archive.
-pub fn archive_uri_deb822(text: &str) -> Option<String> {
+pub(crate) fn archive_uri_deb822(text: &str) -> Option<String> {
     text.split("\n\n").find_map(|stanza| {
         let field = |name: &str| {
             stanza.lines().find_map(|line| {
@@ -305,7 +305,7 @@ pub fn archive_uri_deb822(text: &str) -> Option<String> {
 }
 
 /// The URI of the first `deb URI suite ...` line of the main archive.
-pub fn archive_uri_one_line(text: &str) -> Option<String> {
+pub(crate) fn archive_uri_one_line(text: &str) -> Option<String> {
     text.lines().find_map(|line| {
         let mut words = line.split_whitespace().filter(|w| !w.starts_with('['));
         if words.next()? != "deb" {
@@ -324,7 +324,7 @@ pub fn archive_uri_one_line(text: &str) -> Option<String> {
 
 /// Configures and builds the kernel unless a complete build with the same
 /// key is in the cache.
-pub fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSource, flavour: Flavour, force: bool) -> Result<KernelBuild> {
+pub(crate) fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSource, flavour: Flavour, force: bool) -> Result<KernelBuild> {
     let mut fragment = read_to_string(&project.qemu_images_dir().join("kernel.config"))?;
     let mut key = CacheKey::default()
         .add(RECIPE_VERSION)
@@ -366,7 +366,7 @@ pub fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSource, fl
 
 /// Removes all but the `keep` most recently used kernel builds of each
 /// flavour (a build without a flavour file is a fast one).
-pub fn prune_builds(root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+pub(crate) fn prune_builds(root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
     let builds: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(root)?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -504,7 +504,7 @@ fn make_with_progress(mut make: Command, log: &Path, estimate: u64) -> Result<u6
 }
 
 /// The fragment's settings that the final `.config` does not have.
-pub fn options_lost(fragment: &str, config: &str) -> Vec<String> {
+pub(crate) fn options_lost(fragment: &str, config: &str) -> Vec<String> {
     let parse = |text: &str| -> BTreeMap<String, String> {
         text.lines()
             .filter_map(|line| {
@@ -526,7 +526,7 @@ pub fn options_lost(fragment: &str, config: &str) -> Vec<String> {
 }
 
 /// The last `n` lines of `text`.
-pub fn tail(text: &str, n: usize) -> String {
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -22,7 +22,7 @@ use crate::Result;
 /// `cargo xtask exercises init`: the learner's copy, one directory per
 /// chapter, each ready for an editor (a `rust-project.json` for
 /// rust-analyzer). Existing work is kept unless `force`.
-pub fn init(flags: &Flags, force: bool) -> Result<bool> {
+pub(crate) fn init(flags: &Flags, force: bool) -> Result<bool> {
     let project = Project::discover()?;
     let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let root = exercise::learner_root(&project);
@@ -80,7 +80,7 @@ fn learner_chapter(project: &Project, name: &str) -> Result<(Chapter, PathBuf)> 
 
 /// `cargo xtask check CHAPTER`: the learner's module against the workbook's
 /// own checks (never the copy's, which the learner may have edited).
-pub fn check(flags: &Flags, name: &str) -> Result<bool> {
+pub(crate) fn check(flags: &Flags, name: &str) -> Result<bool> {
     let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     check_one(&env, flags, name)
 }
@@ -105,7 +105,7 @@ fn check_one(env: &Environment, flags: &Flags, name: &str) -> Result<bool> {
 }
 
 /// `cargo xtask hint CHAPTER`.
-pub fn hint(name: &str) -> Result<bool> {
+pub(crate) fn hint(name: &str) -> Result<bool> {
     let project = Project::discover()?;
     let chapter = Chapter::find(&project, name)?;
     for region in exercise::regions(&chapter)? {
@@ -118,7 +118,7 @@ pub fn hint(name: &str) -> Result<bool> {
 }
 
 /// `cargo xtask reset CHAPTER`: the chapter's skeleton again.
-pub fn reset(name: &str) -> Result<bool> {
+pub(crate) fn reset(name: &str) -> Result<bool> {
     let project = Project::discover()?;
     let (chapter, dir) = learner_chapter(&project, name)?;
     exercise::write_skeleton(&chapter, &dir)?;
@@ -128,7 +128,7 @@ pub fn reset(name: &str) -> Result<bool> {
 
 /// `cargo xtask solution CHAPTER [--force]`: the reference solution, once
 /// the chapter passed (or when asked with `--force`).
-pub fn solution(name: &str, force: bool) -> Result<bool> {
+pub(crate) fn solution(name: &str, force: bool) -> Result<bool> {
     let project = Project::discover()?;
     let chapter = Chapter::find(&project, name)?;
     let progress = Progress::load(&exercise::learner_root(&project));
@@ -170,7 +170,7 @@ fn snapshot(dir: &Path) -> Vec<(String, SystemTime, u64)> {
 
 /// `cargo xtask watch`: checks the first unfinished exercise, then again on
 /// every save; moves on when it passes. Ctrl-C ends it.
-pub fn watch(flags: &Flags) -> Result<bool> {
+pub(crate) fn watch(flags: &Flags) -> Result<bool> {
     let project = Project::discover()?;
     let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let root = exercise::learner_root(&project);

@@ -16,13 +16,13 @@ use crate::Result;
 
 /// Debian's clippy and rustfmt for the pinned rustc (installed when linting
 /// is first asked for, not for a learner's first verdict).
-pub const LINT_PACKAGES: &[&str] = &["rust-web-clippy", "rustfmt-web"];
+pub(crate) const LINT_PACKAGES: &[&str] = &["rust-web-clippy", "rustfmt-web"];
 /// Where those packages put their tools.
 const CLIPPY_DRIVER: &str = "/usr/bin/clippy-driver";
 const RUSTFMT: &str = "/usr/bin/rustfmt";
 
 /// One lint's outcome: its name and, when it failed, what it printed.
-pub type Outcome = (String, Result<(), String>);
+pub(crate) type Outcome = (String, Result<(), String>);
 
 /// The Rust sources under `dir`, recursively, sorted.
 fn rust_sources(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -40,7 +40,7 @@ fn rust_sources(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// `rustfmt --check` with the kernel's configuration over `dirs`.
-pub fn kernel_rustfmt(env: &Environment, dirs: &[PathBuf]) -> Result<Result<(), String>> {
+pub(crate) fn kernel_rustfmt(env: &Environment, dirs: &[PathBuf]) -> Result<Result<(), String>> {
     let sh = Shell::new()?;
     let config = env.kernel.source.join(".rustfmt.toml");
     let mut files = Vec::new();
@@ -60,7 +60,7 @@ pub fn kernel_rustfmt(env: &Environment, dirs: &[PathBuf]) -> Result<Result<(), 
 }
 
 /// Builds `chapter` from scratch with `CLIPPY=1`; any warning fails.
-pub fn kernel_clippy(env: &Environment, chapter: &Chapter) -> Result<Result<(), String>> {
+pub(crate) fn kernel_clippy(env: &Environment, chapter: &Chapter) -> Result<Result<(), String>> {
     let dir = env.project.cache_dir("clippy")?.join(&chapter.name);
     let _ = std::fs::remove_dir_all(&dir);
     crate::module_build::sync_sources(&chapter.dir, &dir)?;
@@ -77,7 +77,7 @@ pub fn kernel_clippy(env: &Environment, chapter: &Chapter) -> Result<Result<(), 
 
 /// Every lint: the chapters' and planted modules' format, each chapter's
 /// clippy build, and the workspace's fmt and clippy.
-pub fn all(env: &Environment, chapters: &[Chapter], install: Install) -> Result<Vec<Outcome>> {
+pub(crate) fn all(env: &Environment, chapters: &[Chapter], install: Install) -> Result<Vec<Outcome>> {
     let sh = Shell::new()?;
     toolchain::ensure_debian_packages(&sh, LINT_PACKAGES, install)?;
     let mut outcomes = Vec::new();
@@ -103,7 +103,7 @@ pub fn all(env: &Environment, chapters: &[Chapter], install: Install) -> Result<
 
 /// The lints can fail: a chapter with a SAFETY comment removed must fail the
 /// kernel's clippy, and a misformatted one the kernel's rustfmt.
-pub fn negative(env: &Environment, chapters: &[Chapter]) -> Result<Vec<Outcome>> {
+pub(crate) fn negative(env: &Environment, chapters: &[Chapter]) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
     let Some(chapter) = chapters.iter().find(|c| c.name.ends_with("procfs")) else {
         return Ok(outcomes);

@@ -13,7 +13,7 @@ use crate::Result;
 
 /// An exclusive lock, released when dropped or when the process dies.
 #[derive(Debug)]
-pub struct CacheLock {
+pub(crate) struct CacheLock {
     file: std::fs::File,
 }
 
@@ -38,7 +38,7 @@ fn try_flock(file: &std::fs::File) -> bool {
 
 impl CacheLock {
     /// Takes the lock, waiting (and saying so) while another process has it.
-    pub fn acquire(path: &Path, what: &str) -> Result<CacheLock> {
+    pub(crate) fn acquire(path: &Path, what: &str) -> Result<CacheLock> {
         let file = open(path)?;
         if !try_flock(&file) {
             eprintln!("waiting for another harness process to finish {what} ({})", path.display());
@@ -51,14 +51,14 @@ impl CacheLock {
     }
 
     /// Takes the lock if no other process has it.
-    pub fn try_acquire(path: &Path) -> Result<Option<CacheLock>> {
+    pub(crate) fn try_acquire(path: &Path) -> Result<Option<CacheLock>> {
         let file = open(path)?;
         Ok(try_flock(&file).then_some(CacheLock { file }))
     }
 
     /// Writes who holds the lock into the lock file, for a refused process
     /// to name.
-    pub fn write_owner(&self, text: &str) -> Result<()> {
+    pub(crate) fn write_owner(&self, text: &str) -> Result<()> {
         use std::io::{Seek, Write};
         let mut file = &self.file;
         file.set_len(0)?;
@@ -70,7 +70,7 @@ impl CacheLock {
 
 /// Whether another process holds the lock at `path` now (a missing file is
 /// not held).
-pub fn is_held(path: &Path) -> bool {
+pub(crate) fn is_held(path: &Path) -> bool {
     match std::fs::File::open(path) {
         // Taking it succeeds only if nobody holds it; it is dropped at once.
         Ok(file) => !try_flock(&file),
@@ -79,13 +79,13 @@ pub fn is_held(path: &Path) -> bool {
 }
 
 /// This process, for owner files: `pid 1234, started 2026-11-24 10:00:00 UTC`.
-pub fn owner_text() -> String {
+pub(crate) fn owner_text() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
     format!("pid {}, started {}", std::process::id(), format_utc(now))
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn format_utc(secs: u64) -> String {
+pub(crate) fn format_utc(secs: u64) -> String {
     let (days, rest) = (secs / 86_400, secs % 86_400);
     // Civil from days (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;

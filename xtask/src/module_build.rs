@@ -21,27 +21,27 @@ const ERROR_LINES: usize = 80;
 
 /// The result of a successful build.
 #[derive(Debug, Clone)]
-pub struct Built {
+pub(crate) struct Built {
     /// Each module's name and its `.ko`, read while the build directory was
     /// locked (another process may rebuild it the moment the lock is released).
-    pub modules: Vec<(String, Vec<u8>)>,
+    pub(crate) modules: Vec<(String, Vec<u8>)>,
     /// Compiler warnings, if any.
-    pub warnings: String,
+    pub(crate) warnings: String,
     /// How long the build took.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 /// The file in a build directory while make runs in it.
 const BUILDING_MARKER: &str = ".workbook-building";
 
 /// Whether a file is part of a module's source (copied into the build).
-pub fn is_module_source(name: &str) -> bool {
+pub(crate) fn is_module_source(name: &str) -> bool {
     name == "Kbuild" || [".rs", ".c", ".h"].iter().any(|ext| name.ends_with(ext))
 }
 
 /// How a module build runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isolation {
+pub(crate) enum Isolation {
     /// As the harness's own user: the workbook's chapters, a learner's code.
     Trusted,
     /// Untrusted code (a student's submission): in a bubblewrap sandbox as
@@ -52,7 +52,7 @@ pub enum Isolation {
 }
 
 /// The bubblewrap arguments that put a module build in its sandbox.
-pub fn sandbox_args(env: &Environment, build_dir: &Path) -> Vec<String> {
+pub(crate) fn sandbox_args(env: &Environment, build_dir: &Path) -> Vec<String> {
     // The kernel trees, and a toolchain that does not live in /usr (a
     // WORKBOOK_RUSTC of one's own: its whole installation, for its sysroot).
     let toolchain = &env.toolchain;
@@ -90,21 +90,15 @@ fn sandbox_args_for(read_only: &[PathBuf], build_dir: &Path, llvm_bin: &Path) ->
     args
 }
 
-/// Builds `chapter`'s modules. The outer `Result` is the harness failing;
-/// the inner `Err` is the module not compiling, with the compiler's words.
-pub fn build(env: &Environment, chapter: &Chapter) -> Result<Result<Built, String>> {
-    build_isolated(env, chapter, Isolation::Trusted)
-}
-
 /// Where `chapter` is built: a directory in the cache per chapter directory
 /// and kernel, kept between runs so make rebuilds only what changed.
-pub fn build_dir(env: &Environment, chapter: &Chapter) -> Result<PathBuf> {
+pub(crate) fn build_dir(env: &Environment, chapter: &Chapter) -> Result<PathBuf> {
     let key = CacheKey::default().add(chapter.dir.to_string_lossy().as_bytes()).add(&env.kernel.key).hex();
     Ok(env.project.cache_dir("modules")?.join(format!("{}-{key}", chapter.name)))
 }
 
 /// [`build`], isolated as asked.
-pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation) -> Result<Result<Built, String>> {
+pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation) -> Result<Result<Built, String>> {
     // Untrusted code is built beside its copy (a grading run's own scratch
     // directory), so the build goes when the run does, however it ends.
     let build_dir = match isolation {
@@ -174,7 +168,7 @@ pub fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation
 /// `make modules` of the module in `dir` against the guest kernel, on the
 /// host, with `extra` make arguments (e.g. `CLIPPY=1`); the caller reads the
 /// outcome.
-pub fn make_modules(env: &Environment, dir: &Path, extra: &[String]) -> Result<std::process::Output> {
+pub(crate) fn make_modules(env: &Environment, dir: &Path, extra: &[String]) -> Result<std::process::Output> {
     let sh = Shell::new()?;
     env.toolchain.configure_shell(&sh);
     let kdir = &env.kernel.dir;
@@ -185,7 +179,7 @@ pub fn make_modules(env: &Environment, dir: &Path, extra: &[String]) -> Result<s
 
 /// Copies the module sources of `from` into `to`, rewriting only files whose
 /// contents changed and removing sources that are gone.
-pub fn sync_sources(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn sync_sources(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     let mut wanted = Vec::new();
     for entry in std::fs::read_dir(from)? {

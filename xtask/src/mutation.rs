@@ -15,7 +15,7 @@ use crate::runner::ChapterResult;
 use crate::Result;
 
 /// The file in a chapter directory that declares its mutations.
-pub const MUTATIONS_FILE: &str = "mutations.toml";
+pub(crate) const MUTATIONS_FILE: &str = "mutations.toml";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,41 +26,41 @@ struct MutationsFile {
 /// One way to break a chapter.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Mutation {
+pub(crate) struct Mutation {
     /// What the mutation does, e.g. "a panic in init".
-    pub name: String,
+    pub(crate) name: String,
     /// The source file it changes, relative to the chapter.
-    pub file: String,
+    pub(crate) file: String,
     /// Text that occurs exactly once in that file.
-    pub find: String,
+    pub(crate) find: String,
     /// What replaces it.
-    pub replace: String,
+    pub(crate) replace: String,
     /// Text a failure reason of the run must contain.
-    pub expect: Expect,
+    pub(crate) expect: Expect,
     /// More edits, applied after the first, for a bug that spans places
     /// (a lock added to a struct, then taken in two functions).
     #[serde(default)]
-    pub also: Vec<Edit>,
+    pub(crate) also: Vec<Edit>,
 }
 
 /// One more find-and-replace of a mutation.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Edit {
+pub(crate) struct Edit {
     /// The file, if not the mutation's own.
     #[serde(default)]
-    pub file: Option<String>,
+    pub(crate) file: Option<String>,
     /// Text that occurs exactly once in that file.
-    pub find: String,
+    pub(crate) find: String,
     /// What replaces it.
-    pub replace: String,
+    pub(crate) replace: String,
 }
 
 /// What a mutation's failure must say: one text, or any of several (a
 /// crash after unload, say, shows as one fault or another with timing).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Expect {
+pub(crate) enum Expect {
     /// This text.
     One(String),
     /// Any of these texts.
@@ -69,7 +69,7 @@ pub enum Expect {
 
 impl Expect {
     /// The texts, any of which will do.
-    pub fn texts(&self) -> Vec<&str> {
+    pub(crate) fn texts(&self) -> Vec<&str> {
         match self {
             Expect::One(text) => vec![text.as_str()],
             Expect::Any(texts) => texts.iter().map(String::as_str).collect(),
@@ -78,7 +78,7 @@ impl Expect {
 }
 
 /// The mutations of a chapter; none when it has no `mutations.toml`.
-pub fn load(chapter: &Chapter) -> Result<Vec<Mutation>> {
+pub(crate) fn load(chapter: &Chapter) -> Result<Vec<Mutation>> {
     let path = chapter.dir.join(MUTATIONS_FILE);
     if !path.exists() {
         return Ok(Vec::new());
@@ -88,7 +88,7 @@ pub fn load(chapter: &Chapter) -> Result<Vec<Mutation>> {
 }
 
 /// Copies `chapter` into `work/NAME` with `mutation` applied.
-pub fn apply(chapter: &Chapter, mutation: &Mutation, work: &Path) -> Result<Chapter> {
+pub(crate) fn apply(chapter: &Chapter, mutation: &Mutation, work: &Path) -> Result<Chapter> {
     let dir: PathBuf = work.join(&chapter.name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -119,7 +119,7 @@ pub fn apply(chapter: &Chapter, mutation: &Mutation, work: &Path) -> Result<Chap
 }
 
 /// Every reason the result gives for failing, for matching `expect`.
-pub fn failure_reasons(result: &ChapterResult) -> Vec<String> {
+pub(crate) fn failure_reasons(result: &ChapterResult) -> Vec<String> {
     let mut reasons = Vec::new();
     if let Err(message) = &result.build {
         reasons.push(format!("the module does not compile: {message}"));
@@ -134,7 +134,7 @@ pub fn failure_reasons(result: &ChapterResult) -> Vec<String> {
 
 /// Whether a broken chapter failed, and for an expected reason when any are
 /// given (none: any failure will do); on no, why. Returns the reason matched.
-pub fn judge(name: &str, expect: &[&str], result: &ChapterResult) -> Result<String, String> {
+pub(crate) fn expectation_met(name: &str, expect: &[&str], result: &ChapterResult) -> Result<String, String> {
     if result.passed() {
         return Err(format!("`{name}` passed every check: the checks did not catch it"));
     }

@@ -9,18 +9,18 @@ use crate::Result;
 
 /// The repository and the cache directory of one harness invocation.
 #[derive(Debug, Clone)]
-pub struct Project {
+pub(crate) struct Project {
     /// The workspace root (where `Cargo.toml`, `chapters/` and `book/` are).
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// The cache root, never inside the repository.
-    pub cache: PathBuf,
+    pub(crate) cache: PathBuf,
 }
 
 impl Project {
     /// Finds the repository from this crate's location and the cache from
     /// `WORKBOOK_CACHE`, else `$XDG_CACHE_HOME/rust-kernel-workbook`, else
     /// `~/.cache/rust-kernel-workbook`.
-    pub fn discover() -> Result<Project> {
+    pub(crate) fn discover() -> Result<Project> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent directory")?.to_path_buf();
         let cache = match std::env::var_os("WORKBOOK_CACHE") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
@@ -37,17 +37,17 @@ impl Project {
     }
 
     /// The directory of the workbook's chapters.
-    pub fn chapters_dir(&self) -> PathBuf {
+    pub(crate) fn chapters_dir(&self) -> PathBuf {
         self.root.join("chapters")
     }
 
     /// What the guest is made of: config fragment and `/init`.
-    pub fn qemu_images_dir(&self) -> PathBuf {
+    pub(crate) fn qemu_images_dir(&self) -> PathBuf {
         self.root.join("qemu-images")
     }
 
     /// A subdirectory of the cache, created on demand.
-    pub fn cache_dir(&self, name: &str) -> Result<PathBuf> {
+    pub(crate) fn cache_dir(&self, name: &str) -> Result<PathBuf> {
         let dir = self.cache.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         Ok(dir)
@@ -55,7 +55,7 @@ impl Project {
 }
 
 /// The user's home directory, from `HOME`.
-pub fn home_dir() -> Result<PathBuf> {
+pub(crate) fn home_dir() -> Result<PathBuf> {
     match std::env::var_os("HOME") {
         Some(home) if !home.is_empty() => Ok(PathBuf::from(home)),
         _ => Err("HOME is not set: set WORKBOOK_CACHE to a directory for the kernel cache".into()),
@@ -63,13 +63,13 @@ pub fn home_dir() -> Result<PathBuf> {
 }
 
 /// Reads a file, naming it in the error.
-pub fn read_to_string(path: &Path) -> Result<String> {
+pub(crate) fn read_to_string(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
 }
 
 /// Writes a file through a temporary sibling and a rename, so a reader never
 /// sees half of it and an interrupted run never leaves a torn file.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, contents).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;

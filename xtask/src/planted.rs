@@ -22,20 +22,20 @@ struct ExpectedFile {
 /// One planted bug and what its verdict must say.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Planted {
+pub(crate) struct Planted {
     /// Its directory under `tests/detectors/`.
-    pub dir: String,
+    pub(crate) dir: String,
     /// Texts the main failure's reason must all contain.
-    pub expect: Vec<String>,
+    pub(crate) expect: Vec<String>,
 }
 
 /// The directory of the planted bugs.
-pub fn root(project: &Project) -> PathBuf {
+pub(crate) fn root(project: &Project) -> PathBuf {
     project.root.join("tests/detectors")
 }
 
 /// Every planted bug with its chapter.
-pub fn load(project: &Project) -> Result<Vec<(Planted, Chapter)>> {
+pub(crate) fn load(project: &Project) -> Result<Vec<(Planted, Chapter)>> {
     let path = root(project).join("expected.toml");
     let file: ExpectedFile = toml::from_str(&read_to_string(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
     file.planted
@@ -49,7 +49,7 @@ pub fn load(project: &Project) -> Result<Vec<(Planted, Chapter)>> {
 
 /// Whether the run failed with a main failure whose reason has every
 /// expected text; on no, why. Returns that reason.
-pub fn judge(planted: &Planted, result: &ChapterResult) -> Result<String, String> {
+pub(crate) fn named_exactly(planted: &Planted, result: &ChapterResult) -> Result<String, String> {
     let reason = result
         .steps
         .iter()

@@ -14,7 +14,7 @@ use crate::paths::Project;
 use crate::Result;
 
 /// Builds every guest program (once per process); the directory holding them.
-pub fn ensure_built(project: &Project) -> Result<PathBuf> {
+pub(crate) fn ensure_built(project: &Project) -> Result<PathBuf> {
     static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
     BUILT.get_or_init(|| build(project).map_err(|e| e.to_string())).clone().map_err(Into::into)
 }

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 /// A counter of done units towards an estimated total.
-pub struct Progress {
+pub(crate) struct Progress {
     label: String,
     estimate: u64,
     done: u64,
@@ -18,7 +18,7 @@ pub struct Progress {
 
 impl Progress {
     /// Starts reporting `label`, expecting about `estimate` units.
-    pub fn new(label: &str, estimate: u64) -> Progress {
+    pub(crate) fn new(label: &str, estimate: u64) -> Progress {
         Progress {
             label: label.to_string(),
             estimate: estimate.max(1),
@@ -30,7 +30,7 @@ impl Progress {
     }
 
     /// Counts `n` more units done and redraws when due.
-    pub fn advance(&mut self, n: u64) {
+    pub(crate) fn advance(&mut self, n: u64) {
         self.done += n;
         let every = if self.tty { Duration::from_millis(200) } else { Duration::from_secs(30) };
         if self.last_draw.is_none_or(|t| t.elapsed() >= every) {
@@ -39,7 +39,7 @@ impl Progress {
     }
 
     /// The line shown for the current state.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let percent = (self.done * 100 / self.estimate).min(99);
         let width = 30;
         let filled = (percent as usize * width) / 100;
@@ -66,7 +66,7 @@ impl Progress {
     }
 
     /// Ends the bar with a summary line; returns the elapsed time.
-    pub fn finish(self, summary: &str) -> Duration {
+    pub(crate) fn finish(self, summary: &str) -> Duration {
         let elapsed = self.started.elapsed();
         let mut err = std::io::stderr();
         if self.tty {
@@ -78,7 +78,7 @@ impl Progress {
 }
 
 /// `1m05s` or `4.2s`.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs >= 60.0 {
         format!("{}m{:02}s", secs as u64 / 60, secs as u64 % 60)

@@ -11,18 +11,18 @@ use crate::runner::{ChapterResult, RunResult};
 
 /// Colours when writing to a terminal, unless `NO_COLOR` is set.
 #[derive(Debug, Clone, Copy)]
-pub struct Style {
+pub(crate) struct Style {
     color: bool,
 }
 
 impl Style {
     /// Decides from stdout and the environment.
-    pub fn detect() -> Style {
+    pub(crate) fn detect() -> Style {
         Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
     }
 
     /// No colour (for tests and files).
-    pub fn plain() -> Style {
+    pub(crate) fn plain() -> Style {
         Style { color: false }
     }
 
@@ -44,7 +44,7 @@ impl Style {
 }
 
 /// The report of one chapter.
-pub fn chapter(style: Style, result: &ChapterResult) -> String {
+pub(crate) fn chapter(style: Style, result: &ChapterResult) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "== {}: {}", result.chapter.name, result.chapter.title);
     match &result.build {
@@ -86,7 +86,7 @@ pub fn chapter(style: Style, result: &ChapterResult) -> String {
 }
 
 /// The closing verdict of a run.
-pub fn verdict(style: Style, result: &RunResult) -> String {
+pub(crate) fn verdict(style: Style, result: &RunResult) -> String {
     let mut out = String::new();
     for chapter in &result.chapters {
         let steps = chapter.steps.len();

@@ -21,51 +21,51 @@ const CONSOLE_TAIL: usize = 25;
 
 /// How to run.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// How QEMU runs the guest.
-    pub accel: Accel,
+    pub(crate) accel: Accel,
     /// Guest memory in MiB.
-    pub memory_mb: u32,
+    pub(crate) memory_mb: u32,
     /// Where the run's logs go (the guest console and transcript).
-    pub work_dir: PathBuf,
+    pub(crate) work_dir: PathBuf,
     /// How module builds run.
-    pub isolation: module_build::Isolation,
+    pub(crate) isolation: module_build::Isolation,
 }
 
 /// A chapter's results.
 #[derive(Debug, Clone)]
-pub struct ChapterResult {
+pub(crate) struct ChapterResult {
     /// The chapter.
-    pub chapter: Chapter,
+    pub(crate) chapter: Chapter,
     /// The build, or the compiler's message.
-    pub build: Result<Built, String>,
+    pub(crate) build: Result<Built, String>,
     /// Every step's result, the cleanup check last.
-    pub steps: Vec<StepResult>,
+    pub(crate) steps: Vec<StepResult>,
 }
 
 impl ChapterResult {
     /// Whether it built and every step passed.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.build.is_ok() && !self.steps.is_empty() && self.steps.iter().all(StepResult::passed)
     }
 }
 
 /// A whole run's results.
 #[derive(Debug, Clone)]
-pub struct RunResult {
+pub(crate) struct RunResult {
     /// Each chapter, in the order given.
-    pub chapters: Vec<ChapterResult>,
+    pub(crate) chapters: Vec<ChapterResult>,
     /// The boot, when any chapter built.
-    pub boot: Option<Boot>,
+    pub(crate) boot: Option<Boot>,
     /// Wall time of the whole run.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Where the logs are.
-    pub work_dir: PathBuf,
+    pub(crate) work_dir: PathBuf,
 }
 
 impl RunResult {
     /// Whether every chapter passed.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.chapters.iter().all(ChapterResult::passed)
     }
 }
@@ -86,7 +86,7 @@ fn cleanup_step(chapter: &Chapter) -> Step {
 }
 
 /// Quotes a string for busybox `sh`.
-pub fn shell_quote(text: &str) -> String {
+pub(crate) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
@@ -97,7 +97,7 @@ struct Planned {
 }
 
 /// Builds every chapter, runs those that built in one guest, and judges.
-pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Result<RunResult> {
+pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Result<RunResult> {
     let started = Instant::now();
     // Two runs into one directory (two terminals checking one chapter) take
     // turns instead of overwriting each other's console and transcript.
@@ -165,13 +165,12 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
         let chapter = &results[planned.chapter].chapter.name;
         let result = match (transcript.steps.get(&n), &death) {
             (Some(record), _) if record.skipped => verdict::not_finished(
-                chapter,
                 &planned.step,
                 "not run: an earlier step of this chapter crashed the kernel (see the first failure)".into(),
                 &[],
             ),
-            (Some(record), _) if record.ended => verdict::judge(chapter, &planned.step, record),
-            (_, Some(earlier)) => verdict::not_finished(chapter, &planned.step, format!("not run: {earlier}"), &[]),
+            (Some(record), _) if record.ended => verdict::judge_step(&planned.step, record),
+            (_, Some(earlier)) => verdict::not_finished(&planned.step, format!("not run: {earlier}"), &[]),
             (record, None) => {
                 let (reason, excerpt) = match record.and_then(|r| r.stuck.as_ref()) {
                     Some(stack) => (format!("{}; it could not be killed", verdict::stuck_reason(&planned.step, stack)), stack.clone()),
@@ -183,7 +182,7 @@ pub fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Res
                 } else {
                     "the guest stopped before this step".to_string()
                 });
-                verdict::not_finished(chapter, &planned.step, reason, &excerpt)
+                verdict::not_finished(&planned.step, reason, &excerpt)
             }
         };
         results[planned.chapter].steps.push(result);

@@ -13,31 +13,31 @@ use crate::Result;
 
 /// What setup was asked for.
 #[derive(Debug, Clone, Default)]
-pub struct SetupOptions {
+pub(crate) struct SetupOptions {
     /// A kernel tree or tarball instead of Debian's package.
-    pub kernel_src: Option<PathBuf>,
+    pub(crate) kernel_src: Option<PathBuf>,
     /// Rebuild the kernel even if the cache has it.
-    pub rebuild: bool,
+    pub(crate) rebuild: bool,
     /// Never install packages or crates; report what is missing.
-    pub no_install: bool,
+    pub(crate) no_install: bool,
     /// The kernel flavour asked for (`--kernel`); none: the command's default.
-    pub kernel: Option<Flavour>,
+    pub(crate) kernel: Option<Flavour>,
 }
 
 /// A ready environment: tools and a built kernel.
 #[derive(Debug, Clone)]
-pub struct Environment {
+pub(crate) struct Environment {
     /// Where the repository and cache are.
-    pub project: Project,
+    pub(crate) project: Project,
     /// The tools.
-    pub toolchain: Toolchain,
+    pub(crate) toolchain: Toolchain,
     /// The guest kernel and module build tree.
-    pub kernel: KernelBuild,
+    pub(crate) kernel: KernelBuild,
 }
 
 /// Makes sure the toolchain and the kernel are there; cheap when they are.
 /// The kernel is the flavour asked for, else the command's `default`.
-pub fn ensure(options: &SetupOptions, default: Flavour) -> Result<Environment> {
+pub(crate) fn ensure(options: &SetupOptions, default: Flavour) -> Result<Environment> {
     let project = Project::discover()?;
     let sh = Shell::new()?;
     let install = if options.no_install { Install::Never } else { Install::IfMissing };

@@ -16,7 +16,7 @@ use xshell::{cmd, Shell};
 use crate::Result;
 
 /// Debian packages the workbook needs, with the tool each provides.
-pub const DEBIAN_PACKAGES: &[&str] = &[
+pub(crate) const DEBIAN_PACKAGES: &[&str] = &[
     "rustc-web",
     "rust-web-src",
     "clang-19",
@@ -40,51 +40,51 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
 
 /// A crate installed with `cargo install --locked NAME@VERSION`.
 #[derive(Debug, Clone, Copy)]
-pub struct PinnedCrate {
+pub(crate) struct PinnedCrate {
     /// The crate's name on the registry.
-    pub krate: &'static str,
+    pub(crate) krate: &'static str,
     /// The exact version installed.
-    pub version: &'static str,
+    pub(crate) version: &'static str,
     /// The binary it installs.
-    pub binary: &'static str,
+    pub(crate) binary: &'static str,
 }
 
 /// bindgen: Debian's is too old for 7.3 (which needs >= 0.71.1).
-pub const BINDGEN: PinnedCrate = PinnedCrate { krate: "bindgen-cli", version: "0.73.2", binary: "bindgen" };
+pub(crate) const BINDGEN: PinnedCrate = PinnedCrate { krate: "bindgen-cli", version: "0.73.2", binary: "bindgen" };
 /// mdBook, for the book.
-pub const MDBOOK: PinnedCrate = PinnedCrate { krate: "mdbook", version: "0.5.4", binary: "mdbook" };
+pub(crate) const MDBOOK: PinnedCrate = PinnedCrate { krate: "mdbook", version: "0.5.4", binary: "mdbook" };
 
 /// Where the LLVM 19 tools live on Debian; the unsuffixed ones are LLVM 14.
-pub const LLVM_BIN: &str = "/usr/lib/llvm-19/bin";
+pub(crate) const LLVM_BIN: &str = "/usr/lib/llvm-19/bin";
 
 /// The tools every kernel and module build is run with.
 #[derive(Debug, Clone)]
-pub struct Toolchain {
+pub(crate) struct Toolchain {
     /// A `rustc` whose sysroot has the source of `core`.
-    pub rustc: PathBuf,
+    pub(crate) rustc: PathBuf,
     /// The `rustdoc` beside it.
-    pub rustdoc: PathBuf,
+    pub(crate) rustdoc: PathBuf,
     /// `$sysroot/lib/rustlib/src/rust/library`.
-    pub rust_lib_src: PathBuf,
+    pub(crate) rust_lib_src: PathBuf,
     /// `rustc --version`, e.g. `rustc 1.96.0 (...)`.
-    pub rustc_version: String,
+    pub(crate) rustc_version: String,
     /// The `bindgen` executable.
-    pub bindgen: PathBuf,
+    pub(crate) bindgen: PathBuf,
     /// `bindgen --version`.
-    pub bindgen_version: String,
+    pub(crate) bindgen_version: String,
     /// The directory of clang, ld.lld and llvm-* of the pinned LLVM.
-    pub llvm_bin: PathBuf,
+    pub(crate) llvm_bin: PathBuf,
     /// `clang --version`, first line.
-    pub clang_version: String,
+    pub(crate) clang_version: String,
     /// The emulator.
-    pub qemu: PathBuf,
+    pub(crate) qemu: PathBuf,
     /// A statically linked busybox for the guest.
-    pub busybox: PathBuf,
+    pub(crate) busybox: PathBuf,
 }
 
 impl Toolchain {
     /// Arguments every `make` of the kernel or a module gets.
-    pub fn make_vars(&self) -> Vec<String> {
+    pub(crate) fn make_vars(&self) -> Vec<String> {
         vec![
             "LLVM=1".into(),
             format!("RUSTC={}", self.rustc.display()),
@@ -95,13 +95,13 @@ impl Toolchain {
     }
 
     /// `PATH` with the pinned LLVM first, so `LLVM=1` finds clang 19.
-    pub fn path_env(&self) -> String {
+    pub(crate) fn path_env(&self) -> String {
         let old = std::env::var("PATH").unwrap_or_default();
         format!("{}:{old}", self.llvm_bin.display())
     }
 
     /// Applies [`Self::path_env`] and the libclang location to a shell.
-    pub fn configure_shell(&self, sh: &Shell) {
+    pub(crate) fn configure_shell(&self, sh: &Shell) {
         sh.set_var("PATH", self.path_env());
         if let Some(lib) = self.llvm_bin.parent() {
             sh.set_var("LIBCLANG_PATH", lib.join("lib"));
@@ -111,7 +111,7 @@ impl Toolchain {
 
 /// Whether to install what is missing or only report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Install {
+pub(crate) enum Install {
     /// Install missing packages and crates when allowed (root, Debian).
     IfMissing,
     /// Never install; fail with the commands to run.
@@ -119,7 +119,7 @@ pub enum Install {
 }
 
 /// Finds the toolchain, installing missing pieces if `install` allows.
-pub fn ensure(sh: &Shell, install: Install) -> Result<Toolchain> {
+pub(crate) fn ensure(sh: &Shell, install: Install) -> Result<Toolchain> {
     ensure_debian_packages(sh, DEBIAN_PACKAGES, install)?;
     let bindgen = ensure_crate(sh, BINDGEN, "WORKBOOK_BINDGEN", install)?;
     detect(sh, bindgen)
@@ -226,7 +226,7 @@ fn check_static(sh: &Shell, busybox: &Path) -> Result<()> {
 }
 
 /// The first executable called `name` in `PATH`.
-pub fn find_in_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
@@ -234,7 +234,7 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
 /// Installs whichever of `packages` are missing (as root, on Debian), or
 /// fails naming them. Off Debian nothing is checked here: the tool checks in
 /// [`detect`] speak instead.
-pub fn ensure_debian_packages(sh: &Shell, packages: &[&str], install: Install) -> Result<()> {
+pub(crate) fn ensure_debian_packages(sh: &Shell, packages: &[&str], install: Install) -> Result<()> {
     let missing = missing_debian_packages(sh, packages);
     if missing.is_empty() {
         return Ok(());
@@ -293,7 +293,7 @@ fn install_debian_packages(sh: &Shell, missing: &[String], install: Install) -> 
 /// The binary of a pinned crate: `override_var` first, then cargo's bin
 /// directory, then `PATH`; installed with `cargo install` when missing or at
 /// another version.
-pub fn ensure_crate(sh: &Shell, pinned: PinnedCrate, override_var: &str, install: Install) -> Result<PathBuf> {
+pub(crate) fn ensure_crate(sh: &Shell, pinned: PinnedCrate, override_var: &str, install: Install) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }

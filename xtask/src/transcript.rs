@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 
 /// Every marker line starts with this.
-pub const MARKER_PREFIX: &str = "@@WB ";
+pub(crate) const MARKER_PREFIX: &str = "@@WB ";
 
 /// One marker line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Marker {
+pub(crate) enum Marker {
     /// The guest booted.
     Ready,
     /// Step N started.
@@ -34,7 +34,7 @@ pub enum Marker {
 
 impl Marker {
     /// Parses a line, or `None` when it is not a marker.
-    pub fn parse(line: &str) -> Option<Marker> {
+    pub(crate) fn parse(line: &str) -> Option<Marker> {
         let mut words = line.strip_prefix(MARKER_PREFIX)?.split_whitespace();
         let kind = words.next()?;
         let mut number = || words.next().and_then(|w| w.parse::<i64>().ok());
@@ -58,36 +58,36 @@ impl Marker {
 
 /// What one step produced in the guest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StepRecord {
+pub(crate) struct StepRecord {
     /// The command's output (stdout and stderr).
-    pub output: Vec<String>,
+    pub(crate) output: Vec<String>,
     /// Its exit status, when it exited.
-    pub exit: Option<i32>,
+    pub(crate) exit: Option<i32>,
     /// The kernel log lines printed during the step, timestamps removed.
-    pub dmesg: Vec<String>,
+    pub(crate) dmesg: Vec<String>,
     /// Whether the step's end marker arrived.
-    pub ended: bool,
+    pub(crate) ended: bool,
     /// Whether the guest skipped it after an earlier step oopsed.
-    pub skipped: bool,
+    pub(crate) skipped: bool,
     /// The watchdog's report when the step hit its time limit: each task
     /// and its kernel stack.
-    pub stuck: Option<Vec<String>>,
+    pub(crate) stuck: Option<Vec<String>>,
 }
 
 /// The whole transcript, by step.
 #[derive(Debug, Clone, Default)]
-pub struct Transcript {
+pub(crate) struct Transcript {
     /// Whether the guest reached `/init`.
-    pub booted: bool,
+    pub(crate) booted: bool,
     /// Whether every step ran.
-    pub done: bool,
+    pub(crate) done: bool,
     /// Each step that started.
-    pub steps: BTreeMap<usize, StepRecord>,
+    pub(crate) steps: BTreeMap<usize, StepRecord>,
 }
 
 impl Transcript {
     /// Splits the text from ttyS1 into steps.
-    pub fn parse(text: &str) -> Transcript {
+    pub(crate) fn parse(text: &str) -> Transcript {
         #[derive(PartialEq)]
         enum Section {
             None,
@@ -141,7 +141,7 @@ impl Transcript {
 }
 
 /// `[   12.345678] hello: hi` gives `hello: hi`.
-pub fn strip_timestamp(line: &str) -> &str {
+pub(crate) fn strip_timestamp(line: &str) -> &str {
     let trimmed = line.trim_start();
     if let Some(rest) = trimmed.strip_prefix('[') {
         if let Some((stamp, message)) = rest.split_once(']') {

@@ -14,19 +14,19 @@ use crate::transcript::StepRecord;
 const EXCERPT_LINES: usize = 20;
 
 /// What the always-on fault check of every step is called.
-pub const FAULT_CHECK: &str = "no kernel fault (oops, BUG, WARNING, panic, lockup) in dmesg";
+pub(crate) const FAULT_CHECK: &str = "no kernel fault (oops, BUG, WARNING, panic, lockup) in dmesg";
 
 /// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckResult {
+pub(crate) struct CheckResult {
     /// What was checked, e.g. "dmesg shows `Hello`".
-    pub what: String,
+    pub(crate) what: String,
     /// Whether it held.
-    pub passed: bool,
+    pub(crate) passed: bool,
     /// Why not, in the reader's words.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// The lines that show it.
-    pub excerpt: Vec<String>,
+    pub(crate) excerpt: Vec<String>,
 }
 
 impl CheckResult {
@@ -42,37 +42,35 @@ impl CheckResult {
 
 /// A step's results.
 #[derive(Debug, Clone)]
-pub struct StepResult {
-    /// The chapter's name.
-    pub chapter: String,
+pub(crate) struct StepResult {
     /// The step's name.
-    pub name: String,
+    pub(crate) name: String,
     /// What it was worth.
-    pub points: u32,
+    pub(crate) points: u32,
     /// Every check, in order.
-    pub checks: Vec<CheckResult>,
+    pub(crate) checks: Vec<CheckResult>,
 }
 
 impl StepResult {
     /// Whether every check held.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
     }
 
     /// The first failure's reason.
-    pub fn first_failure(&self) -> Option<&CheckResult> {
+    pub(crate) fn first_failure(&self) -> Option<&CheckResult> {
         self.checks.iter().find(|c| !c.passed)
     }
 
     /// The failure that explains the others: a kernel fault (which makes
     /// the exit status and missing lines follow), else the first failure.
-    pub fn main_failure(&self) -> Option<&CheckResult> {
+    pub(crate) fn main_failure(&self) -> Option<&CheckResult> {
         self.checks.iter().find(|c| !c.passed && c.what == FAULT_CHECK).or_else(|| self.first_failure())
     }
 }
 
 /// Judges a step that ran to its end.
-pub fn judge(chapter: &str, step: &Step, record: &StepRecord) -> StepResult {
+pub(crate) fn judge_step(step: &Step, record: &StepRecord) -> StepResult {
     let mut checks = Vec::new();
     checks.push(time_limit(step, record));
     let exit_what = format!("exits with status {}", step.exit);
@@ -91,13 +89,12 @@ pub fn judge(chapter: &str, step: &Step, record: &StepRecord) -> StepResult {
         None => CheckResult::pass(fault_what),
         Some(fault) => CheckResult::fail(fault_what, fault.cause.clone(), &fault.excerpt),
     });
-    StepResult { chapter: chapter.to_string(), name: step.name.clone(), points: step.points, checks }
+    StepResult { name: step.name.clone(), points: step.points, checks }
 }
 
 /// A step that never ended: one failed check with the reason given.
-pub fn not_finished(chapter: &str, step: &Step, reason: String, excerpt: &[String]) -> StepResult {
+pub(crate) fn not_finished(step: &Step, reason: String, excerpt: &[String]) -> StepResult {
     StepResult {
-        chapter: chapter.to_string(),
         name: step.name.clone(),
         points: step.points,
         checks: vec![CheckResult::fail("the step finishes".into(), reason, excerpt)],
@@ -114,7 +111,7 @@ fn time_limit(step: &Step, record: &StepRecord) -> CheckResult {
 }
 
 /// Why a step was stopped, naming where its task was in the kernel.
-pub fn stuck_reason(step: &Step, stack: &[String]) -> String {
+pub(crate) fn stuck_reason(step: &Step, stack: &[String]) -> String {
     match faults::stuck_function(stack) {
         Some(function) => format!("still running after {}s, in the kernel in {function}", step.timeout_secs),
         None => format!("still running after {}s", step.timeout_secs),
@@ -192,7 +189,7 @@ mod tests {
     #[test]
     fn passing_step() {
         let s = step("dmesg = [\"a\", \"b\"]\noutput = [\"^ok$\"]\nabsent_dmesg = [\"tick\"]");
-        let r = judge("c", &s, &record(0, &["ok"], &["m: a", "m: b"]));
+        let r = judge_step(&s, &record(0, &["ok"], &["m: a", "m: b"]));
         assert!(r.passed(), "{r:?}");
         assert_eq!(r.checks.len(), 7);
     }
@@ -200,11 +197,11 @@ mod tests {
     #[test]
     fn order_missing_and_absent_lines_fail_with_reasons() {
         let s = step("dmesg = [\"a\", \"b\"]\nabsent_dmesg = [\"tick\"]");
-        let r = judge("c", &s, &record(0, &[], &["m: b", "m: a", "tick 3"]));
+        let r = judge_step(&s, &record(0, &[], &["m: b", "m: a", "tick 3"]));
         let reasons: Vec<String> = r.checks.iter().filter_map(|c| c.reason.clone()).collect();
         assert!(reasons[0].contains("order matters"), "{reasons:?}");
         assert!(reasons[1].contains("it does: `tick 3`"), "{reasons:?}");
-        let r = judge("c", &s, &record(0, &[], &[]));
+        let r = judge_step(&s, &record(0, &[], &[]));
         assert_eq!(r.first_failure().unwrap().reason.as_deref(), Some("no line of dmesg matches `a` (dmesg was empty)"));
     }
 
@@ -212,15 +209,15 @@ mod tests {
     fn a_step_stopped_by_the_watchdog_names_where_it_was() {
         let mut rec = record(137, &[], &[]);
         rec.stuck = Some(vec!["task 5 (cat)".into(), "[<0>] queue_read+0x4/0x10 [queue]".into()]);
-        let r = judge("c", &step(""), &rec);
+        let r = judge_step(&step(""), &rec);
         assert_eq!(r.first_failure().unwrap().reason.as_deref(), Some("still running after 20s, in the kernel in queue_read"));
     }
 
     #[test]
     fn exit_status_and_faults() {
-        let r = judge("c", &step("exit = 1"), &record(137, &[], &[]));
+        let r = judge_step(&step("exit = 1"), &record(137, &[], &[]));
         assert!(r.first_failure().unwrap().reason.as_ref().unwrap().contains("killed"));
-        let r = judge("c", &step(""), &record(0, &[], &["WARNING: CPU: 0 PID: 1 at x.rs:1 f+0x1/0x2"]));
+        let r = judge_step(&step(""), &record(0, &[], &["WARNING: CPU: 0 PID: 1 at x.rs:1 f+0x1/0x2"]));
         assert_eq!(r.first_failure().unwrap().reason.as_deref(), Some("kernel WARNING, in f"));
     }
 }
