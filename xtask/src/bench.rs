@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::chapter::Chapter;
 use crate::fixtures::Fixture;
-use crate::grade::GradeOptions;
+use crate::grading::GradeOptions;
 use crate::guest::Accel;
 use crate::kernel::Flavour;
 use crate::paths::write_atomic;
@@ -119,7 +119,7 @@ fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: us
             hidden: None,
         };
         let started = Instant::now();
-        let grades = crate::grade::grade(env, &options)?;
+        let grades = crate::grading::grade(env, &options)?;
         if grades.iter().any(|g| g.score < g.max) {
             return Err("a correct submission lost points in the grading benchmark".into());
         }
@@ -160,11 +160,11 @@ pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> R
     let mut figures = Vec::new();
     figures.push(measure("setup, warm cache", times, || setup::ensure(setup_options, Flavour::Fast).map(|_| ()))?);
 
-    let chapters = crate::cli::workbook_chapters(&env.project)?;
+    let chapters = crate::chapter::workbook_chapters(&env.project)?;
     let work = env.project.cache_dir("bench")?;
     let options = RunOptions {
         accel,
-        memory_mb: crate::cli::GUEST_MEMORY_MB,
+        memory_mb: crate::session::GUEST_MEMORY_MB,
         work_dir: work.join("run"),
         isolation: crate::module_build::Isolation::Trusted,
     };

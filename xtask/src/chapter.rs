@@ -283,6 +283,11 @@ fn is_guest_safe_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// The chapters of the workbook.
+pub(crate) fn workbook_chapters(project: &Project) -> Result<Vec<Chapter>> {
+    list(project)?.iter().map(|name| Chapter::find(project, name)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,7 +165,7 @@ pub(crate) fn migrate_renumbered(root: &Path) -> Result<()> {
 /// The chapters that have exercises, in order.
 pub(crate) fn exercise_chapters(project: &Project) -> Result<Vec<Chapter>> {
     let mut chapters = Vec::new();
-    for chapter in crate::cli::workbook_chapters(project)? {
+    for chapter in crate::chapter::workbook_chapters(project)? {
         if !regions(&chapter)?.is_empty() {
             chapters.push(chapter);
         }

@@ -14,7 +14,8 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use crate::chapter::Chapter;
-use crate::grade::{self, GradeOptions, SubmissionGrade};
+use crate::grade_report;
+use crate::grading::{self, GradeOptions, SubmissionGrade};
 use crate::guest::Accel;
 use crate::paths::read_to_string;
 use crate::progress::format_duration;
@@ -114,7 +115,7 @@ fn entries(fixture: &Fixture, chapters: &[Chapter]) -> Result<Vec<(String, Vec<u
         .iter()
         .find(|c| c.name == fixture.chapter)
         .ok_or_else(|| format!("fixture `{}`: no chapter `{}` is graded", fixture.name, fixture.chapter))?;
-    let sources = grade::wanted_sources(std::slice::from_ref(chapter))?.remove(&chapter.name).unwrap_or_default();
+    let sources = crate::submission::wanted_sources(std::slice::from_ref(chapter))?.remove(&chapter.name).unwrap_or_default();
     let prefix = fixture.top.as_ref().map(|t| format!("{t}/")).unwrap_or_default();
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     for name in sources.iter().filter(|n| !fixture.omit.contains(n)) {
@@ -238,13 +239,13 @@ pub(crate) fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String
         submissions,
         chapters,
         out: out.clone(),
-        jobs: grade::bounded_jobs(2),
+        jobs: grading::bounded_jobs(2),
         shard: None,
         accel,
         hidden: Some(root.join(HIDDEN_DIR)),
     };
     let started = Instant::now();
-    let grades = grade::grade(env, &options)?;
+    let grades = grading::grade(env, &options)?;
     let took = started.elapsed();
     let mut results = Vec::new();
     for fixture in &fixtures {
@@ -265,11 +266,11 @@ pub(crate) fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String
         format_duration(took),
         grades.len() as f64 * 60.0 / took.as_secs_f64()
     );
-    let again = grade::grade(env, &options)?;
+    let again = grading::grade(env, &options)?;
     let resumed = again == grades;
     println!("  {}  grading again resumes: nothing regraded, the same results", if resumed { "ok  " } else { "FAIL" });
     results.push(("grading: an interrupted run resumes".to_string(), resumed));
-    grade::write_reports(&out, &grades)?;
+    grade_report::write_reports(&out, &grades)?;
     let junit = read_to_string(&out.join("junit.xml"))?;
     let counted = junit.matches("<testcase ").count() == grades.iter().flat_map(|g| &g.chapters).map(|c| c.checks.len()).sum::<usize>();
     println!("  {}  JUnit report: a test case per check", if counted { "ok  " } else { "FAIL" });
@@ -337,7 +338,7 @@ pub(crate) fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(St
     let mut first = grade("class1", "o1").spawn()?;
     let mut second = grade("class2", "o2").spawn()?;
     // The third run starts once the first owns o1.
-    let owned = wait_for(|| std::fs::read_to_string(work.join("o1").join(grade::OUT_LOCK_FILE)).is_ok_and(|t| t.starts_with("pid ")));
+    let owned = wait_for(|| std::fs::read_to_string(work.join("o1").join(grading::OUT_LOCK_FILE)).is_ok_and(|t| t.starts_with("pid ")));
     let third = grade("class2", "o1").output()?;
     let third_err = String::from_utf8_lossy(&third.stderr).to_string();
     let first_status = first.wait()?;
@@ -351,7 +352,7 @@ pub(crate) fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(St
         },
     );
     let scores = |out: &str| -> std::result::Result<Vec<(String, u32)>, String> {
-        let grades = grade::load_results(&[work.join(out)]).map_err(|e| e.to_string())?;
+        let grades = grading::load_results(&[work.join(out)]).map_err(|e| e.to_string())?;
         Ok(grades.into_iter().map(|g| (g.submission, g.score)).collect())
     };
     let expect = |class: &[Fixture]| class.iter().map(|f| (f.name.clone(), f.score)).collect::<Vec<_>>();
@@ -443,8 +444,8 @@ mod tests {
         )
         .unwrap();
         let wanted = BTreeMap::from([("01-hello".to_string(), vec!["hello.rs".to_string()])]);
-        let submission = grade::Submission { name: "mallory".into(), path: archive };
-        let collected = grade::collect(&submission, &wanted).unwrap();
+        let submission = crate::submission::Submission { name: "mallory".into(), path: archive };
+        let collected = crate::submission::collect(&submission, &wanted).unwrap();
         assert!(collected.files.is_empty());
         let all = collected.rejected.join("\n");
         assert!(all.contains("../01-hello/hello.rs: the path leaves the submission"), "{all}");

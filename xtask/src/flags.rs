@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::kernel::Flavour;
+use crate::session::GuestOptions;
 use crate::setup::SetupOptions;
 use crate::Result;
 
@@ -301,10 +302,19 @@ pub(crate) struct Flags {
     pub(crate) command: Command,
     /// Toolchain and kernel options.
     pub(crate) setup: SetupOptions,
-    /// `tcg`, `kvm` or `auto`.
-    pub(crate) accel: Option<String>,
-    /// Show the whole console.
-    pub(crate) verbose: bool,
+    /// How the guest runs.
+    pub(crate) guest: GuestOptions,
+}
+
+impl Flags {
+    /// Whether packages and crates may be installed (`--no-install` says never).
+    pub(crate) fn install(&self) -> crate::toolchain::Install {
+        if self.setup.no_install {
+            crate::toolchain::Install::Never
+        } else {
+            crate::toolchain::Install::IfMissing
+        }
+    }
 }
 
 /// The help text, generated from the declaration.
@@ -322,8 +332,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Flags> {
             return Ok(Flags {
                 command: Command::Help(e.render().to_string()),
                 setup: SetupOptions::default(),
-                accel: None,
-                verbose: false,
+                guest: GuestOptions::default(),
             });
         }
         Err(e) => return Err(e.render().to_string().trim_end().trim_start_matches("error: ").to_string().into()),
@@ -355,7 +364,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Flags> {
     let guest = guest.unwrap_or_default();
     let setup =
         SetupOptions { kernel_src: kernel.kernel_src, rebuild: kernel.rebuild, no_install: kernel.no_install, kernel: kernel.kernel };
-    Ok(Flags { command, setup, accel: guest.accel, verbose: guest.verbose })
+    Ok(Flags { command, setup, guest: GuestOptions { accel: guest.accel, verbose: guest.verbose } })
 }
 
 /// Every command the grammar has with the spellings of each of its
@@ -404,9 +413,9 @@ mod tests {
     fn run_takes_chapters_and_options() {
         let flags = parse(&args("run 01-hello --accel tcg chapters/02-memory -v --kernel debug")).unwrap();
         assert_eq!(flags.command, Command::Run { chapters: args("01-hello chapters/02-memory") });
-        assert_eq!(flags.accel.as_deref(), Some("tcg"));
+        assert_eq!(flags.guest.accel.as_deref(), Some("tcg"));
         assert_eq!(flags.setup.kernel, Some(Flavour::Debug));
-        assert!(flags.verbose);
+        assert!(flags.guest.verbose);
     }
 
     #[test]

@@ -10,12 +10,12 @@ use std::time::{Duration, SystemTime};
 use xshell::{cmd, Shell};
 
 use crate::chapter::Chapter;
-use crate::cli::run_chapters;
 use crate::exercise::{self, Progress};
 use crate::flags::Flags;
 use crate::kernel::Flavour;
 use crate::module_build::is_module_source;
 use crate::paths::{read_to_string, Project};
+use crate::session::run_chapters;
 use crate::setup::{self, Environment};
 use crate::Result;
 
@@ -88,7 +88,7 @@ pub(crate) fn check(flags: &Flags, name: &str) -> Result<bool> {
 fn check_one(env: &Environment, flags: &Flags, name: &str) -> Result<bool> {
     let (mut chapter, dir) = learner_chapter(&env.project, name)?;
     chapter.dir = dir;
-    let result = run_chapters(env, std::slice::from_ref(&chapter), flags, "learn")?;
+    let result = run_chapters(env, std::slice::from_ref(&chapter), &flags.guest, "learn")?;
     let root = exercise::learner_root(&env.project);
     let mut progress = Progress::load(&root);
     let passed = result.passed();

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The negative tests: every mutation of a chapter, every chapter's exercise
+//! skeleton and every planted bug must fail, for the reason it names.
+
+use crate::chapter::Chapter;
+use crate::guest::Accel;
+use crate::mutation;
+use crate::report::{self, Style};
+use crate::runner::{self, RunOptions};
+use crate::session::GUEST_MEMORY_MB;
+use crate::setup::Environment;
+use crate::Result;
+
+/// How a negative test's failure is judged.
+pub(crate) enum Judge {
+    /// Any failure reason contains one of these texts (none: any failure).
+    AnyOf(Vec<String>),
+    /// A planted bug: the main failure names every expected text.
+    Planted(crate::planted::Planted),
+}
+
+/// A chapter that must fail its checks.
+pub(crate) struct NegativeJob {
+    /// How the report names it.
+    name: String,
+    /// The broken chapter.
+    chapter: Chapter,
+    /// What its failure must say.
+    judge: Judge,
+    /// Its own directory for logs.
+    work: std::path::PathBuf,
+}
+
+/// Every chapter's mutations and exercise skeleton, as jobs.
+pub(crate) fn negative_jobs(env: &Environment, chapters: &[Chapter]) -> Result<Vec<NegativeJob>> {
+    let mutants = env.project.cache_dir("mutants")?;
+    let mut jobs = Vec::new();
+    for chapter in chapters {
+        for (index, mutation) in mutation::load(chapter)?.into_iter().enumerate() {
+            let work = mutants.join(format!("{}-{index}", chapter.name));
+            let mutated = mutation::apply(chapter, &mutation, &work)?;
+            let name = format!("{}: mutant `{}`", chapter.name, mutation.name);
+            let expect = mutation.expect.texts().into_iter().map(String::from).collect();
+            jobs.push(NegativeJob { name, chapter: mutated, judge: Judge::AnyOf(expect), work });
+        }
+        if !crate::exercise::regions(chapter)?.is_empty() {
+            // The learner's starting point must not pass: the checks must see
+            // that the parts to write are missing.
+            let work = mutants.join(format!("{}-skeleton", chapter.name));
+            let dir = work.join(&chapter.name);
+            let _ = std::fs::remove_dir_all(&dir);
+            crate::exercise::write_skeleton(chapter, &dir)?;
+            let name = format!("{}: exercise skeleton", chapter.name);
+            jobs.push(NegativeJob { name, chapter: Chapter::load(&dir)?, judge: Judge::AnyOf(Vec::new()), work });
+        }
+    }
+    Ok(jobs)
+}
+
+/// The planted bugs of `tests/detectors/`, as jobs.
+pub(crate) fn planted_jobs(env: &Environment) -> Result<Vec<NegativeJob>> {
+    let work = env.project.cache_dir("planted")?;
+    Ok(crate::planted::load(&env.project)?
+        .into_iter()
+        .map(|(planted, chapter)| NegativeJob {
+            name: format!("detectors: planted `{}`", planted.dir),
+            work: work.join(&planted.dir),
+            chapter,
+            judge: Judge::Planted(planted),
+        })
+        .collect())
+}
+
+/// Runs negative tests two guests at a time (one per core on the reference
+/// machine), printing each verdict as it comes.
+pub(crate) fn negative_tests(env: &Environment, jobs: Vec<NegativeJob>, accel: Accel) -> Result<Vec<(String, bool)>> {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2);
+    let queue = std::sync::Mutex::new(jobs.into_iter());
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let Some(job) = queue.lock().unwrap().next() else {
+                            return Ok(());
+                        };
+                        let options = RunOptions {
+                            accel,
+                            memory_mb: GUEST_MEMORY_MB,
+                            work_dir: job.work.join("run"),
+                            isolation: crate::module_build::Isolation::Trusted,
+                        };
+                        let started = std::time::Instant::now();
+                        let run = runner::run(env, std::slice::from_ref(&job.chapter), &options)?;
+                        let name = job.name;
+                        let took = crate::progress::format_duration(started.elapsed());
+                        let verdict = match &job.judge {
+                            Judge::AnyOf(expect) => {
+                                let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
+                                mutation::expectation_met(&name, &expect, &run.chapters[0])
+                            }
+                            Judge::Planted(planted) => crate::planted::named_exactly(planted, &run.chapters[0]),
+                        };
+                        // One print per job, so lines of two workers never interleave.
+                        let text = match &verdict {
+                            Ok(found) => format!("  ok    {name} fails as it should: `{}` ({took})\n", found.lines().next().unwrap_or("")),
+                            Err(why) => format!("  FAIL  {name}: {why}\n{}", report::chapter(Style::plain(), &run.chapters[0])),
+                        };
+                        print!("{text}");
+                        results.lock().unwrap().push((name, verdict.is_ok()));
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().map_err(|_| "a negative-test worker panicked")??;
+        }
+        Ok(())
+    })?;
+    Ok(results.into_inner().unwrap())
+}

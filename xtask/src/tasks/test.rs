@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `cargo xtask test`: the harness's unit tests, the book, every chapter
+//! on the debug kernel, the negative tests, grading, every chapter on the
+//! fast kernel and the lints, with a closing summary.
+
+use crate::chapter::workbook_chapters;
+use crate::flags::Flags;
+use crate::kernel::Flavour;
+use crate::negative::{negative_jobs, negative_tests, planted_jobs};
+use crate::paths::Project;
+use crate::runner::RunResult;
+use crate::session::{choose_accel, run_chapters};
+use crate::setup::{self};
+use crate::tasks::lint::lint_all;
+use crate::Result;
+
+/// Counts of what `test` checked.
+#[derive(Debug, Default)]
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: String, passed: bool) {
+        if passed {
+            self.passed += 1;
+        } else {
+            self.failed.push(name);
+        }
+    }
+}
+
+/// `cargo xtask test`: the harness's unit tests, every chapter checked in
+/// one guest boot, and every chapter's mutations shown to fail for the
+/// reason they name. Ends with `N passed, N failed`.
+pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
+    let started = std::time::Instant::now();
+    let project = Project::discover()?;
+    let mut tally = Tally::default();
+    if let Some(bad) = only.iter().find(|p| !TEST_PHASES.contains(&p.as_str())) {
+        return Err(format!("--only takes phases among {}, not `{bad}`", TEST_PHASES.join(", ")).into());
+    }
+    let wants = |phase: &str| only.is_empty() || only.iter().any(|p| p == phase);
+
+    if wants("unit") {
+        println!("== unit tests: cargo test -p xtask");
+        let (unit_passed, unit_failed) = unit_tests(&project)?;
+        tally.passed += unit_passed;
+        tally.failed.extend((0..unit_failed).map(|i| format!("unit test failure {}", i + 1)));
+    }
+
+    if wants("book") {
+        test_book(&project, flags.install(), &mut tally)?;
+    }
+
+    // Everything is proven on the debug kernel (lockdep, KASAN, debug
+    // objects): a reference solution must pass with the detectors silent.
+    let env = setup::ensure(&flags.setup, Flavour::Debug)?;
+    let flavour = env.kernel.flavour.name();
+    let chapters = workbook_chapters(&project)?;
+    let accel = choose_accel(&env, flags.guest.accel.as_deref())?;
+    if wants("chapters") {
+        println!(
+            "== every chapter in one guest boot, {flavour} kernel: {}",
+            chapters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        let result = run_chapters(&env, &chapters, &flags.guest, &format!("test-chapters-{flavour}"))?;
+        record_chapters(&mut tally, &result, flavour);
+    }
+
+    if wants("negative") {
+        println!("== negative tests, {flavour} kernel: broken modules and exercise skeletons must fail, naming the cause");
+        let mut jobs = negative_jobs(&env, &chapters)?;
+        if env.kernel.flavour == Flavour::Debug {
+            println!("   and planted bugs in modules the workbook did not write (tests/detectors/) must be named by their detector");
+            jobs.extend(planted_jobs(&env)?);
+        }
+        for (name, verdict) in negative_tests(&env, jobs, accel)? {
+            tally.record(name, verdict);
+        }
+    }
+
+    if wants("grading") {
+        println!("== grading: a made-up class with exact expected scores (tests/grading)");
+        for (name, verdict) in crate::fixtures::check_class(&env, accel)? {
+            tally.record(name, verdict);
+        }
+        println!("== grading integrity: two classes at once, one output directory, a killed run");
+        for (name, verdict) in crate::fixtures::check_isolation(&env, accel)? {
+            tally.record(name, verdict);
+        }
+    }
+
+    if wants("fast") && flags.setup.kernel.is_none() {
+        // The learner's loop runs on the fast kernel: the reference
+        // solutions must pass there too.
+        let fast = setup::ensure(&flags.setup, Flavour::Fast)?;
+        println!("== every chapter in one guest boot, fast kernel (the learner's default)");
+        let result = run_chapters(&fast, &chapters, &flags.guest, "test-chapters-fast")?;
+        record_chapters(&mut tally, &result, "fast");
+    }
+
+    if wants("lint") {
+        println!("== lint: the kernel's rustfmt and CLIPPY=1 on the chapters; cargo fmt and clippy on the workspace");
+        for (name, passed) in lint_all(flags, &env, &chapters)? {
+            tally.record(name, passed);
+        }
+    }
+
+    if !tally.failed.is_empty() {
+        println!("failed:");
+        for name in &tally.failed {
+            println!("  {name}");
+        }
+    }
+    println!("(in {})", crate::progress::format_duration(started.elapsed()));
+    println!("{} passed, {} failed", tally.passed, tally.failed.len());
+    Ok(tally.failed.is_empty())
+}
+
+/// The phases of `test`, for `--only`.
+pub(crate) const TEST_PHASES: &[&str] = &["unit", "book", "chapters", "negative", "grading", "fast", "lint"];
+
+/// The book's checks, build and browser test.
+fn test_book(project: &Project, install: crate::toolchain::Install, tally: &mut Tally) -> Result<()> {
+    println!("== the book: includes, anchors, chapter pages, links; mdbook build");
+    let problems = crate::book::check(project)?;
+    for problem in &problems {
+        println!("  FAIL  {problem}");
+    }
+    tally.record("book: sources agree with the code".into(), problems.is_empty());
+    if problems.is_empty() {
+        let built = crate::book::build(project, false, install);
+        match &built {
+            Ok(dir) => println!("  ok    built {}", dir.join("index.html").display()),
+            Err(e) => println!("  FAIL  {e}"),
+        }
+        tally.record("book: mdbook build".into(), built.is_ok());
+        if let Ok(dir) = built {
+            let pages = crate::book::chapter_pages(project)?;
+            let screenshots = project.root.join("target/book-screenshots");
+            if let Some(problems) = crate::browser::check(&dir, &pages, &screenshots, install)? {
+                tally.record("book: chapter pages render in Chromium".into(), problems.is_empty());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tallies every step of a run of all chapters.
+fn record_chapters(tally: &mut Tally, result: &RunResult, flavour: &str) {
+    for chapter in &result.chapters {
+        if chapter.build.is_err() {
+            tally.record(format!("{} ({flavour} kernel): build", chapter.chapter.name), false);
+        }
+        for step in &chapter.steps {
+            tally.record(format!("{} ({flavour} kernel): {}", chapter.chapter.name, step.name), step.passed());
+        }
+    }
+}
+
+/// Runs the harness's unit tests, showing their output; returns the counts.
+fn unit_tests(project: &Project) -> Result<(usize, usize)> {
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(&project.root);
+    let out = xshell::cmd!(sh, "cargo test --quiet -p xtask --color never").quiet().ignore_status().output()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (mut passed, mut failed) = (0, 0);
+    for line in text.lines().filter(|l| l.starts_with("test result:")) {
+        let count = |word: &str| {
+            line.split(';').find_map(|part| {
+                part.trim()
+                    .trim_start_matches("test result: ok.")
+                    .trim_start_matches("test result: FAILED.")
+                    .trim()
+                    .strip_suffix(word)?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
+        };
+        passed += count("passed").unwrap_or(0);
+        failed += count("failed").unwrap_or(0);
+    }
+    for line in text.lines().filter(|l| l.contains("FAILED") || l.contains("panicked") || l.starts_with("error")) {
+        println!("  {line}");
+    }
+    if !out.status.success() && failed == 0 {
+        failed = 1;
+        println!("{text}");
+    }
+    println!("  {passed} unit tests passed, {failed} failed");
+    Ok((passed, failed))
+}
