@@ -286,30 +286,13 @@ pub(crate) fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<Sub
         );
     }
     let run_dir = RunDir::create(env)?;
-    let queue = std::sync::Mutex::new(todo.into_iter());
     let progress = std::sync::Mutex::new(Progress::new("grading", mine.len() as u64));
-    progress.lock().unwrap().advance((mine.len() - queue.lock().unwrap().len()) as u64);
-    std::thread::scope(|scope| -> Result<()> {
-        let workers: Vec<_> = (0..options.jobs.max(1))
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    loop {
-                        // Not in a `while let`: its guard would hold the queue for the whole body.
-                        let next = queue.lock().unwrap().next();
-                        let Some(submission) = next else {
-                            return Ok(());
-                        };
-                        let grade = grade_one(env, options, &run_dir.path, submission)?;
-                        let path = results_dir.join(format!("{}.json", submission.name));
-                        write_atomic(&path, serde_json::to_string_pretty(&grade)?.as_bytes())?;
-                        progress.lock().unwrap().advance(1);
-                    }
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker.join().map_err(|_| "a grading worker panicked")??;
-        }
+    progress.lock().unwrap().advance((mine.len() - todo.len()) as u64);
+    crate::pool::run(todo, options.jobs, |submission| {
+        let grade = grade_one(env, options, &run_dir.path, submission)?;
+        let path = results_dir.join(format!("{}.json", submission.name));
+        write_atomic(&path, serde_json::to_string_pretty(&grade)?.as_bytes())?;
+        progress.lock().unwrap().advance(1);
         Ok(())
     })?;
     progress.into_inner().unwrap().finish(&format!("{} submissions", mine.len()));

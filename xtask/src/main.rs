@@ -28,6 +28,7 @@ mod mutation;
 mod negative;
 mod paths;
 mod planted;
+mod pool;
 mod programs;
 mod progress;
 mod report;

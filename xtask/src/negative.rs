@@ -76,48 +76,30 @@ pub(crate) fn planted_jobs(env: &Environment) -> Result<Vec<NegativeJob>> {
 /// machine), printing each verdict as it comes.
 pub(crate) fn negative_tests(env: &Environment, jobs: Vec<NegativeJob>, accel: Accel) -> Result<Vec<(String, bool)>> {
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2);
-    let queue = std::sync::Mutex::new(jobs.into_iter());
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| -> Result<()> {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    loop {
-                        let Some(job) = queue.lock().unwrap().next() else {
-                            return Ok(());
-                        };
-                        let options = RunOptions {
-                            accel,
-                            memory_mb: GUEST_MEMORY_MB,
-                            work_dir: job.work.join("run"),
-                            isolation: crate::module_build::Isolation::Trusted,
-                        };
-                        let started = std::time::Instant::now();
-                        let run = runner::run(env, std::slice::from_ref(&job.chapter), &options)?;
-                        let name = job.name;
-                        let took = crate::progress::format_duration(started.elapsed());
-                        let verdict = match &job.judge {
-                            Judge::AnyOf(expect) => {
-                                let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
-                                mutation::expectation_met(&name, &expect, &run.chapters[0])
-                            }
-                            Judge::Planted(planted) => crate::planted::named_exactly(planted, &run.chapters[0]),
-                        };
-                        // One print per job, so lines of two workers never interleave.
-                        let text = match &verdict {
-                            Ok(found) => format!("  ok    {name} fails as it should: `{}` ({took})\n", found.lines().next().unwrap_or("")),
-                            Err(why) => format!("  FAIL  {name}: {why}\n{}", report::chapter(Style::plain(), &run.chapters[0])),
-                        };
-                        print!("{text}");
-                        results.lock().unwrap().push((name, verdict.is_ok()));
-                    }
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.join().map_err(|_| "a negative-test worker panicked")??;
-        }
-        Ok(())
-    })?;
-    Ok(results.into_inner().unwrap())
+    crate::pool::run(jobs, workers, |job| {
+        let options = RunOptions {
+            accel,
+            memory_mb: GUEST_MEMORY_MB,
+            work_dir: job.work.join("run"),
+            isolation: crate::module_build::Isolation::Trusted,
+        };
+        let started = std::time::Instant::now();
+        let run = runner::run(env, std::slice::from_ref(&job.chapter), &options)?;
+        let name = job.name;
+        let took = crate::progress::format_duration(started.elapsed());
+        let verdict = match &job.judge {
+            Judge::AnyOf(expect) => {
+                let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
+                mutation::expectation_met(&name, &expect, &run.chapters[0])
+            }
+            Judge::Planted(planted) => crate::planted::named_exactly(planted, &run.chapters[0]),
+        };
+        // One print per job, so lines of two workers never interleave.
+        let text = match &verdict {
+            Ok(found) => format!("  ok    {name} fails as it should: `{}` ({took})\n", found.lines().next().unwrap_or("")),
+            Err(why) => format!("  FAIL  {name}: {why}\n{}", report::chapter(Style::plain(), &run.chapters[0])),
+        };
+        print!("{text}");
+        Ok((name, verdict.is_ok()))
+    })
 }
