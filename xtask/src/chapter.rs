@@ -117,6 +117,9 @@ pub(crate) struct Step {
     pub(crate) absent_dmesg: Vec<Regex>,
     /// What the step is worth when graded.
     pub(crate) points: u32,
+    /// The harness's own last step of a chapter (unload what is loaded),
+    /// never one from a checks.toml.
+    pub(crate) cleanup: bool,
 }
 
 impl Chapter {
@@ -262,6 +265,7 @@ fn steps_from(steps: Vec<StepFile>) -> Result<Vec<Step>> {
                 exit: s.exit.unwrap_or(0),
                 timeout_secs: s.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT_SECS),
                 points: s.points.unwrap_or(1),
+                cleanup: false,
             })
         })
         .collect::<Result<Vec<Step>>>()

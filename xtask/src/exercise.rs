@@ -175,16 +175,16 @@ pub(crate) fn exercise_chapters(project: &Project) -> Result<Vec<Chapter>> {
 
 /// The learner's progress: the chapters done.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Progress {
+pub(crate) struct LearnerProgress {
     /// Names of the chapters whose checks passed.
     pub(crate) done: Vec<String>,
 }
 
-impl Progress {
+impl LearnerProgress {
     /// Reads the progress file in `root`, empty when there is none.
-    pub(crate) fn load(root: &Path) -> Progress {
+    pub(crate) fn load(root: &Path) -> LearnerProgress {
         let text = std::fs::read_to_string(root.join(PROGRESS_FILE)).unwrap_or_default();
-        let mut progress = Progress { done: Vec::new() };
+        let mut progress = LearnerProgress { done: Vec::new() };
         for name in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             progress.mark_done(crate::chapter::renumbered(name).unwrap_or(name));
         }
@@ -232,7 +232,7 @@ mod tests {
         assert!(root.join("04-procfs").is_dir() && !root.join("06-procfs").exists());
         // The new name was taken: both stay, nothing is overwritten.
         assert!(root.join("05-sockets").is_dir() && root.join("08-sockets").is_dir());
-        assert_eq!(Progress::load(&root).done, ["01-hello", "06-ipc", "04-procfs"]);
+        assert_eq!(LearnerProgress::load(&root).done, ["01-hello", "06-ipc", "04-procfs"]);
         std::fs::remove_dir_all(&root).unwrap();
     }
 
@@ -269,12 +269,12 @@ mod tests {
     fn progress_round_trips() {
         let root = std::env::temp_dir().join(format!("progress-test-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap();
-        let mut p = Progress::load(&root);
+        let mut p = LearnerProgress::load(&root);
         assert!(p.done.is_empty());
         p.mark_done("01-hello");
         p.mark_done("01-hello");
         p.save(&root).unwrap();
-        assert_eq!(Progress::load(&root).done, vec!["01-hello"]);
+        assert_eq!(LearnerProgress::load(&root).done, vec!["01-hello"]);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -6,7 +6,7 @@
 //! half-made is recognised by other means (a marker written before the work
 //! and removed after it).
 
-use std::os::fd::AsRawFd;
+use std::fs::TryLockError;
 use std::path::Path;
 
 use crate::Result;
@@ -30,22 +30,23 @@ fn open(path: &Path) -> Result<std::fs::File> {
         .map_err(|e| format!("cannot create {}: {e}", path.display()).into())
 }
 
-fn try_flock(file: &std::fs::File) -> bool {
-    // SAFETY: `flock` takes any descriptor; this one is open and owned by
-    // `file`, which outlives the call.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+/// Takes the lock without waiting (std's `File::try_lock` is `flock` on
+/// Linux); false when another open file description holds it.
+fn try_flock(file: &std::fs::File) -> Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(format!("cannot lock: {e}").into()),
+    }
 }
 
 impl CacheLock {
     /// Takes the lock, waiting (and saying so) while another process has it.
     pub(crate) fn acquire(path: &Path, what: &str) -> Result<CacheLock> {
         let file = open(path)?;
-        if !try_flock(&file) {
+        if !try_flock(&file)? {
             eprintln!("waiting for another harness process to finish {what} ({})", path.display());
-            // SAFETY: as in `try_flock`; blocking until the holder is done.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(format!("cannot lock {}: {}", path.display(), std::io::Error::last_os_error()).into());
-            }
+            file.lock().map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
         }
         Ok(CacheLock { file })
     }
@@ -53,7 +54,7 @@ impl CacheLock {
     /// Takes the lock if no other process has it.
     pub(crate) fn try_acquire(path: &Path) -> Result<Option<CacheLock>> {
         let file = open(path)?;
-        Ok(try_flock(&file).then_some(CacheLock { file }))
+        Ok(try_flock(&file)?.then_some(CacheLock { file }))
     }
 
     /// Writes who holds the lock into the lock file, for a refused process
@@ -73,7 +74,7 @@ impl CacheLock {
 pub(crate) fn is_held(path: &Path) -> bool {
     match std::fs::File::open(path) {
         // Taking it succeeds only if nobody holds it; it is dropped at once.
-        Ok(file) => !try_flock(&file),
+        Ok(file) => !try_flock(&file).unwrap_or(true),
         Err(_) => false,
     }
 }

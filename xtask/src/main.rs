@@ -21,6 +21,7 @@ mod guest;
 mod hash;
 mod initramfs;
 mod kernel;
+mod kernel_source;
 mod lint;
 mod lock;
 mod module_build;

@@ -82,6 +82,7 @@ fn cleanup_step(chapter: &Chapter) -> Step {
         absent_output: vec![regex::Regex::new("^still loaded").expect("pattern")],
         absent_dmesg: Vec::new(),
         points: 0,
+        cleanup: true,
     }
 }
 
@@ -134,7 +135,7 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
                 step.timeout_secs *= env.kernel.flavour.time_scale();
                 guest::check_no_marker(&step.run)?;
                 let n = plan.len();
-                if step.run.starts_with("wb_cleanup ") {
+                if step.cleanup {
                     script.push_str(&format!("wb_cleanup {n} {}\n", chapter.modules.join(" ")));
                 } else {
                     script.push_str(&format!("wb_step {n} {} {}\n", step.timeout_secs, shell_quote(&step.run)));

@@ -42,7 +42,7 @@ pub(crate) fn ensure(options: &SetupOptions, default: Flavour) -> Result<Environ
     let sh = Shell::new()?;
     let install = if options.no_install { Install::Never } else { Install::IfMissing };
     let toolchain = toolchain::ensure(&sh, install)?;
-    let source = kernel::ensure_source(&sh, &project, options.kernel_src.as_deref())?;
+    let source = crate::kernel_source::ensure_source(&sh, &project, options.kernel_src.as_deref())?;
     let kernel = kernel::ensure_built(&project, &toolchain, &source, options.kernel.unwrap_or(default), options.rebuild)?;
     Ok(Environment { project, toolchain, kernel })
 }

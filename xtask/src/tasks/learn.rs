@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use xshell::{cmd, Shell};
 
 use crate::chapter::Chapter;
-use crate::exercise::{self, Progress};
+use crate::exercise::{self, LearnerProgress};
 use crate::flags::Flags;
 use crate::kernel::Flavour;
 use crate::module_build::is_module_source;
@@ -39,7 +39,7 @@ pub(crate) fn init(flags: &Flags, force: bool) -> Result<bool> {
             println!("created  {} ({count} part(s) to write)", dest.display());
         }
     }
-    let progress = Progress::load(&root);
+    let progress = LearnerProgress::load(&root);
     println!(
         "\n{} exercises in {}, {} done. Open a chapter's sources in your editor and run\n  cargo xtask watch\nto check your work on every save.",
         chapters.len(),
@@ -90,7 +90,7 @@ fn check_one(env: &Environment, flags: &Flags, name: &str) -> Result<bool> {
     chapter.dir = dir;
     let result = run_chapters(env, std::slice::from_ref(&chapter), &flags.guest, "learn")?;
     let root = exercise::learner_root(&env.project);
-    let mut progress = Progress::load(&root);
+    let mut progress = LearnerProgress::load(&root);
     let passed = result.passed();
     if passed {
         progress.mark_done(&chapter.name);
@@ -131,7 +131,7 @@ pub(crate) fn reset(name: &str) -> Result<bool> {
 pub(crate) fn solution(name: &str, force: bool) -> Result<bool> {
     let project = Project::discover()?;
     let chapter = Chapter::find(&project, name)?;
-    let progress = Progress::load(&exercise::learner_root(&project));
+    let progress = LearnerProgress::load(&exercise::learner_root(&project));
     if !force && !progress.is_done(&chapter.name) {
         return Err(format!(
             "{} is not done yet: the solution shows once its checks pass (`cargo xtask check {}`), or now with --force",
@@ -180,7 +180,7 @@ pub(crate) fn watch(flags: &Flags) -> Result<bool> {
     exercise::migrate_renumbered(&root)?;
     let chapters = exercise::exercise_chapters(&project)?;
     loop {
-        let progress = Progress::load(&root);
+        let progress = LearnerProgress::load(&root);
         let Some(current) = chapters.iter().find(|c| !progress.is_done(&c.name)) else {
             println!("All {} exercises done. Well done!", chapters.len());
             return Ok(true);
