@@ -243,21 +243,21 @@ mod tests {
     use super::*;
 
     /// A throwaway project with one chapter and one page.
-    fn project(page: &str) -> Project {
-        let root = std::env::temp_dir().join(format!("book-test-{}-{}", std::process::id(), page.len()));
-        let _ = std::fs::remove_dir_all(&root);
+    fn project(page: &str) -> (tempfile::TempDir, Project) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         std::fs::create_dir_all(root.join("book/src")).unwrap();
         std::fs::create_dir_all(root.join("chapters/01-x")).unwrap();
         std::fs::write(root.join("chapters/01-x/checks.toml"), "").unwrap();
         std::fs::write(root.join("chapters/01-x/x.rs"), "// ANCHOR: a\nfn a() {}\n// ANCHOR_END: a\n").unwrap();
         std::fs::write(root.join("book/src/x.md"), page).unwrap();
-        Project { cache: root.join("cache"), root }
+        (tmp, Project { cache: root.join("cache"), root })
     }
 
     #[test]
     fn a_rendered_solution_or_marker_is_named() {
-        let root = std::env::temp_dir().join(format!("wb-book-shown-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         std::fs::create_dir_all(root.join("ch/01-x")).unwrap();
         std::fs::create_dir_all(root.join("html")).unwrap();
         std::fs::write(root.join("ch/01-x/Kbuild"), "obj-m := x.o\n").unwrap();
@@ -277,7 +277,6 @@ mod tests {
         assert_eq!(shown, ["01-x.html: shows the solution of the exercise at 01-x/x.rs:2: `pr_info!(\"Hello, kernel <{n}>\");`"]);
         page("// END EXERCISE");
         assert!(shown_solutions(&root.join("html"), &chapters).unwrap()[0].contains("shows the marker `// END EXERCISE`"));
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -288,19 +287,19 @@ mod tests {
 
     #[test]
     fn sound_book_has_no_problems() {
-        let p = project("```rust\n{{#include ../../chapters/01-x/x.rs:a}}\n```\n[x](x.md)\n");
+        let (_tmp, p) = project("```rust\n{{#include ../../chapters/01-x/x.rs:a}}\n```\n[x](x.md)\n");
         assert_eq!(check(&p).unwrap(), Vec::<String>::new());
     }
 
     #[test]
     fn broken_includes_links_and_missing_pages_are_named() {
-        let p = project("```rust\n{{#include ../../chapters/01-x/x.rs:b}}\n```\n{{#include ../../chapters/01-x/x.rs:a}}\n[y](y.md)\n```\n{{#include ../../chapters/02-y/y.rs}}\n```\n");
+        let (_tmp, p) = project("```rust\n{{#include ../../chapters/01-x/x.rs:b}}\n```\n{{#include ../../chapters/01-x/x.rs:a}}\n[y](y.md)\n```\n{{#include ../../chapters/02-y/y.rs}}\n```\n");
         let problems = check(&p).unwrap().join("\n");
         assert!(problems.contains("no `ANCHOR: b`"), "{problems}");
         assert!(problems.contains("outside a ``` code block"), "{problems}");
         assert!(problems.contains("links to y.md"), "{problems}");
         assert!(problems.contains("chapters/02-y/y.rs, which does not exist"), "{problems}");
-        let p = project("no includes at all\n");
+        let (_tmp, p) = project("no includes at all\n");
         assert!(check(&p).unwrap().join("\n").contains("chapters/01-x has no book page"));
     }
 }

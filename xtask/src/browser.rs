@@ -138,7 +138,9 @@ pub(crate) fn check(book_dir: &Path, pages: &[(String, String)], screenshots: &P
     };
     std::fs::create_dir_all(screenshots)?;
     let server = StaticServer::start(book_dir)?;
-    let profile = std::env::temp_dir().join(format!("workbook-chromium-{}", std::process::id()));
+    // Removed when dropped, however this function returns.
+    let profile_dir = tempfile::Builder::new().prefix("workbook-chromium-").tempdir()?;
+    let profile = profile_dir.path();
     let flags = [
         "--headless",
         "--no-sandbox",
@@ -171,7 +173,6 @@ pub(crate) fn check(book_dir: &Path, pages: &[(String, String)], screenshots: &P
             problems.extend(found.into_iter().map(|p| format!("{page}: {p}")));
         }
     }
-    let _ = std::fs::remove_dir_all(&profile);
     Ok(Some(problems))
 }
 
@@ -181,7 +182,8 @@ mod tests {
 
     #[test]
     fn resolve_stays_inside_the_root() {
-        let root = std::env::temp_dir().join(format!("serve-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         std::fs::create_dir_all(root.join("css")).unwrap();
         std::fs::write(root.join("index.html"), "i").unwrap();
         std::fs::write(root.join("css/a.css"), "c").unwrap();
@@ -189,7 +191,6 @@ mod tests {
         assert_eq!(resolve(&root, "/css/a.css"), Some(root.join("css/a.css")));
         assert_eq!(resolve(&root, "/../etc/passwd"), None);
         assert_eq!(resolve(&root, "/missing.html"), None);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

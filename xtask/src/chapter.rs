@@ -345,7 +345,8 @@ points = 3
 
     #[test]
     fn hidden_checks_add_or_replace_steps() {
-        let root = std::env::temp_dir().join(format!("wb-hidden-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         let (public, hidden) = (root.join("public"), root.join("hidden"));
         std::fs::create_dir_all(&public).unwrap();
         std::fs::create_dir_all(&hidden).unwrap();
@@ -362,6 +363,5 @@ points = 3
         assert_eq!(c.steps.len(), 1);
         std::fs::write(hidden.join(CHECKS_FILE), "replace = true\n").unwrap();
         assert!(c.add_hidden(&hidden).unwrap_err().to_string().contains("no [[step]]"));
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -220,8 +220,8 @@ mod tests {
 
     #[test]
     fn learner_work_from_the_old_numbering_is_carried_over() {
-        let root = std::env::temp_dir().join(format!("wb-renumber-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         for dir in ["04-ipc", "06-procfs", "05-sockets", "08-sockets"] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
@@ -233,7 +233,6 @@ mod tests {
         // The new name was taken: both stay, nothing is overwritten.
         assert!(root.join("05-sockets").is_dir() && root.join("08-sockets").is_dir());
         assert_eq!(LearnerProgress::load(&root).done, ["01-hello", "06-ipc", "04-procfs"]);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     const SOLUTION: &str = "fn main() {\n    let a = 1;\n    // EXERCISE: print a\n    // HINT: use pr_info!\n    // STUB: let _ = a;\n    pr_info!(\"{a}\");\n    // END EXERCISE\n}\n";
@@ -267,7 +266,8 @@ mod tests {
 
     #[test]
     fn progress_round_trips() {
-        let root = std::env::temp_dir().join(format!("progress-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         std::fs::create_dir_all(&root).unwrap();
         let mut p = LearnerProgress::load(&root);
         assert!(p.done.is_empty());
@@ -275,6 +275,5 @@ mod tests {
         p.mark_done("01-hello");
         p.save(&root).unwrap();
         assert_eq!(LearnerProgress::load(&root).done, vec!["01-hello"]);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

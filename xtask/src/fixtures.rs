@@ -431,7 +431,8 @@ mod tests {
 
     #[test]
     fn hostile_archives_are_refused_file_by_file() {
-        let dir = std::env::temp_dir().join(format!("wb-fixture-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let archive = dir.join("mallory.tar.gz");
         write_archive(
@@ -451,6 +452,5 @@ mod tests {
         assert!(all.contains("../01-hello/hello.rs: the path leaves the submission"), "{all}");
         assert!(all.contains("01-hello/hello.rs: a link"), "{all}");
         assert_eq!(collected.ignored, vec!["01-hello/Kbuild"]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -372,7 +372,9 @@ mod tests {
         assert_eq!(all, class);
         assert_eq!(shard(class.clone(), None), class);
 
-        let root = std::env::temp_dir().join(format!("wb-merge-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+
+        let root = tmp.path().to_path_buf();
         let grade = |name: &str, score| SubmissionGrade {
             submission: name.into(),
             score,
@@ -388,6 +390,5 @@ mod tests {
         }
         let merged = load_results(&[root.join("a"), root.join("b")]).unwrap();
         assert_eq!(merged, vec![grade("alice", 9), grade("bob", 6)]);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

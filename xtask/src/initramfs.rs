@@ -140,7 +140,8 @@ mod tests {
         }
         let mut cpio = Cpio::new();
         cpio.file("bin/x", 0o755, b"#!/bin/sh\n").symlink("bin/y", "x").char_device("dev/console", 5, 1);
-        let dir = std::env::temp_dir().join(format!("cpio-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let archive = dir.join("t.cpio");
         std::fs::write(&archive, cpio.finish()).unwrap();

@@ -322,7 +322,8 @@ mod tests {
 
     #[test]
     fn pruning_keeps_the_most_recently_used() {
-        let root = std::env::temp_dir().join(format!("prune-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         for (i, name) in ["old", "mid", "new"].iter().enumerate() {
             std::fs::create_dir_all(root.join(name)).unwrap();
             let stamp = root.join(name).join(".workbook-used");
@@ -334,12 +335,12 @@ mod tests {
         let removed = prune_builds(&root, 2).unwrap();
         assert_eq!(removed, vec![root.join("old")]);
         assert!(root.join("mid").exists() && root.join("new").exists() && root.join("objects-estimate").exists());
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn pruning_is_per_flavour() {
-        let root = std::env::temp_dir().join(format!("prune-flavour-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         for (i, (name, flavour)) in [("d1", "debug"), ("f1", "fast"), ("f2", "fast"), ("f3", "fast")].iter().enumerate() {
             std::fs::create_dir_all(root.join(name)).unwrap();
             std::fs::write(root.join(name).join(FLAVOUR_FILE), flavour).unwrap();
@@ -351,7 +352,6 @@ mod tests {
         // The oldest build is the only debug one: it stays.
         assert_eq!(prune_builds(&root, 2).unwrap(), vec![root.join("f1")]);
         assert!(root.join("d1").exists());
-        std::fs::remove_dir_all(&root).unwrap();
         assert_eq!(Flavour::parse("debug").unwrap(), Flavour::Debug);
         assert!(Flavour::parse("slow").unwrap_err().to_string().contains("fast or debug"));
     }

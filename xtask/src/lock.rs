@@ -107,7 +107,8 @@ mod tests {
 
     #[test]
     fn a_lock_is_exclusive_and_released_on_drop() {
-        let path = std::env::temp_dir().join(format!("wb-lock-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("lock");
         let held = CacheLock::try_acquire(&path).unwrap().expect("free at first");
         // flock locks belong to the open file description: a second open in
         // this process conflicts like another process would.
@@ -117,7 +118,6 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "pid 1");
         drop(held);
         assert!(!is_held(&path));
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

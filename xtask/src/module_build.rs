@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use xshell::{cmd, Shell};
+use xshell::cmd;
 
 use crate::chapter::Chapter;
 use crate::hash::CacheKey;
@@ -117,8 +117,7 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     sync_sources(&chapter.dir, &build_dir)?;
     std::fs::write(&marker, b"")?;
     let started = Instant::now();
-    let sh = Shell::new()?;
-    env.toolchain.configure_shell(&sh);
+    let sh = env.shell()?;
     let kdir = &env.kernel.dir;
     let vars = env.toolchain.make_vars();
     let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
@@ -169,8 +168,7 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
 /// host, with `extra` make arguments (e.g. `CLIPPY=1`); the caller reads the
 /// outcome.
 pub(crate) fn make_modules(env: &Environment, dir: &Path, extra: &[String]) -> Result<std::process::Output> {
-    let sh = Shell::new()?;
-    env.toolchain.configure_shell(&sh);
+    let sh = env.shell()?;
     let kdir = &env.kernel.dir;
     let vars = env.toolchain.make_vars();
     let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
@@ -220,7 +218,8 @@ mod tests {
 
     #[test]
     fn sync_rewrites_only_changes() {
-        let base = std::env::temp_dir().join(format!("sync-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().to_path_buf();
         let (src, dst) = (base.join("src"), base.join("dst"));
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("Kbuild"), "obj-m := a.o\n").unwrap();
@@ -235,6 +234,5 @@ mod tests {
         sync_sources(&src, &dst).unwrap();
         assert_eq!(std::fs::metadata(dst.join("a.rs")).unwrap().modified().unwrap(), before);
         assert!(!dst.join("Kbuild").exists() && dst.join("a.o").exists());
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -35,6 +35,18 @@ pub(crate) struct Environment {
     pub(crate) kernel: KernelBuild,
 }
 
+impl Environment {
+    /// A shell for the kernel's build tools: the pinned LLVM first in PATH.
+    /// One per thread of work, not one for the whole run: xshell's `Shell`
+    /// is not `Sync`, and grading and the negative tests build modules in
+    /// several threads at once.
+    pub(crate) fn shell(&self) -> Result<Shell> {
+        let sh = Shell::new()?;
+        self.toolchain.configure_shell(&sh);
+        Ok(sh)
+    }
+}
+
 /// Makes sure the toolchain and the kernel are there; cheap when they are.
 /// The kernel is the flavour asked for, else the command's `default`.
 pub(crate) fn ensure(options: &SetupOptions, default: Flavour) -> Result<Environment> {

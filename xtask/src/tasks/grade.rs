@@ -36,14 +36,11 @@ pub(crate) fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
             return Err(format!("--hidden {}: not a directory (it holds NN-topic/checks.toml files)", hidden.display()).into());
         }
         // Malformed hidden checks are found now, not once per student.
-        let scratch = std::env::temp_dir().join(format!("wb-hidden-check-{}", std::process::id()));
         for chapter in &chapters {
-            std::fs::create_dir_all(&scratch)?;
+            let scratch = tempfile::Builder::new().prefix("wb-hidden-check-").tempdir()?;
             let mut copy = chapter.clone();
-            copy.dir = scratch.clone();
-            let checked = with_hidden(copy, &GradeOptions::hidden_only(hidden));
-            let _ = std::fs::remove_dir_all(&scratch);
-            checked?;
+            copy.dir = scratch.path().to_path_buf();
+            with_hidden(copy, &GradeOptions::hidden_only(hidden))?;
         }
     }
     std::fs::create_dir_all(&grade.out)?;

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use xshell::{cmd, Shell};
+use xshell::cmd;
 
 use crate::chapter::Chapter;
 use crate::exercise::{self, LearnerProgress};
@@ -52,8 +52,7 @@ pub(crate) fn init(flags: &Flags, force: bool) -> Result<bool> {
 /// Writes `rust-project.json` into `dir` so rust-analyzer knows the
 /// kernel's crates (the kernel's own `make rust-analyzer` for modules).
 fn editor_support(env: &Environment, dir: &Path) -> Result<()> {
-    let sh = Shell::new()?;
-    env.toolchain.configure_shell(&sh);
+    let sh = env.shell()?;
     let kdir = &env.kernel.dir;
     let vars = env.toolchain.make_vars();
     let out = cmd!(sh, "make -C {kdir} M={dir} {vars...} rust-analyzer").quiet().ignore_status().output()?;
