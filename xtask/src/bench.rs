@@ -16,6 +16,7 @@ use crate::progress::format_duration;
 use crate::runner::{self, RunOptions};
 use crate::setup::{self, Environment, SetupOptions};
 use crate::Result;
+use anyhow::{anyhow, Context};
 
 /// What a figure counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +122,7 @@ fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: us
         let started = Instant::now();
         let grades = crate::grading::grade(env, &options)?;
         if grades.iter().any(|g| g.score < g.max) {
-            return Err("a correct submission lost points in the grading benchmark".into());
+            return Err(anyhow!("a correct submission lost points in the grading benchmark"));
         }
         runs.push(CLASS_SIZE as f64 * 60.0 / started.elapsed().as_secs_f64());
     }
@@ -136,11 +137,11 @@ fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: us
 /// On one kernel: 01-hello's verdict with nothing changed, every chapter in
 /// one boot, and that guest's peak memory; `suffix` names the kernel.
 fn verdict_figures(env: &Environment, chapters: &[Chapter], options: &RunOptions, suffix: &str, times: usize) -> Result<Vec<Figure>> {
-    let first = chapters.first().ok_or("the workbook has no chapters")?;
+    let first = chapters.first().context("the workbook has no chapters")?;
     let mut figures = Vec::new();
     figures.push(measure(&format!("01-hello verdict, nothing changed{suffix}"), times, || {
         let result = runner::run(env, std::slice::from_ref(first), options)?;
-        result.passed().then_some(()).ok_or_else(|| format!("01-hello failed{suffix}").into())
+        result.passed().then_some(()).ok_or_else(|| anyhow!("01-hello failed{suffix}"))
     })?);
     let mut peaks = Vec::new();
     figures.push(measure(&format!("all {} chapters, one guest boot{suffix}", chapters.len()), times, || {
@@ -170,7 +171,7 @@ pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> R
     };
 
     // A learner's edit: a copy of chapter 01 whose source changes each time.
-    let first = chapters.first().ok_or("the workbook has no chapters")?;
+    let first = chapters.first().context("the workbook has no chapters")?;
     let copy = crate::mutation::apply(
         first,
         &crate::mutation::Mutation {
@@ -192,7 +193,7 @@ pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> R
         let chapter = Chapter::load(&copy.dir)?;
         let result = runner::run(&env, &[chapter], &options)?;
         if !result.passed() {
-            return Err("the benchmark's copy of 01-hello failed its checks".into());
+            return Err(anyhow!("the benchmark's copy of 01-hello failed its checks"));
         }
         Ok(())
     })?);

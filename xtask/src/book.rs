@@ -19,6 +19,7 @@ use crate::exercise;
 use crate::paths::{read_to_string, Project};
 use crate::toolchain::{self, Install, MDBOOK};
 use crate::Result;
+use anyhow::anyhow;
 
 /// The book's source pages.
 fn pages(project: &Project) -> Result<Vec<PathBuf>> {
@@ -122,17 +123,16 @@ pub(crate) fn heading_id(title: &str) -> String {
 pub(crate) fn build(project: &Project, serve: bool, install: Install) -> Result<PathBuf> {
     let problems = check(project)?;
     if !problems.is_empty() {
-        return Err(format!("the book disagrees with the code:\n  {}", problems.join("\n  ")).into());
+        return Err(anyhow!("the book disagrees with the code:\n  {}", problems.join("\n  ")));
     }
     let chapters = chapter::list(project)?.iter().map(|name| Chapter::find(project, name)).collect::<Result<Vec<_>>>()?;
     let staged = stage(project, &chapters)?;
     let problems = check(&staged)?;
     if !problems.is_empty() {
-        return Err(format!(
+        return Err(anyhow!(
             "the book disagrees with the chapters' skeletons (an anchor inside an exercise?):\n  {}",
             problems.join("\n  ")
-        )
-        .into());
+        ));
     }
     let sh = Shell::new()?;
     let mdbook = toolchain::ensure_crate(&sh, MDBOOK, "WORKBOOK_MDBOOK", install)?;
@@ -145,11 +145,11 @@ pub(crate) fn build(project: &Project, serve: bool, install: Install) -> Result<
         let out = cmd!(sh, "{mdbook} build {book} --dest-dir {dest}").quiet().ignore_status().output()?;
         let log = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() || log.contains("ERROR") || log.contains("WARN") {
-            return Err(format!("mdbook build failed or warned:\n{log}").into());
+            return Err(anyhow!("mdbook build failed or warned:\n{log}"));
         }
         let shown = shown_solutions(&dest, &chapters)?;
         if !shown.is_empty() {
-            return Err(format!("the rendered book shows what a learner should write:\n  {}", shown.join("\n  ")).into());
+            return Err(anyhow!("the rendered book shows what a learner should write:\n  {}", shown.join("\n  ")));
         }
     }
     Ok(dest)

@@ -129,7 +129,7 @@ pub(crate) fn page_problems(dom: &str, heading_id: &str) -> Vec<String> {
 pub(crate) fn check(book_dir: &Path, pages: &[(String, String)], screenshots: &Path, install: Install) -> Result<Option<Vec<String>>> {
     let sh = Shell::new()?;
     if let Err(e) = toolchain::ensure_debian_packages(&sh, &["chromium"], install) {
-        println!("  skip  the browser check: Chromium cannot be installed here: {e}");
+        println!("  skip  the browser check: Chromium cannot be installed here: {e:#}");
         return Ok(None);
     }
     let Some(chromium) = toolchain::find_in_path("chromium") else {

@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 use crate::paths::{read_to_string, Project};
 use crate::Result;
+use anyhow::anyhow;
+use anyhow::Context;
 
 /// The file in a chapter directory that declares its checks.
 pub(crate) const CHECKS_FILE: &str = "checks.toml";
@@ -133,12 +135,10 @@ impl Chapter {
             let in_workbook = project.chapters_dir().join(name_or_path);
             if !in_workbook.is_dir() && !as_path.is_dir() {
                 if let Some(new) = renumbered(name_or_path) {
-                    return Err(format!("no chapter `{name_or_path}`: the chapters were renumbered, it is now `{new}`").into());
+                    return Err(anyhow!("no chapter `{name_or_path}`: the chapters were renumbered, it is now `{new}`"));
                 }
                 let known = list(project)?.join(", ");
-                return Err(
-                    format!("no chapter `{name_or_path}`: the workbook has {known}; or give a directory with a {CHECKS_FILE}").into()
-                );
+                return Err(anyhow!("no chapter `{name_or_path}`: the workbook has {known}; or give a directory with a {CHECKS_FILE}"));
             }
             if in_workbook.is_dir() {
                 in_workbook
@@ -151,21 +151,19 @@ impl Chapter {
 
     /// Loads and validates `dir/checks.toml`.
     pub(crate) fn load(dir: &Path) -> Result<Chapter> {
-        let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+        let dir = dir.canonicalize().with_context(|| format!("{}", dir.display()))?;
         let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
         let path = dir.join(CHECKS_FILE);
         if !path.exists() {
-            return Err(
-                format!("{} has no {CHECKS_FILE}: a chapter declares its steps there (see the book's appendix)", dir.display()).into()
-            );
+            return Err(anyhow!("{} has no {CHECKS_FILE}: a chapter declares its steps there (see the book's appendix)", dir.display()));
         }
         let text = read_to_string(&path)?;
-        let chapter = Chapter::parse(&name, &dir, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let chapter = Chapter::parse(&name, &dir, &text).with_context(|| format!("{}", path.display()))?;
         if let Some(missing) = chapter.files.iter().find(|f| !dir.join(f).is_file()) {
-            return Err(format!("{}: `files` names {missing}, which is not in {}", path.display(), dir.display()).into());
+            return Err(anyhow!("{}: `files` names {missing}, which is not in {}", path.display(), dir.display()));
         }
         if !dir.join("Kbuild").exists() {
-            return Err(format!("{} has no Kbuild: it should say `obj-m := {}.o`", dir.display(), chapter.modules[0]).into());
+            return Err(anyhow!("{} has no Kbuild: it should say `obj-m := {}.o`", dir.display(), chapter.modules[0]));
         }
         Ok(chapter)
     }
@@ -173,23 +171,23 @@ impl Chapter {
     /// Parses the text of a checks file.
     pub(crate) fn parse(name: &str, dir: &Path, text: &str) -> Result<Chapter> {
         if !is_guest_safe_name(name) {
-            return Err(format!("the chapter directory name `{name}` may only contain letters, digits, `-` and `_`").into());
+            return Err(anyhow!("the chapter directory name `{name}` may only contain letters, digits, `-` and `_`"));
         }
-        let file: ChecksFile = toml::from_str(text).map_err(|e| format!("malformed checks file: {e}"))?;
+        let file: ChecksFile = toml::from_str(text).context("malformed checks file")?;
         if file.modules.is_empty() {
-            return Err("`modules` is empty: name the module(s) the Kbuild builds, e.g. modules = [\"hello\"]".into());
+            return Err(anyhow!("`modules` is empty: name the module(s) the Kbuild builds, e.g. modules = [\"hello\"]"));
         }
         if let Some(bad) = file.modules.iter().find(|m| !is_guest_safe_name(m)) {
-            return Err(format!("module name `{bad}` may only contain letters, digits, `-` and `_`").into());
+            return Err(anyhow!("module name `{bad}` may only contain letters, digits, `-` and `_`"));
         }
         if let Some(bad) = file.files.iter().find(|f| !is_guest_safe_name(&f.replace('.', "_"))) {
-            return Err(format!("file `{bad}` must be a plain file name in the chapter directory (letters, digits, `-`, `_`, `.`)").into());
+            return Err(anyhow!("file `{bad}` must be a plain file name in the chapter directory (letters, digits, `-`, `_`, `.`)"));
         }
         if let Some(bad) = file.programs.iter().find(|p| !is_guest_safe_name(p)) {
-            return Err(format!("program `{bad}` must be the name of a binary of guest-programs/ (letters, digits, `-`, `_`)").into());
+            return Err(anyhow!("program `{bad}` must be the name of a binary of guest-programs/ (letters, digits, `-`, `_`)"));
         }
         if file.step.is_empty() {
-            return Err("no [[step]]: a chapter needs at least one step to check".into());
+            return Err(anyhow!("no [[step]]: a chapter needs at least one step to check"));
         }
         let steps = steps_from(file.step)?;
         Ok(Chapter {
@@ -211,20 +209,20 @@ impl Chapter {
     pub(crate) fn add_hidden(&mut self, dir: &Path) -> Result<()> {
         let path = dir.join(CHECKS_FILE);
         let text = read_to_string(&path)?;
-        let hidden: HiddenFile = toml::from_str(&text).map_err(|e| format!("{}: malformed hidden checks: {e}", path.display()))?;
+        let hidden: HiddenFile = toml::from_str(&text).with_context(|| format!("{}: malformed hidden checks", path.display()))?;
         if hidden.step.is_empty() {
-            return Err(format!("{}: no [[step]]: hidden checks add or replace steps", path.display()).into());
+            return Err(anyhow!("{}: no [[step]]: hidden checks add or replace steps", path.display()));
         }
         for file in &hidden.files {
             if !is_guest_safe_name(&file.replace('.', "_")) || !dir.join(file).is_file() {
-                return Err(format!("{}: `files` names {file}, which is not a plain file in {}", path.display(), dir.display()).into());
+                return Err(anyhow!("{}: `files` names {file}, which is not a plain file in {}", path.display(), dir.display()));
             }
             std::fs::copy(dir.join(file), self.dir.join(file))?;
             if !self.files.contains(file) {
                 self.files.push(file.clone());
             }
         }
-        let steps = steps_from(hidden.step).map_err(|e| format!("{}: {e}", path.display()))?;
+        let steps = steps_from(hidden.step).with_context(|| format!("{}", path.display()))?;
         if hidden.replace {
             self.steps = steps;
         } else {
@@ -244,16 +242,14 @@ fn steps_from(steps: Vec<StepFile>) -> Result<Vec<Step>> {
             let compile = |patterns: &[String], field: &str| -> Result<Vec<Regex>> {
                 patterns
                     .iter()
-                    .map(|p| {
-                        Regex::new(p).map_err(|e| format!("{at}: {field} pattern `{p}` is not a valid regular expression: {e}").into())
-                    })
+                    .map(|p| Regex::new(p).with_context(|| format!("{at}: {field} pattern `{p}` is not a valid regular expression")))
                     .collect()
             };
             if s.run.trim().is_empty() {
-                return Err(format!("{at}: `run` is empty").into());
+                return Err(anyhow!("{at}: `run` is empty"));
             }
             if s.timeout == Some(0) {
-                return Err(format!("{at}: `timeout` must be at least 1 second").into());
+                return Err(anyhow!("{at}: `timeout` must be at least 1 second"));
             }
             Ok(Step {
                 output: compile(&s.output, "output")?,
@@ -329,7 +325,7 @@ points = 3
 
     #[test]
     fn malformed_files_name_the_problem() {
-        let err = |t: &str| parse(t).unwrap_err().to_string();
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
         assert!(err("title = \"x\"\nmodules = []\n[[step]]\nname=\"a\"\nrun=\"b\"").contains("`modules` is empty"));
         assert!(err("title = \"x\"\nmodules = [\"m\"]").contains("no [[step]]"));
         assert!(err(&GOOD.replace("dmesg = [", "dmseg = [")).contains("unknown field `dmseg`"));

@@ -21,6 +21,7 @@ use crate::chapter::Chapter;
 use crate::module_build::is_module_source;
 use crate::paths::{read_to_string, write_atomic, Project};
 use crate::Result;
+use anyhow::{anyhow, Context};
 
 /// The learner's progress file, inside the learner's directory.
 pub(crate) const PROGRESS_FILE: &str = ".progress";
@@ -51,7 +52,7 @@ pub(crate) fn skeleton(file: &str, source: &str) -> Result<(String, Vec<Region>)
         let at = format!("{file}:{}", index + 1);
         if let Some(instruction) = trimmed.strip_prefix("// EXERCISE:") {
             if open.is_some() {
-                return Err(format!("{at}: an EXERCISE inside another one (close the first with `// END EXERCISE`)").into());
+                return Err(anyhow!("{at}: an EXERCISE inside another one (close the first with `// END EXERCISE`)"));
             }
             let region = Region {
                 file: file.to_string(),
@@ -63,7 +64,7 @@ pub(crate) fn skeleton(file: &str, source: &str) -> Result<(String, Vec<Region>)
             open = Some((region, indent.to_string(), Vec::new()));
         } else if trimmed.starts_with("// END EXERCISE") {
             let Some((region, indent, stub)) = open.take() else {
-                return Err(format!("{at}: `// END EXERCISE` without an `// EXERCISE:` before it").into());
+                return Err(anyhow!("{at}: `// END EXERCISE` without an `// EXERCISE:` before it"));
             };
             out.push_str(&format!("{indent}// TODO: {}\n", region.instruction));
             out.push_str(&format!("{indent}// (`cargo xtask hint` has a hint; `cargo xtask check` checks your work)\n"));
@@ -85,7 +86,7 @@ pub(crate) fn skeleton(file: &str, source: &str) -> Result<(String, Vec<Region>)
         }
     }
     if let Some((region, _, _)) = open {
-        return Err(format!("{file}:{}: this EXERCISE has no `// END EXERCISE`", region.line).into());
+        return Err(anyhow!("{file}:{}: this EXERCISE has no `// END EXERCISE`", region.line));
     }
     Ok((out, regions))
 }
@@ -125,7 +126,7 @@ pub(crate) fn write_skeleton(chapter: &Chapter, dest: &Path) -> Result<()> {
         }
         let data = std::fs::read(entry.path())?;
         let data = if is_module_source(&name) && name != "Kbuild" {
-            skeleton(&name, std::str::from_utf8(&data).map_err(|_| format!("{name} is not UTF-8"))?)?.0.into_bytes()
+            skeleton(&name, std::str::from_utf8(&data).map_err(|_| anyhow!("{name} is not UTF-8"))?)?.0.into_bytes()
         } else {
             data
         };
@@ -156,7 +157,7 @@ pub(crate) fn migrate_renumbered(root: &Path) -> Result<()> {
             println!("note: {} is from before the chapters were renumbered; your work for {new} is in {}", from.display(), to.display());
             continue;
         }
-        std::fs::rename(&from, &to).map_err(|e| format!("renaming {} to {}: {e}", from.display(), to.display()))?;
+        std::fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
         println!("renamed  {} to {} (the chapters were renumbered)", from.display(), to.display());
     }
     Ok(())

@@ -21,6 +21,7 @@ use crate::paths::read_to_string;
 use crate::progress::format_duration;
 use crate::setup::Environment;
 use crate::Result;
+use anyhow::{anyhow, Context};
 
 /// The fixtures file, relative to the repository.
 pub(crate) const FIXTURES_FILE: &str = "tests/grading/fixtures.toml";
@@ -105,7 +106,7 @@ pub(crate) struct Link {
 
 /// The fixtures declared in `path`.
 pub(crate) fn load(path: &Path) -> Result<Vec<Fixture>> {
-    let file: FixturesFile = toml::from_str(&read_to_string(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: FixturesFile = toml::from_str(&read_to_string(path)?).with_context(|| format!("{}", path.display()))?;
     Ok(file.submission)
 }
 
@@ -114,7 +115,7 @@ fn entries(fixture: &Fixture, chapters: &[Chapter]) -> Result<Vec<(String, Vec<u
     let chapter = chapters
         .iter()
         .find(|c| c.name == fixture.chapter)
-        .ok_or_else(|| format!("fixture `{}`: no chapter `{}` is graded", fixture.name, fixture.chapter))?;
+        .ok_or_else(|| anyhow!("fixture `{}`: no chapter `{}` is graded", fixture.name, fixture.chapter))?;
     let sources = crate::submission::wanted_sources(std::slice::from_ref(chapter))?.remove(&chapter.name).unwrap_or_default();
     let prefix = fixture.top.as_ref().map(|t| format!("{t}/")).unwrap_or_default();
     let mut files: BTreeMap<String, String> = BTreeMap::new();
@@ -124,9 +125,9 @@ fn entries(fixture: &Fixture, chapters: &[Chapter]) -> Result<Vec<(String, Vec<u
     for change in &fixture.change {
         let text = files
             .get_mut(&change.file)
-            .ok_or_else(|| format!("fixture `{}`: changes {}, which it does not have", fixture.name, change.file))?;
+            .ok_or_else(|| anyhow!("fixture `{}`: changes {}, which it does not have", fixture.name, change.file))?;
         if text.matches(&change.find).count() != 1 {
-            return Err(format!("fixture `{}`: its `find` text must occur exactly once in {}", fixture.name, change.file).into());
+            return Err(anyhow!("fixture `{}`: its `find` text must occur exactly once in {}", fixture.name, change.file));
         }
         *text = text.replacen(&change.find, &change.replace, 1);
     }
@@ -150,7 +151,7 @@ pub(crate) fn materialize(fixtures: &[Fixture], chapters: &[Chapter], dir: &Path
         let root = dir.join(&fixture.name);
         for (path, data, is_link) in entries {
             if path.split('/').any(|p| p == "..") {
-                return Err(format!("fixture `{}`: `..` paths only in archives", fixture.name).into());
+                return Err(anyhow!("fixture `{}`: `..` paths only in archives", fixture.name));
             }
             let target = root.join(&path);
             std::fs::create_dir_all(target.parent().expect("a file in a folder"))?;
@@ -173,7 +174,7 @@ fn write_archive(path: &Path, entries: &[(String, Vec<u8>, bool)]) -> Result<()>
         let mut header = tar::Header::new_gnu();
         let raw = &mut header.as_gnu_mut().expect("a GNU header").name;
         if name.len() >= raw.len() {
-            return Err(format!("archive entry name too long: {name}").into());
+            return Err(anyhow!("archive entry name too long: {name}"));
         }
         raw[..name.len()].copy_from_slice(name.as_bytes());
         header.set_mode(0o644);
@@ -295,7 +296,7 @@ pub(crate) fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(St
     let all = load(&root.join(FIXTURES_FILE))?;
     let public_points: u32 = chapter.steps.iter().map(|s| s.points).sum();
     let named = |fixture: &str, as_name: &str| -> Result<Fixture> {
-        let mut f = all.iter().find(|f| f.name == fixture).cloned().ok_or_else(|| format!("{FIXTURES_FILE} has no `{fixture}`"))?;
+        let mut f = all.iter().find(|f| f.name == fixture).cloned().ok_or_else(|| anyhow!("{FIXTURES_FILE} has no `{fixture}`"))?;
         f.name = as_name.to_string();
         // Public checks only: the hidden point is not graded here.
         f.score = if fixture == "correct" { public_points } else { f.score.min(public_points) };
@@ -352,7 +353,7 @@ pub(crate) fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(St
         },
     );
     let scores = |out: &str| -> std::result::Result<Vec<(String, u32)>, String> {
-        let grades = grading::load_results(&[work.join(out)]).map_err(|e| e.to_string())?;
+        let grades = grading::load_results(&[work.join(out)]).map_err(|e| format!("{e:#}"))?;
         Ok(grades.into_iter().map(|g| (g.submission, g.score)).collect())
     };
     let expect = |class: &[Fixture]| class.iter().map(|f| (f.name.clone(), f.score)).collect::<Vec<_>>();

@@ -335,7 +335,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Flags> {
                 guest: GuestOptions::default(),
             });
         }
-        Err(e) => return Err(e.render().to_string().trim_end().trim_start_matches("error: ").to_string().into()),
+        Err(e) => return Err(anyhow::anyhow!("{}", e.render().to_string().trim_end().trim_start_matches("error: "))),
     };
     // Each command with the option groups it takes.
     let (command, kernel, guest) = match cli.command.unwrap_or(Cmd::Help) {

@@ -18,6 +18,7 @@ use crate::runner::{self, RunOptions};
 use crate::setup::Environment;
 use crate::submission::{collect, list, wanted_sources, Submission};
 use crate::Result;
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -130,7 +131,7 @@ impl RunDir {
         }
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let path = root.join(format!("run-{}-{nanos}", std::process::id()));
-        let lock = CacheLock::try_acquire(&path.with_extension("lock"))?.ok_or("a fresh grading directory is locked")?;
+        let lock = CacheLock::try_acquire(&path.with_extension("lock"))?.context("a fresh grading directory is locked")?;
         std::fs::create_dir_all(&path)?;
         Ok(RunDir { path, _lock: lock })
     }
@@ -309,11 +310,11 @@ pub(crate) fn load_results(dirs: &[PathBuf]) -> Result<Vec<SubmissionGrade>> {
     let mut grades: BTreeMap<String, SubmissionGrade> = BTreeMap::new();
     for dir in dirs {
         let results = dir.join("results");
-        for entry in std::fs::read_dir(&results).map_err(|e| format!("{}: {e}", results.display()))? {
+        for entry in std::fs::read_dir(&results).with_context(|| format!("{}", results.display()))? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "json") {
                 let grade: SubmissionGrade =
-                    serde_json::from_str(&read_to_string(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+                    serde_json::from_str(&read_to_string(&path)?).with_context(|| format!("{}", path.display()))?;
                 grades.insert(grade.submission.clone(), grade);
             }
         }

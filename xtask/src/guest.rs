@@ -19,6 +19,7 @@ use crate::paths::{read_to_string, Project};
 use crate::toolchain::Toolchain;
 use crate::transcript::{Marker, MARKER_PREFIX};
 use crate::Result;
+use anyhow::{anyhow, Context};
 
 /// How long the guest may take to reach `/init`'s first marker.
 pub(crate) const BOOT_DEADLINE: Duration = Duration::from_secs(60);
@@ -176,7 +177,7 @@ pub(crate) fn boot(config: &BootConfig, initramfs: &[u8], step_limits: &[Duratio
         });
     }
     let started = Instant::now();
-    let mut child = Qemu(qemu.spawn().map_err(|e| format!("cannot start {}: {e}", config.qemu.display()))?);
+    let mut child = Qemu(qemu.spawn().with_context(|| format!("cannot start {}", config.qemu.display()))?);
     let mut peak_rss_kb = 0;
     let ending = supervise(&mut child, &console_path, &transcript_path, step_limits, &mut peak_rss_kb)?;
     drop(child);
@@ -210,7 +211,7 @@ fn supervise(qemu: &mut Qemu, console: &Path, transcript: &Path, step_limits: &[
                     let _ = err.read_to_string(&mut stderr);
                 }
                 if !stderr.trim().is_empty() {
-                    return Err(format!("QEMU failed to start the guest: {}", stderr.trim()).into());
+                    return Err(anyhow!("QEMU failed to start the guest: {}", stderr.trim()));
                 }
             }
             return Ok(if completed { Ending::Completed } else { Ending::GuestDied });
@@ -259,7 +260,7 @@ fn high_water_mark_kb(status: &str) -> Option<u64> {
 /// echo of a command could be taken for a marker.
 pub(crate) fn check_no_marker(text: &str) -> Result<()> {
     if text.contains(MARKER_PREFIX) {
-        return Err(format!("`{MARKER_PREFIX}` is reserved for the harness's guest protocol").into());
+        return Err(anyhow!("`{MARKER_PREFIX}` is reserved for the harness's guest protocol"));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::paths::{read_to_string, write_atomic, Project};
 use crate::progress::Progress;
 use crate::toolchain::Toolchain;
 use crate::Result;
+use anyhow::{anyhow, Context};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -48,7 +49,7 @@ impl Flavour {
         match text {
             "fast" => Ok(Flavour::Fast),
             "debug" => Ok(Flavour::Debug),
-            other => Err(format!("--kernel takes fast or debug, not `{other}`").into()),
+            other => Err(anyhow!("--kernel takes fast or debug, not `{other}`")),
         }
     }
 
@@ -207,7 +208,7 @@ fn make_quiet(tc: &Toolchain, source: &KernelSource, build_dir: &Path, targets: 
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     writeln!(file, "$ make {}\n{text}", targets.join(" "))?;
     if !out.status.success() {
-        return Err(format!("make {} failed (full log: {}):\n{}", targets.join(" "), log.display(), tail(&text, 25)).into());
+        return Err(anyhow!("make {} failed (full log: {}):\n{}", targets.join(" "), log.display(), tail(&text, 25)));
     }
     Ok(text)
 }
@@ -225,10 +226,10 @@ fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, f
         dir.display(),
         log.display()
     );
-    let available = make_quiet(tc, source, dir, &["rustavailable"], &log)
-        .map_err(|e| format!("the kernel says Rust is not available with this toolchain:\n{e}"))?;
+    let available =
+        make_quiet(tc, source, dir, &["rustavailable"], &log).context("the kernel says Rust is not available with this toolchain")?;
     if !available.contains("Rust is available") {
-        return Err(format!("`make rustavailable` did not confirm Rust support:\n{}", tail(&available, 20)).into());
+        return Err(anyhow!("`make rustavailable` did not confirm Rust support:\n{}", tail(&available, 20)));
     }
     make_quiet(tc, source, dir, &["tinyconfig"], &log)?;
     let config_path = dir.join(".config");
@@ -239,13 +240,12 @@ fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, f
     make_quiet(tc, source, dir, &["olddefconfig"], &log)?;
     let lost = options_lost(fragment, &read_to_string(&config_path)?);
     if !lost.is_empty() {
-        return Err(format!(
+        return Err(anyhow!(
             "the kernel configuration dropped options of qemu-images/kernel.config (or the flavour's overlay): {}\n\
              (CONFIG_RUST is dropped when the toolchain is not usable: see `make rustavailable` in {})",
             lost.join(", "),
             log.display()
-        )
-        .into());
+        ));
     }
     let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let estimate_file = project.cache.join("kernel").join(format!("objects-estimate-{}", flavour.name()));
@@ -259,7 +259,7 @@ fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, f
 fn make_with_progress(mut make: Command, log: &Path, estimate: u64) -> Result<u64> {
     let file = Arc::new(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(log)?));
     let mut child = make.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr pipe")?;
+    let stderr = child.stderr.take().context("no stderr pipe")?;
     let err_file = Arc::clone(&file);
     let err_lines = std::thread::spawn(move || {
         let mut kept = Vec::new();
@@ -271,7 +271,7 @@ fn make_with_progress(mut make: Command, log: &Path, estimate: u64) -> Result<u6
     });
     let mut progress = Progress::new("kernel build", estimate);
     let mut objects = 0;
-    for line in BufReader::new(child.stdout.take().ok_or("no stdout pipe")?).lines().map_while(|l| l.ok()) {
+    for line in BufReader::new(child.stdout.take().context("no stdout pipe")?).lines().map_while(|l| l.ok()) {
         let _ = writeln!(file.lock().unwrap(), "{line}");
         if line.starts_with("  ") && line[2..].starts_with(|c: char| c.is_ascii_uppercase()) {
             objects += 1;
@@ -282,7 +282,7 @@ fn make_with_progress(mut make: Command, log: &Path, estimate: u64) -> Result<u6
     let errors = err_lines.join().unwrap_or_default();
     if !status.success() {
         progress.finish("failed");
-        return Err(format!("the kernel build failed (full log: {}):\n{}", log.display(), tail(&errors.join("\n"), 30)).into());
+        return Err(anyhow!("the kernel build failed (full log: {}):\n{}", log.display(), tail(&errors.join("\n"), 30)));
     }
     progress.finish(&format!("{objects} objects"));
     Ok(objects)

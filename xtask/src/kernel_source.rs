@@ -7,6 +7,7 @@
 use crate::hash::CacheKey;
 use crate::paths::Project;
 use crate::Result;
+use anyhow::{anyhow, Context};
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
@@ -33,12 +34,11 @@ pub(crate) fn ensure_source(sh: &Shell, project: &Project, explicit: Option<&Pat
     match chosen {
         Some(path) if path.is_dir() => source_from_tree(sh, &path),
         Some(path) if path.is_file() => source_from_tarball(sh, project, &path),
-        Some(path) => Err(format!(
+        Some(path) => Err(anyhow!(
             "kernel source {} does not exist: give a kernel tree or a .tar.xz/.tar.gz tarball \
              (WORKBOOK_KERNEL_SRC or --kernel-src)",
             path.display()
-        )
-        .into()),
+        )),
         None => source_from_debian(sh, project),
     }
 }
@@ -46,11 +46,10 @@ pub(crate) fn ensure_source(sh: &Shell, project: &Project, explicit: Option<&Pat
 fn source_from_tree(sh: &Shell, dir: &Path) -> Result<KernelSource> {
     let dir = dir.canonicalize()?;
     if !dir.join("Makefile").exists() || !dir.join("rust/kernel").is_dir() {
-        return Err(format!(
+        return Err(anyhow!(
             "{} is not a Rust-capable kernel tree (no Makefile or rust/kernel/); the workbook targets Linux 7.3",
             dir.display()
-        )
-        .into());
+        ));
     }
     let version = cmd!(sh, "make -s -C {dir} kernelversion").quiet().ignore_stderr().read()?;
     Ok(KernelSource { identity: format!("tree {} {version}", dir.display()), dir })
@@ -86,7 +85,7 @@ fn source_from_debian(sh: &Shell, project: &Project) -> Result<KernelSource> {
         Some(deb) => deb,
         None => {
             download_debian_source(sh, project, &downloads)?;
-            find_deb(&downloads)?.ok_or("apt-get download finished but left no .deb")?
+            find_deb(&downloads)?.context("apt-get download finished but left no .deb")?
         }
     };
     let file_name = deb.file_name().unwrap_or_default().to_string_lossy().to_string();
@@ -120,12 +119,11 @@ fn find_deb(dir: &Path) -> Result<Option<PathBuf>> {
 /// The system's apt sources are never touched.
 fn download_debian_source(sh: &Shell, project: &Project, downloads: &Path) -> Result<()> {
     if crate::toolchain::find_in_path("apt-get").is_none() {
-        return Err(format!(
+        return Err(anyhow!(
             "no kernel source: this is not a Debian machine, so {DEBIAN_SOURCE_PACKAGE} cannot be fetched;\n\
              fix: download a Linux 7.3.x tarball and set WORKBOOK_KERNEL_SRC=/path/to/linux-7.3.x.tar.xz \
              (or a source tree)"
-        )
-        .into());
+        ));
     }
     let apt = project.cache_dir("apt")?;
     for dir in ["etc/preferences.d", "lists/partial", "cache/archives/partial"] {
@@ -155,16 +153,15 @@ fn download_debian_source(sh: &Shell, project: &Project, downloads: &Path) -> Re
     let _dir = sh.push_dir(downloads);
     let update = cmd!(sh, "apt-get {opts...} -q update").quiet().ignore_status().output()?;
     if !update.status.success() {
-        return Err(format!("apt-get update (private configuration) failed:\n{}", String::from_utf8_lossy(&update.stderr)).into());
+        return Err(anyhow!("apt-get update (private configuration) failed:\n{}", String::from_utf8_lossy(&update.stderr)));
     }
     let package = DEBIAN_SOURCE_PACKAGE;
     let download = cmd!(sh, "apt-get {opts...} -q download {package}").quiet().ignore_status().output()?;
     if !download.status.success() {
-        return Err(format!(
+        return Err(anyhow!(
             "apt-get download {package} failed:\n{}\nfix: set WORKBOOK_KERNEL_SRC to a Linux 7.3 tarball or tree",
             String::from_utf8_lossy(&download.stderr)
-        )
-        .into());
+        ));
     }
     Ok(())
 }
@@ -182,9 +179,10 @@ fn system_archive_uri() -> Result<String> {
     }
     texts.push((false, std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()));
     texts.iter().find_map(|(deb822, text)| if *deb822 { archive_uri_deb822(text) } else { archive_uri_one_line(text) }).ok_or_else(|| {
-        "no Debian archive is configured in /etc/apt (sources.list or sources.list.d/*.sources); \
+        anyhow!(
+            "no Debian archive is configured in /etc/apt (sources.list or sources.list.d/*.sources); \
              fix: set WORKBOOK_KERNEL_SRC to a Linux 7.3 tarball or tree"
-            .into()
+        )
     })
 }
 

@@ -13,6 +13,7 @@ use crate::chapter::Chapter;
 use crate::setup::Environment;
 use crate::toolchain::{self, Install};
 use crate::Result;
+use anyhow::Context;
 
 /// Debian's clippy and rustfmt for the pinned rustc (installed when linting
 /// is first asked for, not for a learner's first verdict).
@@ -112,7 +113,7 @@ pub(crate) fn negative(env: &Environment, chapters: &[Chapter]) -> Result<Vec<Ou
     let dir = work.join(&chapter.name);
     let _ = std::fs::remove_dir_all(&dir);
     crate::module_build::sync_sources(&chapter.dir, &dir)?;
-    let source = rust_sources(&dir)?.into_iter().next().ok_or("the procfs chapter has no Rust source")?;
+    let source = rust_sources(&dir)?.into_iter().next().context("the procfs chapter has no Rust source")?;
     let text = std::fs::read_to_string(&source)?;
     std::fs::write(&source, text.replacen("// SAFETY:", "// Note:", 1))?;
     let broken = Chapter { dir: dir.clone(), ..chapter.clone() };

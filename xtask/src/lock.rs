@@ -10,6 +10,7 @@ use std::fs::TryLockError;
 use std::path::Path;
 
 use crate::Result;
+use anyhow::{anyhow, Context};
 
 /// An exclusive lock, released when dropped or when the process dies.
 #[derive(Debug)]
@@ -19,7 +20,7 @@ pub(crate) struct CacheLock {
 
 fn open(path: &Path) -> Result<std::fs::File> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::OpenOptions::new()
         .create(true)
@@ -27,7 +28,7 @@ fn open(path: &Path) -> Result<std::fs::File> {
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()).into())
+        .with_context(|| format!("cannot create {}", path.display()))
 }
 
 /// Takes the lock without waiting (std's `File::try_lock` is `flock` on
@@ -36,7 +37,7 @@ fn try_flock(file: &std::fs::File) -> Result<bool> {
     match file.try_lock() {
         Ok(()) => Ok(true),
         Err(TryLockError::WouldBlock) => Ok(false),
-        Err(TryLockError::Error(e)) => Err(format!("cannot lock: {e}").into()),
+        Err(TryLockError::Error(e)) => Err(anyhow!("cannot lock: {e}")),
     }
 }
 
@@ -46,7 +47,7 @@ impl CacheLock {
         let file = open(path)?;
         if !try_flock(&file)? {
             eprintln!("waiting for another harness process to finish {what} ({})", path.display());
-            file.lock().map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+            file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
         }
         Ok(CacheLock { file })
     }

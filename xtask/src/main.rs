@@ -44,8 +44,10 @@ mod verdict;
 
 use flags::Command;
 
-/// Errors carry a message written for the reader: what went wrong and the fix.
-pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Errors carry a message written for the reader: what went wrong and the
+/// fix; `.context()` adds what the harness was doing, and `main` prints the
+/// whole chain.
+pub(crate) type Error = anyhow::Error;
 /// The harness's result type.
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -77,7 +79,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }

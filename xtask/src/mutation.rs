@@ -13,6 +13,7 @@ use crate::chapter::Chapter;
 use crate::paths::read_to_string;
 use crate::runner::ChapterResult;
 use crate::Result;
+use anyhow::{anyhow, Context};
 
 /// The file in a chapter directory that declares its mutations.
 pub(crate) const MUTATIONS_FILE: &str = "mutations.toml";
@@ -83,7 +84,7 @@ pub(crate) fn load(chapter: &Chapter) -> Result<Vec<Mutation>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let file: MutationsFile = toml::from_str(&read_to_string(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: MutationsFile = toml::from_str(&read_to_string(&path)?).with_context(|| format!("{}", path.display()))?;
     Ok(file.mutation)
 }
 
@@ -105,13 +106,12 @@ pub(crate) fn apply(chapter: &Chapter, mutation: &Mutation, work: &Path) -> Resu
         let text = read_to_string(&target)?;
         let count = text.matches(&edit.find).count();
         if count != 1 {
-            return Err(format!(
+            return Err(anyhow!(
                 "mutation `{}` of {}: its `find` text `{}` occurs {count} times in {file} (it must occur exactly once)",
                 mutation.name,
                 chapter.name,
                 edit.find.lines().next().unwrap_or("")
-            )
-            .into());
+            ));
         }
         std::fs::write(&target, text.replacen(&edit.find, &edit.replace, 1))?;
     }

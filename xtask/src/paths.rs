@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::Result;
+use anyhow::{anyhow, Context};
 
 /// The repository and the cache directory of one harness invocation.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ impl Project {
     /// `WORKBOOK_CACHE`, else `$XDG_CACHE_HOME/rust-kernel-workbook`, else
     /// `~/.cache/rust-kernel-workbook`.
     pub(crate) fn discover() -> Result<Project> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent directory")?.to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask has no parent directory")?.to_path_buf();
         let cache = match std::env::var_os("WORKBOOK_CACHE") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
             _ => {
@@ -32,7 +33,7 @@ impl Project {
                 base.join("rust-kernel-workbook")
             }
         };
-        std::fs::create_dir_all(&cache).map_err(|e| format!("cannot create the cache directory {}: {e}", cache.display()))?;
+        std::fs::create_dir_all(&cache).with_context(|| format!("cannot create the cache directory {}", cache.display()))?;
         Ok(Project { root, cache })
     }
 
@@ -49,7 +50,7 @@ impl Project {
     /// A subdirectory of the cache, created on demand.
     pub(crate) fn cache_dir(&self, name: &str) -> Result<PathBuf> {
         let dir = self.cache.join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(dir)
     }
 }
@@ -58,20 +59,20 @@ impl Project {
 pub(crate) fn home_dir() -> Result<PathBuf> {
     match std::env::var_os("HOME") {
         Some(home) if !home.is_empty() => Ok(PathBuf::from(home)),
-        _ => Err("HOME is not set: set WORKBOOK_CACHE to a directory for the kernel cache".into()),
+        _ => Err(anyhow!("HOME is not set: set WORKBOOK_CACHE to a directory for the kernel cache")),
     }
 }
 
 /// Reads a file, naming it in the error.
 pub(crate) fn read_to_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Writes a file through a temporary sibling and a rename, so a reader never
 /// sees half of it and an interrupted run never leaves a torn file.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, contents).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;
+    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::chapter::Chapter;
 use crate::paths::{read_to_string, Project};
 use crate::runner::ChapterResult;
 use crate::Result;
+use anyhow::Context;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +38,7 @@ pub(crate) fn root(project: &Project) -> PathBuf {
 /// Every planted bug with its chapter.
 pub(crate) fn load(project: &Project) -> Result<Vec<(Planted, Chapter)>> {
     let path = root(project).join("expected.toml");
-    let file: ExpectedFile = toml::from_str(&read_to_string(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: ExpectedFile = toml::from_str(&read_to_string(&path)?).with_context(|| format!("{}", path.display()))?;
     file.planted
         .into_iter()
         .map(|p| {

@@ -69,7 +69,7 @@ mod tests {
         let err = run((0..100).collect(), 1, |n: u32| {
             *started.lock().unwrap() += 1;
             if n == 3 {
-                Err("job 3 failed".into())
+                Err(anyhow::anyhow!("job 3 failed"))
             } else {
                 Ok(n)
             }

@@ -12,11 +12,12 @@ use xshell::{cmd, Shell};
 
 use crate::paths::Project;
 use crate::Result;
+use anyhow::anyhow;
 
 /// Builds every guest program (once per process); the directory holding them.
 pub(crate) fn ensure_built(project: &Project) -> Result<PathBuf> {
     static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BUILT.get_or_init(|| build(project).map_err(|e| e.to_string())).clone().map_err(Into::into)
+    BUILT.get_or_init(|| build(project).map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
 }
 
 fn build(project: &Project) -> Result<PathBuf> {
@@ -31,7 +32,7 @@ fn build(project: &Project) -> Result<PathBuf> {
         .ignore_status()
         .output()?;
     if !out.status.success() {
-        return Err(format!("the guest programs (guest-programs/) do not compile:\n{}", String::from_utf8_lossy(&out.stderr)).into());
+        return Err(anyhow!("the guest programs (guest-programs/) do not compile:\n{}", String::from_utf8_lossy(&out.stderr)));
     }
     Ok(target_dir.join("release"))
 }

@@ -15,6 +15,7 @@ use crate::setup::Environment;
 use crate::transcript::Transcript;
 use crate::verdict::{self, StepResult};
 use crate::Result;
+use anyhow::Context;
 
 /// Lines of console shown when the guest dies or hangs.
 const CONSOLE_TAIL: usize = 25;
@@ -124,7 +125,7 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
                 files.push(GuestFile {
                     guest_path: format!("/chapters/{}/{name}", chapter.name),
                     data: std::fs::read(crate::programs::ensure_built(&env.project)?.join(name))
-                        .map_err(|e| format!("{}: `programs` names {name}, which guest-programs/ does not build: {e}", chapter.name))?,
+                        .with_context(|| format!("{}: `programs` names {name}, which guest-programs/ does not build", chapter.name))?,
                     mode: 0o755,
                 });
             }

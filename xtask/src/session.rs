@@ -10,6 +10,7 @@ use crate::report::{self, Style};
 use crate::runner::{self, RunOptions, RunResult};
 use crate::setup::Environment;
 use crate::Result;
+use anyhow::anyhow;
 use std::path::Path;
 use std::time::Duration;
 
@@ -55,7 +56,7 @@ pub(crate) fn choose_accel(env: &Environment, flag: Option<&str>) -> Result<Acce
         "tcg" => Ok(Accel::Tcg),
         "kvm" => Ok(Accel::Kvm),
         "auto" => probe_kvm(env),
-        other => Err(format!("WORKBOOK_ACCEL must be tcg, kvm or auto, not `{other}`").into()),
+        other => Err(anyhow!("WORKBOOK_ACCEL must be tcg, kvm or auto, not `{other}`")),
     }
 }
 

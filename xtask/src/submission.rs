@@ -9,6 +9,7 @@
 use crate::chapter::Chapter;
 use crate::module_build::is_module_source;
 use crate::Result;
+use anyhow::Context;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -28,7 +29,7 @@ pub(crate) struct Submission {
 /// The submissions in `dir`, sorted by name.
 pub(crate) fn list(dir: &Path) -> Result<Vec<Submission>> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("cannot read the submissions in {}: {e}", dir.display()))? {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read the submissions in {}", dir.display()))? {
         let entry = entry?;
         let file_name = entry.file_name().to_string_lossy().to_string();
         let kind = entry.file_type()?;
@@ -116,9 +117,9 @@ pub(crate) fn collect(submission: &Submission, wanted: &BTreeMap<String, Vec<Str
     } else {
         let file = std::fs::File::open(&submission.path)?;
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-        let entries = archive.entries().map_err(|e| format!("{}: not a .tar.gz archive: {e}", submission.path.display()))?;
+        let entries = archive.entries().with_context(|| format!("{}: not a .tar.gz archive", submission.path.display()))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| format!("{}: a damaged archive: {e}", submission.path.display()))?;
+            let mut entry = entry.with_context(|| format!("{}: a damaged archive", submission.path.display()))?;
             let path = entry.path()?.to_path_buf();
             let shown = path.display().to_string();
             let mut parts = Vec::new();

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
 use crate::Result;
+use anyhow::{anyhow, Context};
 
 /// Debian packages the workbook needs, with the tool each provides.
 pub(crate) const DEBIAN_PACKAGES: &[&str] = &[
@@ -131,7 +132,7 @@ fn detect(sh: &Shell, bindgen: PathBuf) -> Result<Toolchain> {
     let rustc_version = cmd!(sh, "{rustc} --version").quiet().read()?;
     let rustdoc = rustc.with_file_name("rustdoc");
     if !rustdoc.exists() {
-        return Err(format!("{} has no rustdoc beside it ({})", rustc.display(), rustdoc.display()).into());
+        return Err(anyhow!("{} has no rustdoc beside it ({})", rustc.display(), rustdoc.display()));
     }
     if !rustc_version.starts_with("rustc 1.96.") {
         eprintln!("note: the workbook is pinned to rustc 1.96; using {rustc_version}");
@@ -141,20 +142,19 @@ fn detect(sh: &Shell, bindgen: PathBuf) -> Result<Toolchain> {
     let llvm_bin = PathBuf::from(LLVM_BIN);
     let clang = llvm_bin.join("clang");
     if !clang.exists() {
-        return Err(format!(
+        return Err(anyhow!(
             "clang 19 not found at {}: install it with `apt-get install clang-19 lld-19 llvm-19 libclang-19-dev`",
             clang.display()
-        )
-        .into());
+        ));
     }
     let clang_version = cmd!(sh, "{clang} --version").quiet().read()?.lines().next().unwrap_or_default().to_string();
     let qemu =
-        find_in_path("qemu-system-x86_64").ok_or("qemu-system-x86_64 not found: install it with `apt-get install qemu-system-x86`")?;
+        find_in_path("qemu-system-x86_64").context("qemu-system-x86_64 not found: install it with `apt-get install qemu-system-x86`")?;
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
-        .ok_or("busybox not found: install it with `apt-get install busybox-static`")?;
+        .context("busybox not found: install it with `apt-get install busybox-static`")?;
     check_static(sh, &busybox)?;
     Ok(Toolchain { rustc, rustdoc, rust_lib_src, rustc_version, bindgen, bindgen_version, llvm_bin, clang_version, qemu, busybox })
 }
@@ -188,39 +188,36 @@ fn find_rustc_with_core_source(sh: &Shell) -> Result<(PathBuf, PathBuf)> {
         }
         tried.push(format!("{}: no core source under {}", rustc.display(), library.display()));
     }
-    Err(format!(
+    Err(anyhow!(
         "no rustc with the source of `core` was found (the kernel builds its own `core`):\n  {}\n\
          fix: `apt-get install rustc-web rust-web-src` (Debian), or point WORKBOOK_RUSTC at a rustc \
          whose toolchain has rust-src (`rustup component add rust-src`)",
         tried.join("\n  ")
-    )
-    .into())
+    ))
 }
 
 /// 7.3 needs bindgen >= 0.71.1.
 fn check_bindgen_version(version: &str) -> Result<()> {
     let numbers: Vec<u32> = version.split_whitespace().last().unwrap_or_default().split('.').map(|n| n.parse().unwrap_or(0)).collect();
     if numbers.as_slice() < [0, 71, 1].as_slice() {
-        return Err(format!(
+        return Err(anyhow!(
             "{version} is too old: Linux 7.3 needs bindgen >= 0.71.1; \
              fix: `cargo install --locked {}@{}`",
-            BINDGEN.krate, BINDGEN.version
-        )
-        .into());
+            BINDGEN.krate,
+            BINDGEN.version
+        ));
     }
     Ok(())
 }
 
 /// The guest has no shared libraries: busybox must be static.
 fn check_static(sh: &Shell, busybox: &Path) -> Result<()> {
-    let bytes = std::fs::read(busybox).map_err(|e| format!("cannot read {}: {e}", busybox.display()))?;
+    let bytes = std::fs::read(busybox).with_context(|| format!("cannot read {}", busybox.display()))?;
     // A dynamic executable names its interpreter in a PT_INTERP segment; the
     // loader's path is the tell-tale without parsing ELF headers by hand.
     if bytes.windows(14).any(|w| w == b"/lib64/ld-linu") {
         let _ = sh;
-        return Err(
-            format!("{} is dynamically linked; the guest needs a static one: `apt-get install busybox-static`", busybox.display()).into()
-        );
+        return Err(anyhow!("{} is dynamically linked; the guest needs a static one: `apt-get install busybox-static`", busybox.display()));
     }
     Ok(())
 }
@@ -266,7 +263,7 @@ fn is_root() -> bool {
 fn install_debian_packages(sh: &Shell, missing: &[String], install: Install) -> Result<()> {
     let list = missing.join(" ");
     if install == Install::Never || !is_root() || find_in_path("apt-get").is_none() {
-        return Err(format!("missing Debian packages: {list}\nfix: run as root: `apt-get update && apt-get install -y {list}`").into());
+        return Err(anyhow!("missing Debian packages: {list}\nfix: run as root: `apt-get update && apt-get install -y {list}`"));
     }
     eprintln!("setup: installing Debian packages: {list}");
     let log = std::env::temp_dir().join("workbook-apt.log");
@@ -279,7 +276,7 @@ fn install_debian_packages(sh: &Shell, missing: &[String], install: Install) -> 
         if !out.status.success() {
             let tail: Vec<&str> = std::str::from_utf8(&text).unwrap_or("").lines().rev().take(15).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(format!("apt-get {} failed (log: {}):\n{}", args.join(" "), log.display(), tail.join("\n")).into());
+            return Err(anyhow!("apt-get {} failed (log: {}):\n{}", args.join(" "), log.display(), tail.join("\n")));
         }
         Ok(())
     };
@@ -307,17 +304,16 @@ pub(crate) fn ensure_crate(sh: &Shell, pinned: PinnedCrate, override_var: &str, 
     }
     let (krate, version) = (pinned.krate, pinned.version);
     if install == Install::Never {
-        return Err(format!(
+        return Err(anyhow!(
             "{} {version} is not installed{}\nfix: `cargo install --locked {krate}@{version}`",
             pinned.binary,
             found.map(|p| format!(" ({} is another version)", p.display())).unwrap_or_default()
-        )
-        .into());
+        ));
     }
     eprintln!("setup: cargo install --locked {krate}@{version} (a few minutes, once)");
     let out = cmd!(sh, "cargo install --locked --quiet {krate}@{version}").quiet().ignore_status().output()?;
     if !out.status.success() {
-        return Err(format!("cargo install {krate}@{version} failed:\n{}", String::from_utf8_lossy(&out.stderr)).into());
+        return Err(anyhow!("cargo install {krate}@{version} failed:\n{}", String::from_utf8_lossy(&out.stderr)));
     }
     Ok(cargo_bin)
 }

@@ -14,17 +14,17 @@ use crate::paths::write_atomic;
 use crate::paths::Project;
 use crate::setup;
 use crate::Result;
+use anyhow::anyhow;
 use std::path::{Path, PathBuf};
 
 /// `cargo xtask grade`: grades the class, prints the table, writes reports.
 pub(crate) fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
     let project = Project::discover()?;
     if !grade.submissions.is_dir() {
-        return Err(format!(
+        return Err(anyhow!(
             "{}: not a directory: give the directory that holds one folder or .tar.gz per student",
             grade.submissions.display()
-        )
-        .into());
+        ));
     }
     let chapters = if grade.chapters.is_empty() {
         crate::chapter::workbook_chapters(&project)?
@@ -33,7 +33,7 @@ pub(crate) fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
     };
     if let Some(hidden) = &grade.hidden {
         if !hidden.is_dir() {
-            return Err(format!("--hidden {}: not a directory (it holds NN-topic/checks.toml files)", hidden.display()).into());
+            return Err(anyhow!("--hidden {}: not a directory (it holds NN-topic/checks.toml files)", hidden.display()));
         }
         // Malformed hidden checks are found now, not once per student.
         for chapter in &chapters {
@@ -48,23 +48,21 @@ pub(crate) fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
     let lock_path = grade.out.join(OUT_LOCK_FILE);
     let Some(_owner) = CacheLock::try_acquire(&lock_path)? else {
         let other = std::fs::read_to_string(&lock_path).unwrap_or_default();
-        return Err(format!(
+        return Err(anyhow!(
             "{} is being graded by another run ({}): wait for it to finish, or give another --out",
             grade.out.display(),
             if other.trim().is_empty() { "its owner is starting" } else { other.trim() }
-        )
-        .into());
+        ));
     };
     _owner.write_owner(&crate::lock::owner_text())?;
     let key = grading_key(&chapters, grade.hidden.as_deref())?;
     let key_file = grade.out.join("graded-against");
     match std::fs::read_to_string(&key_file) {
         Ok(old) if old.trim() != key => {
-            return Err(format!(
+            return Err(anyhow!(
                 "{} holds results graded against other chapters or checks: give another --out, or remove it to regrade",
                 grade.out.display()
-            )
-            .into())
+            ))
         }
         _ => write_atomic(&key_file, key.as_bytes())?,
     }

@@ -18,6 +18,7 @@ use crate::paths::{read_to_string, Project};
 use crate::session::run_chapters;
 use crate::setup::{self, Environment};
 use crate::Result;
+use anyhow::anyhow;
 
 /// `cargo xtask exercises init`: the learner's copy, one directory per
 /// chapter, each ready for an editor (a `rust-project.json` for
@@ -72,7 +73,7 @@ fn learner_chapter(project: &Project, name: &str) -> Result<(Chapter, PathBuf)> 
     let chapter = Chapter::find(project, name)?;
     let dir = exercise::learner_root(project).join(&chapter.name);
     if !dir.is_dir() {
-        return Err(format!("{} does not exist: run `cargo xtask exercises init` first", dir.display()).into());
+        return Err(anyhow!("{} does not exist: run `cargo xtask exercises init` first", dir.display()));
     }
     Ok((chapter, dir))
 }
@@ -132,11 +133,11 @@ pub(crate) fn solution(name: &str, force: bool) -> Result<bool> {
     let chapter = Chapter::find(&project, name)?;
     let progress = LearnerProgress::load(&exercise::learner_root(&project));
     if !force && !progress.is_done(&chapter.name) {
-        return Err(format!(
+        return Err(anyhow!(
             "{} is not done yet: the solution shows once its checks pass (`cargo xtask check {}`), or now with --force",
-            chapter.name, chapter.name
-        )
-        .into());
+            chapter.name,
+            chapter.name
+        ));
     }
     for region in exercise::regions(&chapter)? {
         let source = read_to_string(&chapter.dir.join(&region.file))?;
@@ -174,7 +175,7 @@ pub(crate) fn watch(flags: &Flags) -> Result<bool> {
     let env = setup::ensure(&flags.setup, Flavour::Fast)?;
     let root = exercise::learner_root(&project);
     if !root.is_dir() {
-        return Err(format!("{} does not exist: run `cargo xtask exercises init` first", root.display()).into());
+        return Err(anyhow!("{} does not exist: run `cargo xtask exercises init` first", root.display()));
     }
     exercise::migrate_renumbered(&root)?;
     let chapters = exercise::exercise_chapters(&project)?;

@@ -14,6 +14,7 @@ use crate::session::{choose_accel, run_chapters};
 use crate::setup::{self};
 use crate::tasks::lint::lint_all;
 use crate::Result;
+use anyhow::anyhow;
 
 /// Counts of what `test` checked.
 #[derive(Debug, Default)]
@@ -40,7 +41,7 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     let project = Project::discover()?;
     let mut tally = Tally::default();
     if let Some(bad) = only.iter().find(|p| !TEST_PHASES.contains(&p.as_str())) {
-        return Err(format!("--only takes phases among {}, not `{bad}`", TEST_PHASES.join(", ")).into());
+        return Err(anyhow!("--only takes phases among {}, not `{bad}`", TEST_PHASES.join(", ")));
     }
     let wants = |phase: &str| only.is_empty() || only.iter().any(|p| p == phase);
 
@@ -135,7 +136,7 @@ fn test_book(project: &Project, install: crate::toolchain::Install, tally: &mut 
         let built = crate::book::build(project, false, install);
         match &built {
             Ok(dir) => println!("  ok    built {}", dir.join("index.html").display()),
-            Err(e) => println!("  FAIL  {e}"),
+            Err(e) => println!("  FAIL  {e:#}"),
         }
         tally.record("book: mdbook build".into(), built.is_ok());
         if let Ok(dir) = built {
