@@ -21,12 +21,17 @@ use crate::toolchain::{self, Install, MDBOOK};
 use crate::Result;
 use anyhow::anyhow;
 
+/// Where the Chinese edition's pages are, beside the English `book/src`.
+pub(crate) const ZH_SRC: &str = "book/zh-CN/src";
+
 /// The book's source pages.
 fn pages(project: &Project) -> Result<Vec<PathBuf>> {
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(project.root.join("book/src"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
+    pages_in(&project.root.join("book/src"))
+}
+
+fn pages_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut pages: Vec<PathBuf> =
+        std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "md")).collect();
     pages.sort();
     Ok(pages)
 }
@@ -37,7 +42,12 @@ pub(crate) fn check(project: &Project) -> Result<Vec<String>> {
     let link = Regex::new(r"\]\(([^)#\s]+\.md)(#[^)]*)?\)").unwrap();
     let mut problems = Vec::new();
     let mut included_chapters = Vec::new();
-    for page in pages(project)? {
+    let zh = project.root.join(ZH_SRC);
+    let mut all = pages(project)?;
+    if zh.is_dir() {
+        all.extend(pages_in(&zh)?);
+    }
+    for page in all {
         let text = read_to_string(&page)?;
         let name = page.strip_prefix(&project.root).unwrap_or(&page).display().to_string();
         let dir = page.parent().unwrap_or(Path::new("."));
@@ -86,20 +96,83 @@ pub(crate) fn check(project: &Project) -> Result<Vec<String>> {
     Ok(problems)
 }
 
+/// The marker a translated page starts with: the English page it was
+/// translated from and that page's hash then, e.g.
+/// `<!-- translated from 01-hello.md @ 8c1f0e7d2a9b3c44 -->`.
+fn translation_marker(page: &str, english: &str) -> String {
+    format!("<!-- translated from {page} @ {} -->", crate::hash::CacheKey::default().add(english).hex())
+}
+
+/// Where the Chinese edition disagrees with the English one: a page
+/// missing or extra, a page translated from an older English text (its
+/// marker's hash is not the page's hash now), other code included, or
+/// another order of pages. Empty when they agree.
+pub(crate) fn edition_problems(project: &Project) -> Result<Vec<String>> {
+    let zh = project.root.join(ZH_SRC);
+    if !zh.is_dir() {
+        return Ok(vec![format!("{ZH_SRC} does not exist: the book has no Chinese edition")]);
+    }
+    let include = Regex::new(r"\{\{#(?:include|rustdoc_include)\s+(?:\.\./)+([^}\s]+)\s*\}\}").unwrap();
+    let link = Regex::new(r"\]\(([^)#\s]+\.md)\)").unwrap();
+    let includes = |text: &str| include.captures_iter(text).map(|c| c[1].to_string()).collect::<Vec<_>>();
+    let mut problems = Vec::new();
+    let english = pages(project)?;
+    let names: Vec<String> = english.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().to_string()).collect();
+    for (page, name) in english.iter().zip(&names) {
+        let text = read_to_string(page)?;
+        let Ok(translated) = std::fs::read_to_string(zh.join(name)) else {
+            problems.push(format!("{ZH_SRC}/{name} is missing: every English page has a translation"));
+            continue;
+        };
+        if name == "SUMMARY.md" {
+            let order = |t: &str| link.captures_iter(t).map(|c| c[1].to_string()).collect::<Vec<_>>();
+            if order(&text) != order(&translated) {
+                problems.push(format!("{ZH_SRC}/SUMMARY.md lists other pages, or in another order, than book/src/SUMMARY.md"));
+            }
+            continue;
+        }
+        let marker = translation_marker(name, &text);
+        match translated.lines().next() {
+            Some(first) if first == marker => {}
+            Some(first) if first.starts_with(&format!("<!-- translated from {name} @ ")) => problems.push(format!(
+                "{ZH_SRC}/{name} was translated from an older book/src/{name}: bring the translation up to date, \
+                 then make its first line `{marker}`"
+            )),
+            _ => problems.push(format!("{ZH_SRC}/{name} does not start with `{marker}` (the page it translates, and its hash)")),
+        }
+        if includes(&text) != includes(&translated) {
+            problems.push(format!("{ZH_SRC}/{name} includes other code than book/src/{name} (the same includes, in the same order)"));
+        }
+    }
+    for page in pages_in(&zh)? {
+        let name = page.file_name().unwrap_or_default().to_string_lossy().to_string();
+        if !names.contains(&name) {
+            problems.push(format!("{ZH_SRC}/{name} translates no page of book/src"));
+        }
+    }
+    Ok(problems)
+}
+
 /// The book's chapter pages (those that include code from `chapters/`) as
 /// (HTML file, id of their first heading), for the browser check.
+/// The Chinese edition's are in `zh-CN/`.
 pub(crate) fn chapter_pages(project: &Project) -> Result<Vec<(String, String)>> {
     let mut found = Vec::new();
-    for page in pages(project)? {
+    let zh = project.root.join(ZH_SRC);
+    let mut all: Vec<(&str, PathBuf)> = pages(project)?.into_iter().map(|p| ("", p)).collect();
+    if zh.is_dir() {
+        all.extend(pages_in(&zh)?.into_iter().map(|p| ("zh-CN/", p)));
+    }
+    for (prefix, page) in all {
         let text = read_to_string(&page)?;
-        if !text.contains("../../chapters/") {
+        if !text.contains("/chapters/") {
             continue;
         }
         let Some(title) = text.lines().find_map(|l| l.strip_prefix("# ")) else {
             continue;
         };
         let html = page.with_extension("html").file_name().unwrap_or_default().to_string_lossy().to_string();
-        found.push((html, heading_id(title)));
+        found.push((format!("{prefix}{html}"), heading_id(title)));
     }
     Ok(found)
 }
@@ -121,9 +194,10 @@ pub(crate) fn heading_id(title: &str) -> String {
 /// Builds the HTML into `target/book`, or serves it with `serve`, from the
 /// staged copy (see [`stage`]); fails if a rendered page shows a solution.
 pub(crate) fn build(project: &Project, serve: bool, install: Install) -> Result<PathBuf> {
-    let problems = check(project)?;
+    let mut problems = check(project)?;
+    problems.extend(edition_problems(project)?);
     if !problems.is_empty() {
-        return Err(anyhow!("the book disagrees with the code:\n  {}", problems.join("\n  ")));
+        return Err(anyhow!("the book disagrees with the code or with its translation:\n  {}", problems.join("\n  ")));
     }
     let chapters = chapter::list(project)?.iter().map(|name| Chapter::find(project, name)).collect::<Result<Vec<_>>>()?;
     let staged = stage(project, &chapters)?;
@@ -142,12 +216,18 @@ pub(crate) fn build(project: &Project, serve: bool, install: Install) -> Result<
         println!("book: serving the staged copy in {}; run `cargo xtask book --serve` again after editing", book.display());
         cmd!(sh, "{mdbook} serve {book} --dest-dir {dest}").run()?;
     } else {
-        let out = cmd!(sh, "{mdbook} build {book} --dest-dir {dest}").quiet().ignore_status().output()?;
-        let log = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() || log.contains("ERROR") || log.contains("WARN") {
-            return Err(anyhow!("mdbook build failed or warned:\n{log}"));
+        // The English edition, then the Chinese one into its `zh-CN/`.
+        let zh_book = book.join("zh-CN");
+        let zh_dest = dest.join("zh-CN");
+        for (source, out_dir) in [(&book, &dest), (&zh_book, &zh_dest)] {
+            let out = cmd!(sh, "{mdbook} build {source} --dest-dir {out_dir}").quiet().ignore_status().output()?;
+            let log = String::from_utf8_lossy(&out.stderr);
+            if !out.status.success() || log.contains("ERROR") || log.contains("WARN") {
+                return Err(anyhow!("mdbook build of {} failed or warned:\n{log}", source.display()));
+            }
         }
-        let shown = shown_solutions(&dest, &chapters)?;
+        let mut shown = shown_solutions(&dest, &chapters)?;
+        shown.extend(shown_solutions(&zh_dest, &chapters)?.into_iter().map(|p| format!("zh-CN/{p}")));
         if !shown.is_empty() {
             return Err(anyhow!("the rendered book shows what a learner should write:\n  {}", shown.join("\n  ")));
         }
@@ -164,6 +244,10 @@ fn stage(project: &Project, chapters: &[Chapter]) -> Result<Project> {
         std::fs::remove_dir_all(&root)?;
     }
     copy_tree(&project.root.join("book"), &root.join("book"))?;
+    // One language switch for both editions.
+    if root.join("book/zh-CN").is_dir() {
+        std::fs::copy(project.root.join("book/language.js"), root.join("book/zh-CN/language.js"))?;
+    }
     for chapter in chapters {
         exercise::write_skeleton(chapter, &root.join("chapters").join(&chapter.name))?;
     }
@@ -277,6 +361,29 @@ mod tests {
         assert_eq!(shown, ["01-x.html: shows the solution of the exercise at 01-x/x.rs:2: `pr_info!(\"Hello, kernel <{n}>\");`"]);
         page("// END EXERCISE");
         assert!(shown_solutions(&root.join("html"), &chapters).unwrap()[0].contains("shows the marker `// END EXERCISE`"));
+    }
+
+    #[test]
+    fn the_chinese_edition_must_follow_the_english_one() {
+        let page = "# Hello\n```rust\n{{#include ../../chapters/01-x/x.rs:a}}\n```\n";
+        let (_tmp, p) = project(page);
+        let zh = p.root.join(ZH_SRC);
+        std::fs::create_dir_all(&zh).unwrap();
+        let translated = |body: &str| format!("{}\n# 你好\n```rust\n{body}\n```\n", translation_marker("x.md", page));
+        std::fs::write(zh.join("x.md"), translated("{{#include ../../../chapters/01-x/x.rs:a}}")).unwrap();
+        assert_eq!(edition_problems(&p).unwrap(), Vec::<String>::new());
+        // Other code shown.
+        std::fs::write(zh.join("x.md"), translated("{{#include ../../../chapters/01-x/x.rs:b}}")).unwrap();
+        assert!(edition_problems(&p).unwrap()[0].contains("includes other code"), "{:?}", edition_problems(&p));
+        // The English page changed since.
+        std::fs::write(zh.join("x.md"), translated("{{#include ../../../chapters/01-x/x.rs:a}}")).unwrap();
+        std::fs::write(p.root.join("book/src/x.md"), format!("{page}More.\n")).unwrap();
+        assert!(edition_problems(&p).unwrap()[0].contains("translated from an older book/src/x.md"), "{:?}", edition_problems(&p));
+        // A page with no translation, one translating nothing.
+        std::fs::write(p.root.join("book/src/y.md"), "# Y\n").unwrap();
+        std::fs::write(zh.join("z.md"), "# Z\n").unwrap();
+        let all = edition_problems(&p).unwrap().join("\n");
+        assert!(all.contains("zh-CN/src/y.md is missing") && all.contains("zh-CN/src/z.md translates no page"), "{all}");
     }
 
     #[test]

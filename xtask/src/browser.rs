@@ -121,6 +121,9 @@ pub(crate) fn page_problems(dom: &str, heading_id: &str) -> Vec<String> {
     if !dom.contains("id=\"mdbook-searchbar\"") {
         problems.push("no search box".into());
     }
+    if !dom.contains("id=\"workbook-language\"") {
+        problems.push("no language switch (book/language.js did not run)".into());
+    }
     problems
 }
 
@@ -161,13 +164,16 @@ pub(crate) fn check(book_dir: &Path, pages: &[(String, String)], screenshots: &P
         let dom = cmd!(sh, "{chromium} {flags...} {profile_flag} --dump-dom {url}").quiet().ignore_stderr().read()?;
         let found = page_problems(&dom, heading);
         let shot = screenshots.join(page.replace(".html", ".png"));
+        if let Some(dir) = shot.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let shot_flag = format!("--screenshot={}", shot.display());
         cmd!(sh, "{chromium} {flags...} {profile_flag} {shot_flag} {url}").quiet().ignore_stderr().ignore_stdout().run()?;
         if !shot.exists() {
             problems.push(format!("{page}: Chromium made no screenshot"));
         }
         if found.is_empty() {
-            println!("  ok    {page} renders: heading, highlighted code, sidebar, search box ({})", shot.display());
+            println!("  ok    {page} renders: heading, highlighted code, sidebar, search box, language switch ({})", shot.display());
         } else {
             println!("  FAIL  {page}: {}", found.join("; "));
             problems.extend(found.into_iter().map(|p| format!("{page}: {p}")));
@@ -195,10 +201,16 @@ mod tests {
 
     #[test]
     fn page_checks_name_what_is_missing() {
-        let good = r#"<nav id="mdbook-sidebar"><li class="chapter"></li></nav><input id="mdbook-searchbar"><h1 id="hello-kernel">H</h1><code class="language-rust hljs">"#;
+        let good = r#"<nav id="mdbook-sidebar"><li class="chapter"></li></nav><input id="mdbook-searchbar"><a id="workbook-language"></a><h1 id="hello-kernel">H</h1><code class="language-rust hljs">"#;
         assert!(page_problems(good, "hello-kernel").is_empty());
         let bare = r#"<h1 id="hello-kernel">H</h1><code class="language-rust">"#;
         let problems = page_problems(bare, "hello-kernel").join("; ");
-        assert!(problems.contains("highlighted") && problems.contains("sidebar") && problems.contains("search"), "{problems}");
+        assert!(
+            problems.contains("highlighted")
+                && problems.contains("sidebar")
+                && problems.contains("search")
+                && problems.contains("language"),
+            "{problems}"
+        );
     }
 }
