@@ -94,7 +94,7 @@ fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: us
             name: format!("student-{n}"),
             about: String::new(),
             chapter: first.name.clone(),
-            score: 0,
+            score: crate::fixtures::Expected::Points(0),
             archive: n % 2 == 0,
             top: None,
             omit: Vec::new(),

@@ -45,7 +45,7 @@ pub(crate) struct Fixture {
     /// The chapter whose solution it starts from.
     pub(crate) chapter: String,
     /// The exact score grading must give.
-    pub(crate) score: u32,
+    pub(crate) score: Expected,
     /// Packed as `NAME.tar.gz` instead of a folder.
     #[serde(default)]
     pub(crate) archive: bool,
@@ -70,6 +70,36 @@ pub(crate) struct Fixture {
     /// Text a lost point's reason or the build error must contain.
     #[serde(default)]
     pub(crate) reason: Option<String>,
+}
+
+/// A fixture's expected score: a number of points, or `"full"`, every
+/// point of its chapter (for fixtures whose chapter's checks may grow).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Expected {
+    /// Exactly this many points.
+    Points(u32),
+    /// `"full"`.
+    Word(String),
+}
+
+impl Expected {
+    /// The points, when a number was given.
+    pub(crate) fn points(&self) -> Option<u32> {
+        match self {
+            Expected::Points(points) => Some(*points),
+            Expected::Word(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expected::Points(points) => write!(f, "{points}"),
+            Expected::Word(word) => write!(f, "{word}"),
+        }
+    }
 }
 
 /// A find-and-replace in one solution file (`find` occurs exactly once).
@@ -198,8 +228,13 @@ fn write_archive(path: &Path, entries: &[(String, Vec<u8>, bool)]) -> Result<()>
 /// Whether `grade` is what `fixture` must get; on no, why.
 pub(crate) fn grade_as_expected(fixture: &Fixture, grade: &SubmissionGrade) -> std::result::Result<(), String> {
     let mut problems = Vec::new();
-    if grade.score != fixture.score {
-        problems.push(format!("scored {}/{}, expected {}", grade.score, grade.max, fixture.score));
+    let expected = match &fixture.score {
+        Expected::Points(points) => *points,
+        Expected::Word(word) if word == "full" => grade.chapters.iter().find(|c| c.chapter == fixture.chapter).map_or(0, |c| c.max),
+        Expected::Word(word) => return Err(format!("fixture `{}`: score is a number or \"full\", not `{word}`", fixture.name)),
+    };
+    if grade.score != expected {
+        problems.push(format!("scored {}/{}, expected {expected}", grade.score, grade.max));
     }
     for text in &fixture.rejected {
         if !grade.rejected.iter().any(|r| r.contains(text.as_str())) {
@@ -299,7 +334,8 @@ pub(crate) fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(St
         let mut f = all.iter().find(|f| f.name == fixture).cloned().ok_or_else(|| anyhow!("{FIXTURES_FILE} has no `{fixture}`"))?;
         f.name = as_name.to_string();
         // Public checks only: the hidden point is not graded here.
-        f.score = if fixture == "correct" { public_points } else { f.score.min(public_points) };
+        let points = f.score.points().unwrap_or(public_points);
+        f.score = Expected::Points(if fixture == "correct" { public_points } else { points.min(public_points) });
         Ok(f)
     };
     let work = env.project.cache_dir("grading-isolation")?;
@@ -356,7 +392,7 @@ pub(crate) fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(St
         let grades = grading::load_results(&[work.join(out)]).map_err(|e| format!("{e:#}"))?;
         Ok(grades.into_iter().map(|g| (g.submission, g.score)).collect())
     };
-    let expect = |class: &[Fixture]| class.iter().map(|f| (f.name.clone(), f.score)).collect::<Vec<_>>();
+    let expect = |class: &[Fixture]| class.iter().map(|f| (f.name.clone(), f.score.points().unwrap_or(public_points))).collect::<Vec<_>>();
     let same = |out: &str, class: &[Fixture], status: std::process::ExitStatus| match scores(out) {
         Ok(got) if got == expect(class) && status.success() => Ok(()),
         Ok(got) => Err(format!("exit {status}; scores {got:?}, expected {:?}", expect(class))),

@@ -52,8 +52,18 @@ pub(crate) enum Accel {
     Kvm,
 }
 
-/// Builds the guest's initramfs with `steps` as `/workbook/steps.sh`.
-pub(crate) fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &[GuestFile]) -> Result<Vec<u8>> {
+/// A guest's initramfs and the token its markers carry.
+#[derive(Debug, Clone)]
+pub(crate) struct Initramfs {
+    /// The cpio archive.
+    pub(crate) bytes: Vec<u8>,
+    /// The run's marker token (see [`crate::transcript::new_token`]).
+    pub(crate) token: String,
+}
+
+/// Builds the guest's initramfs with `steps` as `/workbook/steps.sh` and a
+/// fresh marker token as `/workbook/token`.
+pub(crate) fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &[GuestFile]) -> Result<Initramfs> {
     let init = read_to_string(&project.qemu_images_dir().join("init"))?;
     let busybox = std::fs::read(&tc.busybox)?;
     let mut cpio = Cpio::new();
@@ -69,10 +79,12 @@ pub(crate) fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &
         }
     }
     cpio.file("workbook/steps.sh", 0o644, steps.as_bytes());
+    let token = crate::transcript::new_token();
+    cpio.file("workbook/token", 0o600, token.as_bytes());
     for file in files {
         cpio.file(&file.guest_path, file.mode, &file.data);
     }
-    Ok(cpio.finish())
+    Ok(Initramfs { bytes: cpio.finish(), token })
 }
 
 fn busybox_applets(tc: &Toolchain) -> Result<Vec<String>> {
@@ -89,6 +101,8 @@ pub(crate) struct Boot {
     pub(crate) console: String,
     /// Everything `/init` printed (ttyS1): markers, output, dmesg slices.
     pub(crate) transcript: String,
+    /// The token of this boot's markers.
+    pub(crate) token: String,
     /// How the boot ended.
     pub(crate) ending: Ending,
     /// Wall time from QEMU's start to its end.
@@ -141,12 +155,12 @@ impl Drop for Qemu {
 }
 
 /// Boots the guest with `initramfs`; `step_limits[n]` bounds step `n`.
-pub(crate) fn boot(config: &BootConfig, initramfs: &[u8], step_limits: &[Duration]) -> Result<Boot> {
+pub(crate) fn boot(config: &BootConfig, initramfs: &Initramfs, step_limits: &[Duration]) -> Result<Boot> {
     std::fs::create_dir_all(&config.work_dir)?;
     let initrd = config.work_dir.join("initramfs.cpio");
     let console_path = config.work_dir.join("console.log");
     let transcript_path = config.work_dir.join("transcript.log");
-    std::fs::write(&initrd, initramfs)?;
+    std::fs::write(&initrd, &initramfs.bytes)?;
     for log in [&console_path, &transcript_path] {
         std::fs::write(log, b"")?;
     }
@@ -179,16 +193,23 @@ pub(crate) fn boot(config: &BootConfig, initramfs: &[u8], step_limits: &[Duratio
     let started = Instant::now();
     let mut child = Qemu(qemu.spawn().with_context(|| format!("cannot start {}", config.qemu.display()))?);
     let mut peak_rss_kb = 0;
-    let ending = supervise(&mut child, &console_path, &transcript_path, step_limits, &mut peak_rss_kb)?;
+    let ending = supervise(&mut child, &console_path, &transcript_path, &initramfs.token, step_limits, &mut peak_rss_kb)?;
     drop(child);
     let elapsed = started.elapsed();
     let console = String::from_utf8_lossy(&std::fs::read(&console_path)?).replace('\r', "");
     let transcript = String::from_utf8_lossy(&std::fs::read(&transcript_path)?).replace('\r', "");
-    Ok(Boot { console, transcript, ending, elapsed, peak_rss_kb })
+    Ok(Boot { console, transcript, token: initramfs.token.clone(), ending, elapsed, peak_rss_kb })
 }
 
 /// Watches the transcript until the run ends one way or another.
-fn supervise(qemu: &mut Qemu, console: &Path, transcript: &Path, step_limits: &[Duration], peak_rss_kb: &mut u64) -> Result<Ending> {
+fn supervise(
+    qemu: &mut Qemu,
+    console: &Path,
+    transcript: &Path,
+    token: &str,
+    step_limits: &[Duration],
+    peak_rss_kb: &mut u64,
+) -> Result<Ending> {
     let status_file = format!("/proc/{}/status", qemu.0.id());
     let started = Instant::now();
     let mut reader = std::fs::File::open(transcript)?;
@@ -204,7 +225,7 @@ fn supervise(qemu: &mut Qemu, console: &Path, transcript: &Path, step_limits: &[
             let mut rest = String::new();
             reader.read_to_string(&mut rest)?;
             pending.push_str(&rest);
-            let completed = done_at.is_some() || pending.lines().any(|l| Marker::parse(l) == Some(Marker::Done));
+            let completed = done_at.is_some() || pending.lines().any(|l| Marker::parse(l, token) == Some(Marker::Done));
             if !completed && !status.success() && !booted && pending.is_empty() {
                 let mut stderr = String::new();
                 if let Some(mut err) = qemu.0.stderr.take() {
@@ -221,7 +242,7 @@ fn supervise(qemu: &mut Qemu, console: &Path, transcript: &Path, step_limits: &[
         pending.push_str(&chunk);
         while let Some(newline) = pending.find('\n') {
             let line: String = pending.drain(..=newline).collect();
-            match Marker::parse(line.trim_end()) {
+            match Marker::parse(line.trim_end(), token) {
                 Some(Marker::Ready) => booted = true,
                 Some(Marker::Begin(n)) => current = Some((n, Instant::now())),
                 Some(Marker::End(_)) => current = None,

@@ -160,7 +160,7 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
     };
     let limits: Vec<Duration> = plan.iter().map(|p| Duration::from_secs(p.step.timeout_secs)).collect();
     let boot = guest::boot(&config, &initramfs, &limits)?;
-    let transcript = Transcript::parse(&boot.transcript);
+    let transcript = Transcript::parse(&boot.transcript, &boot.token);
     let console: Vec<String> = boot.console.lines().map(String::from).collect();
     let mut death: Option<String> = None;
     for (n, planned) in plan.iter().enumerate() {

@@ -6,8 +6,24 @@
 
 use std::collections::BTreeMap;
 
-/// Every marker line starts with this.
+/// Every marker line starts with this, then the run's token.
 pub(crate) const MARKER_PREFIX: &str = "@@WB ";
+
+/// A fresh token for one boot: 16 random hex digits that `/init` puts
+/// in every marker (`@@WB 3f9c... begin 4`) and that nothing in the guest
+/// can see (it is not in any step's environment, and `/init` removes the
+/// file it came in). A module or a step that prints `@@WB begin 4` cannot
+/// forge a marker: without the token, the line is just output.
+pub(crate) fn new_token() -> String {
+    let mut bytes = [0u8; 8];
+    if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = random.read_exact(&mut bytes);
+    }
+    let fallback = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mixed = u64::from_le_bytes(bytes) ^ (fallback as u64).rotate_left(17) ^ u64::from(std::process::id());
+    format!("{mixed:016x}")
+}
 
 /// One marker line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +49,13 @@ pub(crate) enum Marker {
 }
 
 impl Marker {
-    /// Parses a line, or `None` when it is not a marker.
-    pub(crate) fn parse(line: &str) -> Option<Marker> {
+    /// Parses a line, or `None` when it is not a marker of the run whose
+    /// token is `token`.
+    pub(crate) fn parse(line: &str, token: &str) -> Option<Marker> {
         let mut words = line.strip_prefix(MARKER_PREFIX)?.split_whitespace();
+        if words.next()? != token {
+            return None;
+        }
         let kind = words.next()?;
         let mut number = || words.next().and_then(|w| w.parse::<i64>().ok());
         Some(match kind {
@@ -87,7 +107,7 @@ pub(crate) struct Transcript {
 
 impl Transcript {
     /// Splits the text from ttyS1 into steps.
-    pub(crate) fn parse(text: &str) -> Transcript {
+    pub(crate) fn parse(text: &str, token: &str) -> Transcript {
         #[derive(PartialEq)]
         enum Section {
             None,
@@ -98,7 +118,7 @@ impl Transcript {
         let mut transcript = Transcript::default();
         let mut section = Section::None;
         for line in text.lines() {
-            match Marker::parse(line) {
+            match Marker::parse(line, token) {
                 Some(Marker::Ready) => transcript.booted = true,
                 Some(Marker::Done) => transcript.done = true,
                 Some(Marker::Begin(n)) => {
@@ -159,18 +179,18 @@ mod tests {
 
     #[test]
     fn markers() {
-        assert_eq!(Marker::parse("@@WB begin 3"), Some(Marker::Begin(3)));
-        assert_eq!(Marker::parse("@@WB exit 3 137"), Some(Marker::Exit(3, 137)));
-        assert_eq!(Marker::parse("@@WB ready"), Some(Marker::Ready));
-        assert_eq!(Marker::parse("@@WB exit 3"), None);
-        assert_eq!(Marker::parse("hello @@WB begin 1"), None);
+        assert_eq!(Marker::parse("@@WB T begin 3", "T"), Some(Marker::Begin(3)));
+        assert_eq!(Marker::parse("@@WB T exit 3 137", "T"), Some(Marker::Exit(3, 137)));
+        assert_eq!(Marker::parse("@@WB T ready", "T"), Some(Marker::Ready));
+        assert_eq!(Marker::parse("@@WB T exit 3", "T"), None);
+        assert_eq!(Marker::parse("hello @@WB T begin 1", "T"), None);
     }
 
     #[test]
     fn splits_steps() {
-        let text = "noise\n@@WB ready\n@@WB begin 0\ninsmod: ok\n@@WB exit 0 0\n@@WB dmesg 0\n\
-                    [    1.000000] hello: Hello\n@@WB end 0\n@@WB begin 1\npartial\n";
-        let t = Transcript::parse(text);
+        let text = "noise\n@@WB T ready\n@@WB T begin 0\ninsmod: ok\n@@WB T exit 0 0\n@@WB T dmesg 0\n\
+                    [    1.000000] hello: Hello\n@@WB T end 0\n@@WB T begin 1\npartial\n";
+        let t = Transcript::parse(text, "T");
         assert!(t.booted && !t.done);
         assert_eq!(t.steps[&0].output, vec!["insmod: ok"]);
         assert_eq!(t.steps[&0].exit, Some(0));
@@ -182,9 +202,9 @@ mod tests {
 
     #[test]
     fn stuck_steps_keep_their_stacks() {
-        let text = "@@WB begin 0\nworking\n@@WB stuck 0\ntask 51 (insmod) State:\tR (running), kernel stack:\n\
-                    [<0>] spin+0x4/0x10 [hello]\n@@WB hung 0\n";
-        let t = Transcript::parse(text);
+        let text = "@@WB T begin 0\nworking\n@@WB T stuck 0\ntask 51 (insmod) State:\tR (running), kernel stack:\n\
+                    [<0>] spin+0x4/0x10 [hello]\n@@WB T hung 0\n";
+        let t = Transcript::parse(text, "T");
         let step = &t.steps[&0];
         assert_eq!(step.output, vec!["working"]);
         assert_eq!(step.stuck.as_ref().unwrap().len(), 2);
@@ -193,7 +213,7 @@ mod tests {
 
     #[test]
     fn skipped_steps_are_marked() {
-        let t = Transcript::parse("@@WB begin 4\n@@WB skipped 4\n@@WB end 4\n");
+        let t = Transcript::parse("@@WB T begin 4\n@@WB T skipped 4\n@@WB T end 4\n", "T");
         assert!(t.steps[&4].skipped && t.steps[&4].ended && t.steps[&4].exit.is_none());
     }
 
