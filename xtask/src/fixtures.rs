@@ -20,6 +20,7 @@ use crate::guest::Accel;
 use crate::paths::read_to_string;
 use crate::progress::format_duration;
 use crate::setup::Environment;
+use crate::toolchain::Install;
 use crate::Result;
 use anyhow::{anyhow, Context};
 
@@ -261,7 +262,7 @@ pub(crate) fn grade_as_expected(fixture: &Fixture, grade: &SubmissionGrade) -> s
 /// Grades the fixture class with two guests at a time and the hidden checks,
 /// printing a line per student; then grades it again, which must resume
 /// (nothing regraded) with the same results. Returns (name, passed) pairs.
-pub(crate) fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)>> {
+pub(crate) fn check_class(env: &Environment, accel: Accel, install: Install) -> Result<Vec<(String, bool)>> {
     let root = &env.project.root;
     let fixtures = load(&root.join(FIXTURES_FILE))?;
     let chapter_names: BTreeSet<&str> = fixtures.iter().map(|f| f.chapter.as_str()).collect();
@@ -308,6 +309,16 @@ pub(crate) fn check_class(env: &Environment, accel: Accel) -> Result<Vec<(String
     results.push(("grading: an interrupted run resumes".to_string(), resumed));
     grade_report::write_reports(&out, &grades)?;
     let junit = read_to_string(&out.join("junit.xml"))?;
+    let csv = read_to_string(&out.join("grades.csv"))?;
+    let rows = csv.lines().count() == grades.len() + 1 && csv.starts_with("student,");
+    println!("  {}  grades.csv: a header and a row per student", if rows { "ok  " } else { "FAIL" });
+    results.push(("grading: CSV for a gradebook".to_string(), rows));
+    let screenshots = env.project.root.join("target/grading-report");
+    if let Some(problems) =
+        crate::browser::render(&out, &[("report.html".to_string(), String::new())], &screenshots, install, crate::browser::report_problems)?
+    {
+        results.push(("grading: report.html renders in Chromium".to_string(), problems.is_empty()));
+    }
     let counted = junit.matches("<testcase ").count() == grades.iter().flat_map(|g| &g.chapters).map(|c| c.checks.len()).sum::<usize>();
     println!("  {}  JUnit report: a test case per check", if counted { "ok  " } else { "FAIL" });
     results.push(("grading: JUnit report".to_string(), counted));

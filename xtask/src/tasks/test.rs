@@ -85,7 +85,7 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
 
     if wants("grading") {
         println!("== grading: a made-up class with exact expected scores (tests/grading)");
-        for (name, verdict) in crate::fixtures::check_class(&env, accel)? {
+        for (name, verdict) in crate::fixtures::check_class(&env, accel, flags.install())? {
             tally.record(name, verdict);
         }
         println!("== grading integrity: two classes at once, one output directory, a killed run");
