@@ -118,6 +118,7 @@ fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: us
             shard: None,
             accel,
             hidden: None,
+            isolation: crate::module_build::Isolation::Sandboxed,
         };
         let started = Instant::now();
         let grades = crate::grading::grade(env, &options)?;

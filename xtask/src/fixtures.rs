@@ -280,6 +280,7 @@ pub(crate) fn check_class(env: &Environment, accel: Accel, install: Install) -> 
         shard: None,
         accel,
         hidden: Some(root.join(HIDDEN_DIR)),
+        isolation: crate::module_build::Isolation::Sandboxed,
     };
     let started = Instant::now();
     let grades = grading::grade(env, &options)?;

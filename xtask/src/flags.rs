@@ -155,6 +155,10 @@ enum Cmd {
         /// The instructor's hidden checks: DIR/NN-topic/checks.toml
         #[arg(long, value_name = "DIR")]
         hidden: Option<PathBuf>,
+        /// How builds are isolated: bubblewrap (default), or container when the
+        /// grading engine already gives each submission a container of its own
+        #[arg(long, value_name = "bubblewrap|container", value_enum, default_value_t = Sandbox::Bubblewrap)]
+        sandbox: Sandbox,
         #[command(flatten)]
         kernel: KernelArgs,
         #[command(flatten)]
@@ -275,6 +279,15 @@ pub(crate) enum Command {
     GradeMerge { dirs: Vec<PathBuf>, out: PathBuf },
 }
 
+/// How `grade` isolates a submission's build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Sandbox {
+    /// A bubblewrap sandbox per build (no network, only /usr and the kernel trees).
+    Bubblewrap,
+    /// None of its own: the engine's container per submission isolates it.
+    Container,
+}
+
 /// What `grade` was asked.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct GradeFlags {
@@ -290,6 +303,8 @@ pub(crate) struct GradeFlags {
     pub(crate) shard: Option<(usize, usize)>,
     /// The instructor's hidden checks.
     pub(crate) hidden: Option<PathBuf>,
+    /// How builds are isolated.
+    pub(crate) sandbox: Sandbox,
 }
 
 /// The default directory for grading results.
@@ -348,8 +363,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Flags> {
         Cmd::Book { serve, no_install } => (Command::Book { serve }, Some(KernelArgs { no_install, ..KernelArgs::default() }), None),
         Cmd::Bench { runs, kernel, guest } => (Command::Bench { runs: runs as usize }, Some(kernel), Some(guest)),
         Cmd::MakeCommand { chapter, kernel } => (Command::PrintMake { chapter }, Some(kernel), None),
-        Cmd::Grade { submissions, chapters, jobs, out, shard, hidden, kernel, guest } => {
-            let grade = GradeFlags { submissions, chapters, jobs: jobs as usize, out, shard, hidden };
+        Cmd::Grade { submissions, chapters, jobs, out, shard, hidden, sandbox, kernel, guest } => {
+            let grade = GradeFlags { submissions, chapters, jobs: jobs as usize, out, shard, hidden, sandbox };
             (Command::Grade(grade), Some(kernel), Some(guest))
         }
         Cmd::GradeMerge { dirs, out } => (Command::GradeMerge { dirs, out }, None, None),

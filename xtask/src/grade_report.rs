@@ -271,6 +271,7 @@ mod tests {
                     CheckGrade { name: "unload".into(), points: 1, earned: score - 1, reason: reason.map(String::from) },
                 ],
             }],
+            sandbox: String::new(),
         };
         let class = [grade("ann", 2, None), grade("=cmd(),\"x\"", 1, Some("no <b>Goodbye</b>"))];
         let csv = csv(&class);
@@ -300,6 +301,7 @@ mod tests {
                     CheckGrade { name: "unload".into(), points: 1, earned: 0, reason: Some("no `<Goodbye>`".into()) },
                 ],
             }],
+            sandbox: String::new(),
         };
         let xml = junit(&[grade]);
         assert!(xml.contains("name=\"a&amp;b\" tests=\"2\" failures=\"1\""), "{xml}");

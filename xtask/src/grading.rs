@@ -40,6 +40,9 @@ pub(crate) struct GradeOptions {
     pub(crate) accel: Accel,
     /// The instructor's hidden checks: `DIR/NN-topic/checks.toml`.
     pub(crate) hidden: Option<PathBuf>,
+    /// How a submission's build is isolated: bubblewrap, or the engine's
+    /// own container.
+    pub(crate) isolation: Isolation,
 }
 
 impl GradeOptions {
@@ -53,6 +56,7 @@ impl GradeOptions {
             shard: None,
             accel: Accel::Tcg,
             hidden: Some(hidden.to_path_buf()),
+            isolation: Isolation::Sandboxed,
         }
     }
 }
@@ -100,6 +104,10 @@ pub(crate) struct SubmissionGrade {
     pub(crate) ignored: Vec<String>,
     /// Each chapter.
     pub(crate) chapters: Vec<ChapterGrade>,
+    /// How its builds were isolated: `bubblewrap` or `container` (the
+    /// engine's own, `--sandbox container`).
+    #[serde(default)]
+    pub(crate) sandbox: String,
 }
 
 /// The scratch directory of one grading run: `<cache>/grading/run-PID-NANOS`,
@@ -187,7 +195,7 @@ pub(crate) fn grade_one(env: &Environment, options: &GradeOptions, run_dir: &Pat
             accel: options.accel,
             memory_mb: crate::session::GUEST_MEMORY_MB,
             work_dir: work.join("run"),
-            isolation: Isolation::Sandboxed,
+            isolation: options.isolation,
         };
         runner::run(env, &to_run, &run_options)?.chapters
     };
@@ -213,6 +221,11 @@ pub(crate) fn grade_one(env: &Environment, options: &GradeOptions, run_dir: &Pat
         rejected: collected.rejected,
         ignored: collected.ignored,
         chapters,
+        sandbox: match options.isolation {
+            Isolation::Container => "container",
+            _ => "bubblewrap",
+        }
+        .to_string(),
     })
 }
 
@@ -383,6 +396,7 @@ mod tests {
             rejected: vec![],
             ignored: vec![],
             chapters: vec![],
+            sandbox: String::new(),
         };
         for (dir, g) in [("a", grade("alice", 9)), ("b", grade("bob", 6))] {
             let results = root.join(dir).join("results");

@@ -4,6 +4,7 @@
 //! commands over the grading library.
 
 use crate::chapter::Chapter;
+use crate::flags::Sandbox;
 use crate::flags::{Flags, GradeFlags};
 use crate::grade_report::{table, write_reports};
 use crate::grading::{bounded_jobs, grade, load_results, GradeOptions, SubmissionGrade, OUT_LOCK_FILE};
@@ -67,6 +68,23 @@ pub(crate) fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
         _ => write_atomic(&key_file, key.as_bytes())?,
     }
     let env = setup::ensure(&flags.setup, Flavour::Debug)?;
+    let isolation = match grade.sandbox {
+        Sandbox::Bubblewrap => {
+            if let Err(why) = crate::module_build::bubblewrap_works() {
+                return Err(anyhow!(
+                    "bubblewrap cannot make the build sandbox here: {why}\n\
+                     (typical in a container without unprivileged user namespaces). fix: allow user namespaces \
+                     (sysctl kernel.unprivileged_userns_clone=1, or run the container with them), or, when the grading \
+                     engine already runs each submission in a container of its own, pass --sandbox container"
+                ));
+            }
+            crate::module_build::Isolation::Sandboxed
+        }
+        Sandbox::Container => {
+            eprintln!("grade: --sandbox container: builds run without bubblewrap; each submission must have a container of its own");
+            crate::module_build::Isolation::Container
+        }
+    };
     let options = GradeOptions {
         submissions: grade.submissions.clone(),
         chapters,
@@ -75,6 +93,7 @@ pub(crate) fn command(flags: &Flags, grade: &GradeFlags) -> Result<bool> {
         shard: grade.shard,
         accel: crate::session::choose_accel(&env, flags.guest.accel.as_deref())?,
         hidden: grade.hidden.clone(),
+        isolation,
     };
     let grades = self::grade(&env, &options)?;
     report(&grade.out, &grades)?;
