@@ -336,6 +336,84 @@ pub(crate) fn check_class(env: &Environment, accel: Accel, install: Install) -> 
 /// student names: each must get exactly what it gets alone. A third run into
 /// an output directory in use must be refused, naming the run that has it;
 /// a run killed with SIGKILL must resume to the exact scores.
+/// Gradescope, simulated: the bundle is written and unpacked into a
+/// made-up `/autograder` root; its `run_autograder` grades three fixture
+/// students there one after the other (as Gradescope would, each alone);
+/// each `results.json` must follow Gradescope's schema and give the
+/// fixture's exact score.
+pub(crate) fn check_gradescope(env: &Environment) -> Result<Vec<(String, bool)>> {
+    let root = &env.project.root;
+    let chapter = Chapter::find(&env.project, "01-hello")?;
+    let chapters = std::slice::from_ref(&chapter);
+    let all = load(&root.join(FIXTURES_FILE))?;
+    let tmp = tempfile::Builder::new().prefix("wb-gradescope-").tempdir()?;
+    let zip_path = tmp.path().join("autograder.zip");
+    let hidden = root.join("tests/grading/hidden");
+    crate::gradescope::bundle(&env.project, chapters, Some(&hidden), crate::gradescope::HiddenVisibility::Hidden, &zip_path)?;
+    let autograder = tmp.path().join("autograder");
+    let source = autograder.join("source");
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path)?)?;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i)?;
+        let Some(path) = entry.enclosed_name() else {
+            return Err(anyhow!("the bundle holds a path that leaves it (entry {i})"));
+        };
+        let dest = source.join(path);
+        std::fs::create_dir_all(dest.parent().unwrap_or(&source))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes)?;
+        std::fs::write(&dest, bytes)?;
+        if let Some(mode) = entry.unix_mode() {
+            std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(mode & 0o777))?;
+        }
+    }
+    let mut results = Vec::new();
+    let complete =
+        ["setup.sh", "run_autograder", "workbook/chapters/01-hello/hello.rs", "workbook/Cargo.toml", "hidden/01-hello/checks.toml"]
+            .iter()
+            .all(|p| source.join(p).is_file());
+    println!("  {}  the bundle holds setup.sh, run_autograder, the workbook and the hidden checks", if complete { "ok  " } else { "FAIL" });
+    results.push(("gradescope: the bundle".to_string(), complete));
+    let exe = std::env::current_exe()?;
+    for name in ["correct", "no-goodbye", "not-compiling"] {
+        let fixture = all.iter().find(|f| f.name == name).ok_or_else(|| anyhow!("{FIXTURES_FILE} has no `{name}`"))?;
+        let class = tmp.path().join(format!("class-{name}"));
+        materialize(std::slice::from_ref(fixture), chapters, &class)?;
+        let submission = autograder.join("submission");
+        let _ = std::fs::remove_dir_all(&submission);
+        std::fs::rename(class.join(name), &submission)?;
+        let _ = std::fs::remove_dir_all(autograder.join("results"));
+        let out = std::process::Command::new("bash")
+            .arg(source.join("run_autograder"))
+            .env("AUTOGRADER_ROOT", &autograder)
+            .env("WORKBOOK_XTASK", &exe)
+            .env("WORKBOOK_GRADE_ARGS", format!("--kernel {}", env.kernel.flavour.name()))
+            .output()?;
+        let verdict = (|| -> std::result::Result<String, String> {
+            if !out.status.success() {
+                return Err(format!("run_autograder failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            }
+            let text = std::fs::read_to_string(autograder.join("results/results.json")).map_err(|e| format!("no results.json: {e}"))?;
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("results.json is not JSON: {e}"))?;
+            let problems = crate::gradescope::schema_problems(&value);
+            if !problems.is_empty() {
+                return Err(format!("results.json breaks the schema: {}", problems.join("; ")));
+            }
+            let score = value["score"].as_u64().unwrap_or(u64::MAX);
+            match fixture.score.points() {
+                Some(expected) if u64::from(expected) != score => Err(format!("score {score}, expected {expected}")),
+                _ => Ok(format!("score {score}, {} tests", value["tests"].as_array().map_or(0, |t| t.len()))),
+            }
+        })();
+        match &verdict {
+            Ok(what) => println!("  ok    gradescope {name}: schema-valid results.json, {what}"),
+            Err(why) => println!("  FAIL  gradescope {name}: {why}"),
+        }
+        results.push((format!("gradescope: {name}"), verdict.is_ok()));
+    }
+    Ok(results)
+}
+
 pub(crate) fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)>> {
     let root = &env.project.root;
     let chapter = Chapter::find(&env.project, "01-hello")?;

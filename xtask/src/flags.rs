@@ -173,6 +173,9 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Gradescope: the autograder bundle, and a graded submission as results.json
+    #[command(subcommand)]
+    Gradescope(GradescopeCmd),
     /// Exercise mode: your copy of every chapter with parts to write, in learn/
     #[command(subcommand)]
     Exercises(ExercisesCmd),
@@ -212,6 +215,49 @@ enum Cmd {
     },
     /// This text
     Help,
+}
+
+#[derive(Debug, Subcommand)]
+enum GradescopeCmd {
+    /// Write the autograder zip to upload: setup.sh, run_autograder, the workbook, the hidden checks
+    Bundle {
+        /// Chapters to grade (default: every chapter)
+        #[arg(long, value_name = "01-hello,...", value_delimiter = ',')]
+        chapters: Vec<String>,
+        /// The instructor's hidden checks: DIR/NN-topic/checks.toml
+        #[arg(long, value_name = "DIR")]
+        hidden: Option<PathBuf>,
+        /// When students see the hidden checks' results
+        #[arg(long, value_name = "hidden|after-due-date", value_enum, default_value_t = Visibility::Hidden)]
+        hidden_visibility: Visibility,
+        /// The zip to write
+        #[arg(long, value_name = "FILE", default_value = "autograder.zip")]
+        out: PathBuf,
+    },
+    /// Turn one graded submission (results/NAME.json of `grade`) into Gradescope's results.json
+    Results {
+        /// The graded submission
+        #[arg(value_name = "RESULT.json")]
+        result: PathBuf,
+        /// The hidden checks it was graded with (their results get the visibility below)
+        #[arg(long, value_name = "DIR")]
+        hidden: Option<PathBuf>,
+        /// When students see the hidden checks' results
+        #[arg(long, value_name = "hidden|after-due-date", value_enum, default_value_t = Visibility::Hidden)]
+        hidden_visibility: Visibility,
+        /// Where results.json goes
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+/// When the hidden checks' results are shown on Gradescope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Visibility {
+    /// Never.
+    Hidden,
+    /// After the due date.
+    AfterDueDate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,6 +323,10 @@ pub(crate) enum Command {
     Grade(GradeFlags),
     /// Merge graded shards.
     GradeMerge { dirs: Vec<PathBuf>, out: PathBuf },
+    /// Write a Gradescope autograder bundle.
+    GradescopeBundle { chapters: Vec<String>, hidden: Option<PathBuf>, visibility: Visibility, out: PathBuf },
+    /// Convert a graded submission to Gradescope's results.json.
+    GradescopeResults { result: PathBuf, hidden: Option<PathBuf>, visibility: Visibility, out: PathBuf },
 }
 
 /// How `grade` isolates a submission's build.
@@ -368,6 +418,12 @@ pub(crate) fn parse(args: &[String]) -> Result<Flags> {
             (Command::Grade(grade), Some(kernel), Some(guest))
         }
         Cmd::GradeMerge { dirs, out } => (Command::GradeMerge { dirs, out }, None, None),
+        Cmd::Gradescope(GradescopeCmd::Bundle { chapters, hidden, hidden_visibility, out }) => {
+            (Command::GradescopeBundle { chapters, hidden, visibility: hidden_visibility, out }, None, None)
+        }
+        Cmd::Gradescope(GradescopeCmd::Results { result, hidden, hidden_visibility, out }) => {
+            (Command::GradescopeResults { result, hidden, visibility: hidden_visibility, out }, None, None)
+        }
         Cmd::Exercises(ExercisesCmd::Init { force, kernel }) => (Command::ExercisesInit { force }, Some(kernel), None),
         Cmd::Check { chapter, kernel, guest } => (Command::Check { chapter }, Some(kernel), Some(guest)),
         Cmd::Watch { kernel, guest } => (Command::Watch, Some(kernel), Some(guest)),

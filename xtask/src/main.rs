@@ -16,6 +16,7 @@ mod faults;
 mod fixtures;
 mod flags;
 mod grade_report;
+mod gradescope;
 mod grading;
 mod guest;
 mod hash;
@@ -74,6 +75,12 @@ fn main() -> ExitCode {
         Command::Solution { chapter, force } => tasks::learn::solution(chapter, *force),
         Command::Grade(grade) => tasks::grade::command(&flags, grade),
         Command::GradeMerge { dirs, out } => tasks::grade::merge_command(dirs, out),
+        Command::GradescopeBundle { chapters, hidden, visibility, out } => {
+            tasks::gradescope::bundle(chapters, hidden.as_deref(), *visibility, out)
+        }
+        Command::GradescopeResults { result, hidden, visibility, out } => {
+            tasks::gradescope::results(result, hidden.as_deref(), *visibility, out)
+        }
     });
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 pub(crate) mod bench;
 pub(crate) mod book;
 pub(crate) mod grade;
+pub(crate) mod gradescope;
 pub(crate) mod learn;
 pub(crate) mod lint;
 pub(crate) mod mutants;

@@ -88,6 +88,10 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
         for (name, verdict) in crate::fixtures::check_class(&env, accel, flags.install())? {
             tally.record(name, verdict);
         }
+        println!("== Gradescope: the autograder bundle run against a made-up /autograder");
+        for (name, verdict) in crate::fixtures::check_gradescope(&env)? {
+            tally.record(name, verdict);
+        }
         println!("== grading integrity: two classes at once, one output directory, a killed run");
         for (name, verdict) in crate::fixtures::check_isolation(&env, accel)? {
             tally.record(name, verdict);
