@@ -414,6 +414,73 @@ pub(crate) fn check_gradescope(env: &Environment) -> Result<Vec<(String, bool)>>
     Ok(results)
 }
 
+/// The CI workflow (`.github/workflows/grade.yml`): valid against GitHub's
+/// workflow schema (check-jsonschema), and its grading and merging command
+/// lines, run here for two shards over four fixture students, give the same
+/// scores as one run over the whole class.
+pub(crate) fn check_ci_workflow(env: &Environment, install: Install) -> Result<Vec<(String, bool)>> {
+    let root = &env.project.root;
+    let workflow = root.join(".github/workflows/grade.yml");
+    let sh = xshell::Shell::new()?;
+    let mut results = Vec::new();
+    match crate::toolchain::ensure_python_tool(&sh, &env.project.cache, crate::toolchain::CHECK_JSONSCHEMA, "check-jsonschema", install) {
+        Ok(linter) => {
+            let out = std::process::Command::new(&linter).args(["--builtin-schema", "vendor.github-workflows"]).arg(&workflow).output()?;
+            let valid = out.status.success();
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string() + String::from_utf8_lossy(&out.stderr).trim();
+            println!("  {}  {} follows GitHub's workflow schema: {text}", if valid { "ok  " } else { "FAIL" }, workflow.display());
+            results.push(("CI workflow: valid".to_string(), valid));
+        }
+        Err(e) => println!("  skip  the workflow linter cannot be installed here: {e:#}"),
+    }
+    let text = read_to_string(&workflow)?;
+    let line = |prefix: &str| -> Result<String> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("run: ").filter(|r| r.starts_with(prefix)).map(str::to_string))
+            .ok_or_else(|| anyhow!("{}: no `run: {prefix}...` line", workflow.display()))
+    };
+    let (grade_line, merge_line) = (line("cargo xtask grade ")?, line("cargo xtask grade-merge ")?);
+    let exe = std::env::current_exe()?.display().to_string();
+    let local = |line: &str, shard: usize| {
+        line.replace("cargo xtask", &exe)
+            .replace("${{ inputs.chapters }}", "01-hello")
+            .replace("${{ matrix.shard }}", &shard.to_string())
+            .replace("${{ env.SHARDS }}", "2")
+            + &format!(" --kernel {} --no-install --hidden {}", env.kernel.flavour.name(), root.join("tests/grading/hidden").display())
+    };
+    let tmp = tempfile::Builder::new().prefix("wb-workflow-").tempdir()?;
+    let chapter = Chapter::find(&env.project, "01-hello")?;
+    let all = load(&root.join(FIXTURES_FILE))?;
+    let four: Vec<Fixture> = ["correct", "no-goodbye", "off-by-one", "not-compiling"]
+        .iter()
+        .filter_map(|n| all.iter().find(|f| f.name == *n).cloned())
+        .collect();
+    materialize(&four, std::slice::from_ref(&chapter), &tmp.path().join("submissions"))?;
+    let run = |command: String| -> Result<bool> {
+        let out = std::process::Command::new("bash").arg("-c").arg(&command).current_dir(tmp.path()).output()?;
+        if !out.status.success() {
+            println!("  FAIL  `{command}`: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(out.status.success())
+    };
+    let mut ran = run(local(&grade_line, 1))? && run(local(&grade_line, 2))?;
+    ran = ran && run(merge_line.replace("cargo xtask", &exe))?;
+    let single = local(&grade_line, 1).replace("--shard 1/2", "").replace("--out grades-1", "--out single");
+    ran = ran && run(single)?;
+    let scores = |dir: &str| -> Result<Vec<(String, u32)>> {
+        Ok(grading::load_results(&[tmp.path().join(dir)])?.into_iter().map(|g| (g.submission, g.score)).collect())
+    };
+    let same = ran && scores("grades")? == scores("single")? && scores("grades")?.len() == four.len();
+    let report = tmp.path().join("grades/report.html").is_file() && tmp.path().join("grades/grades.csv").is_file();
+    println!(
+        "  {}  the workflow's commands, two shards then merged, grade as one run does{}",
+        if same && report { "ok  " } else { "FAIL" },
+        if ran { format!(": {:?}", scores("grades").unwrap_or_default()) } else { String::new() }
+    );
+    results.push(("CI workflow: two shards merged = one run".to_string(), same && report));
+    Ok(results)
+}
+
 pub(crate) fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)>> {
     let root = &env.project.root;
     let chapter = Chapter::find(&env.project, "01-hello")?;

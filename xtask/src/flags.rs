@@ -413,7 +413,9 @@ pub(crate) fn parse(args: &[String]) -> Result<Flags> {
         Cmd::Book { serve, no_install } => (Command::Book { serve }, Some(KernelArgs { no_install, ..KernelArgs::default() }), None),
         Cmd::Bench { runs, kernel, guest } => (Command::Bench { runs: runs as usize }, Some(kernel), Some(guest)),
         Cmd::MakeCommand { chapter, kernel } => (Command::PrintMake { chapter }, Some(kernel), None),
-        Cmd::Grade { submissions, chapters, jobs, out, shard, hidden, sandbox, kernel, guest } => {
+        Cmd::Grade { submissions, mut chapters, jobs, out, shard, hidden, sandbox, kernel, guest } => {
+            // `--chapters ""` (an empty CI input) means every chapter.
+            chapters.retain(|c| !c.is_empty());
             let grade = GradeFlags { submissions, chapters, jobs: jobs as usize, out, shard, hidden, sandbox };
             (Command::Grade(grade), Some(kernel), Some(guest))
         }

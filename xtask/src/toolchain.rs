@@ -290,6 +290,37 @@ fn install_debian_packages(sh: &Shell, missing: &[String], install: Install) -> 
 /// The binary of a pinned crate: `override_var` first, then cargo's bin
 /// directory, then `PATH`; installed with `cargo install` when missing or at
 /// another version.
+/// The workflow linter for GitHub Actions files: check-jsonschema, which
+/// carries the workflow schema, pinned.
+pub(crate) const CHECK_JSONSCHEMA: &str = "check-jsonschema==0.39.0";
+
+/// A Python tool from PyPI in a virtual environment of the cache
+/// (`<cache>/tools/python`), installed there when allowed: the system's
+/// Python stays as it is. Debian's `python3-venv` is installed if missing.
+pub(crate) fn ensure_python_tool(sh: &Shell, cache: &Path, requirement: &str, binary: &str, install: Install) -> Result<PathBuf> {
+    let venv = cache.join("tools/python");
+    let tool = venv.join("bin").join(binary);
+    let stamp = venv.join(format!(".installed-{requirement}"));
+    if tool.exists() && stamp.exists() {
+        return Ok(tool);
+    }
+    if install == Install::Never {
+        return Err(anyhow!(
+            "{binary} is not installed (--no-install): fix: python3 -m venv {} && {}/bin/pip install '{requirement}'",
+            venv.display(),
+            venv.display()
+        ));
+    }
+    ensure_debian_packages(sh, &["python3-venv"], install)?;
+    let python = if Path::new("/usr/bin/python3").exists() { PathBuf::from("/usr/bin/python3") } else { PathBuf::from("python3") };
+    cmd!(sh, "{python} -m venv {venv}").quiet().run().with_context(|| format!("cannot make a Python environment in {}", venv.display()))?;
+    let pip = venv.join("bin/pip");
+    eprintln!("installing {requirement} from PyPI into {}", venv.display());
+    cmd!(sh, "{pip} install --quiet {requirement}").quiet().run().with_context(|| format!("cannot install {requirement} from PyPI"))?;
+    std::fs::write(&stamp, b"")?;
+    Ok(tool)
+}
+
 pub(crate) fn ensure_crate(sh: &Shell, pinned: PinnedCrate, override_var: &str, install: Install) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));

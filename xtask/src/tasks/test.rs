@@ -92,6 +92,10 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
         for (name, verdict) in crate::fixtures::check_gradescope(&env)? {
             tally.record(name, verdict);
         }
+        println!("== the CI workflow: schema, and its commands run for two shards");
+        for (name, verdict) in crate::fixtures::check_ci_workflow(&env, flags.install())? {
+            tally.record(name, verdict);
+        }
         println!("== grading integrity: two classes at once, one output directory, a killed run");
         for (name, verdict) in crate::fixtures::check_isolation(&env, accel)? {
             tally.record(name, verdict);
