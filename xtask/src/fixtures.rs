@@ -481,6 +481,39 @@ pub(crate) fn check_ci_workflow(env: &Environment, install: Install) -> Result<V
     Ok(results)
 }
 
+/// The grader's container (`Containerfile`): built with buildah when it is
+/// installed and the base image is in its local storage (the image holds a
+/// kernel build: about 15 minutes), then asked for its help text; skipped,
+/// saying why, otherwise. Nothing is pulled from a registry here.
+pub(crate) fn check_container(env: &Environment) -> Result<Vec<(String, bool)>> {
+    let root = &env.project.root;
+    let text = read_to_string(&root.join("Containerfile"))?;
+    let Some(base) = text.lines().find_map(|l| l.strip_prefix("FROM ")).map(str::trim) else {
+        return Ok(vec![("container: Containerfile has a FROM line".to_string(), false)]);
+    };
+    let Some(buildah) = crate::toolchain::find_in_path("buildah") else {
+        println!("  skip  the grader's container: buildah is not installed (apt install buildah), so Containerfile is not built here");
+        return Ok(Vec::new());
+    };
+    let present = std::process::Command::new(&buildah).args(["images", "--quiet", base]).output()?;
+    if !present.status.success() || present.stdout.is_empty() {
+        println!("  skip  the grader's container: the base image `{base}` is not in buildah's local storage, and this test pulls nothing");
+        return Ok(Vec::new());
+    }
+    let tag = "workbook-grader-test";
+    let built = std::process::Command::new(&buildah)
+        .args(["build", "--pull=never", "-t", tag, "-f", "Containerfile", "."])
+        .current_dir(root)
+        .status()?;
+    let help = built.success()
+        && std::process::Command::new("podman")
+            .args(["run", "--rm", tag, "help"])
+            .output()
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("grade"));
+    println!("  {}  the grader's container builds and runs the harness", if help { "ok  " } else { "FAIL" });
+    Ok(vec![("container: builds and runs".to_string(), help)])
+}
+
 pub(crate) fn check_isolation(env: &Environment, accel: Accel) -> Result<Vec<(String, bool)>> {
     let root = &env.project.root;
     let chapter = Chapter::find(&env.project, "01-hello")?;

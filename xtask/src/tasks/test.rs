@@ -96,6 +96,10 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
         for (name, verdict) in crate::fixtures::check_ci_workflow(&env, flags.install())? {
             tally.record(name, verdict);
         }
+        println!("== the grader's container (Containerfile)");
+        for (name, verdict) in crate::fixtures::check_container(&env)? {
+            tally.record(name, verdict);
+        }
         println!("== grading integrity: two classes at once, one output directory, a killed run");
         for (name, verdict) in crate::fixtures::check_isolation(&env, accel)? {
             tally.record(name, verdict);
