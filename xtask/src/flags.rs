@@ -123,6 +123,9 @@ enum Cmd {
         /// How many times each figure is measured
         #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
         runs: u64,
+        /// Measure the fresh machine instead: a clone with an empty cache, to its first verdict
+        #[arg(long)]
+        cold: bool,
         #[command(flatten)]
         kernel: KernelArgs,
         #[command(flatten)]
@@ -303,8 +306,8 @@ pub(crate) enum Command {
     Mutants { chapters: Vec<String> },
     /// The kernel's and the workspace's lints.
     Lint,
-    /// Measure the harness.
-    Bench { runs: usize },
+    /// Measure the harness (or, `cold`, a fresh clone's first verdict).
+    Bench { runs: usize, cold: bool },
     /// Create the learner's copy.
     ExercisesInit { force: bool },
     /// Check the learner's version of a chapter.
@@ -411,7 +414,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Flags> {
         Cmd::Mutants { chapters, kernel, guest } => (Command::Mutants { chapters }, Some(kernel), Some(guest)),
         Cmd::Lint { kernel } => (Command::Lint, Some(kernel), None),
         Cmd::Book { serve, no_install } => (Command::Book { serve }, Some(KernelArgs { no_install, ..KernelArgs::default() }), None),
-        Cmd::Bench { runs, kernel, guest } => (Command::Bench { runs: runs as usize }, Some(kernel), Some(guest)),
+        Cmd::Bench { runs, cold, kernel, guest } => (Command::Bench { runs: runs as usize, cold }, Some(kernel), Some(guest)),
         Cmd::MakeCommand { chapter, kernel } => (Command::PrintMake { chapter }, Some(kernel), None),
         Cmd::Grade { submissions, mut chapters, jobs, out, shard, hidden, sandbox, kernel, guest } => {
             // `--chapters ""` (an empty CI input) means every chapter.
