@@ -8,15 +8,18 @@
 //! periods it had to skip because a callback ran late are counted. A delayed
 //! work item (`DelayedWork`) runs once, `delay_ms` after loading, on the
 //! system workqueue, where it may sleep (`fsleep`): timer callbacks run in
-//! interrupt context and must not.
+//! interrupt context and must not. A second, one-shot `HrTimer` fires once,
+//! `oneshot_ms` after loading: the same job as the delayed work, done in
+//! interrupt context, where nothing may sleep. With `sleep_ms`, `init`
+//! first sleeps that long with `fsleep` and reports how long it really took.
 //!
-//! Unloading cancels both and waits for them, so nothing of this module
+//! Unloading cancels all three and waits for them, so nothing of this module
 //! runs after `rmmod` returns. The 7.3 `kernel` crate can cancel a timer
 //! (dropping its handle) but not a delayed work item: [`cancel_delayed`]
 //! shows how such a safe wrapper is built over the C function.
 //!
 //! ```sh
-//! insmod timers.ko period_ms=20 ticks=5 delay_ms=100
+//! insmod timers.ko period_ms=20 ticks=5 delay_ms=100 oneshot_ms=50 sleep_ms=30
 //! sleep 1; dmesg
 //! rmmod timers
 //! ```
@@ -52,6 +55,14 @@ module! {
         delay_ms: u32 {
             default: 200,
             description: "Milliseconds after loading that the delayed work runs",
+        },
+        oneshot_ms: u32 {
+            default: 150,
+            description: "Milliseconds after loading that the one-shot timer fires",
+        },
+        sleep_ms: u32 {
+            default: 0,
+            description: "Milliseconds init sleeps (fsleep) and measures, 0 to 1000",
         },
     },
 }
@@ -92,6 +103,7 @@ impl HrTimerCallback for Ticker {
             this.limit,
             at.as_nanos() / 1000
         );
+        // ANCHOR_END: ticker
         // EXERCISE: After `this.limit` ticks, log `ticker: N ticks done, stopping` and stop; otherwise move the expiry one period on and restart.
         // HINT: The callback's return value decides: `HrTimerRestart::NoRestart` or `HrTimerRestart::Restart`.
         // HINT: `context.forward_now(this.period)` moves the expiry on from the previous one, so ticks do not drift.
@@ -116,7 +128,6 @@ impl HrTimerCallback for Ticker {
         // END EXERCISE
     }
 }
-// ANCHOR_END: ticker
 
 // ANCHOR: deferred
 /// Work that runs once, later, in process context.
@@ -143,6 +154,50 @@ impl WorkItem for Deferred {
     }
 }
 // ANCHOR_END: deferred
+
+// ANCHOR: oneshot
+/// A timer that fires once: the delayed work's job, done in interrupt
+/// context, where nothing may sleep.
+#[pin_data]
+struct OneShot {
+    #[pin]
+    timer: HrTimer<Self>,
+    armed: Instant<Monotonic>,
+    /// How many times the callback ran; read on unload, once the timer is
+    /// cancelled.
+    fires: Atomic<u32>,
+}
+
+impl_has_hr_timer! {
+    impl HasHrTimer<Self> for OneShot {
+        mode: RelativeMode<Monotonic>, field: self.timer
+    }
+}
+
+impl HrTimerCallback for OneShot {
+    type Pointer<'a> = Arc<Self>;
+
+    // Runs in interrupt context, like the ticker's callback.
+    fn run(
+        this: ArcBorrow<'_, Self>,
+        _context: HrTimerCallbackContext<'_, Self>,
+    ) -> HrTimerRestart {
+        // ANCHOR_END: oneshot
+        // EXERCISE: Log `one-shot: fired after N ms`, N the milliseconds since `this.armed`; count the call in `this.fires`; do not restart the timer.
+        // HINT: This is interrupt context: log and return, no sleeping (no `fsleep`, no mutex, no GFP_KERNEL). The return value says whether the timer runs again.
+        // HINT: `this.armed.elapsed().as_millis()`, `this.fires.fetch_add(1, ordering::Release)`, and `HrTimerRestart::NoRestart`.
+        // STUB: let _ = (&this.armed, &this.fires);
+        // STUB: HrTimerRestart::NoRestart
+        pr_info!(
+            "one-shot: fired after {} ms\n",
+            this.armed.elapsed().as_millis()
+        );
+        // Release: pairs with the Acquire load on unload.
+        this.fires.fetch_add(1, ordering::Release);
+        HrTimerRestart::NoRestart
+        // END EXERCISE
+    }
+}
 
 // ANCHOR: cancel
 /// Cancels `item`'s delayed work and waits for a running callback to end.
@@ -180,8 +235,13 @@ struct Timers {
     ticker: Arc<Ticker>,
     timer: Option<ArcHrTimerHandle<Ticker>>,
     deferred: Arc<Deferred>,
+    oneshot: Arc<OneShot>,
+    oneshot_timer: Option<ArcHrTimerHandle<OneShot>>,
 }
 // ANCHOR_END: state
+
+/// The longest `sleep_ms` allowed: `insmod` waits for `init`.
+const MAX_SLEEP_MS: u32 = 1000;
 
 impl kernel::Module for Timers {
     fn init(_module: &'static ThisModule) -> Result<Self> {
@@ -191,6 +251,34 @@ impl kernel::Module for Timers {
             pr_err!("period_ms and ticks must be at least 1\n");
             return Err(EINVAL);
         }
+        // EXERCISE: Refuse a `sleep_ms` above MAX_SLEEP_MS with EINVAL (`sleep_ms=N is out of range 0..=1000`); otherwise, unless it is 0, sleep that long with `fsleep`, measure the sleep with `Instant`, and log `fsleep(N ms) took T us`.
+        // HINT: `init` runs in process context (insmod's), so it may sleep. `Instant::<Monotonic>::now()` before, `.elapsed()` after: a `Delta`.
+        // HINT: `fsleep(Delta::from_millis(i64::from(sleep_ms)));` then `pr_info!("fsleep({sleep_ms} ms) took {} us\n", before.elapsed().as_nanos() / 1000);`
+        let sleep_ms = module_parameters::sleep_ms.value();
+        if sleep_ms > MAX_SLEEP_MS {
+            pr_err!("sleep_ms={sleep_ms} is out of range 0..={MAX_SLEEP_MS}\n");
+            return Err(EINVAL);
+        }
+        if sleep_ms > 0 {
+            let before = Instant::<Monotonic>::now();
+            fsleep(Delta::from_millis(i64::from(sleep_ms)));
+            pr_info!(
+                "fsleep({sleep_ms} ms) took {} us\n",
+                before.elapsed().as_nanos() / 1000
+            );
+        }
+        // END EXERCISE
+        // Allocated before the delayed work is queued: an error after that
+        // would return with the work still queued, and nothing to cancel it.
+        // `armed` is a few microseconds before the timer is started.
+        let oneshot = Arc::pin_init(
+            pin_init!(OneShot {
+                timer <- HrTimer::new(),
+                armed: Instant::now(),
+                fires: Atomic::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
         // ANCHOR: start
         let period = Delta::from_millis(i64::from(period_ms));
         let ticker = Arc::pin_init(
@@ -223,10 +311,24 @@ impl kernel::Module for Timers {
         }
         pr_info!("delayed work: queued to run in {delay_ms} ms\n");
         // ANCHOR_END: start
+        // EXERCISE: Start the one-shot timer to fire once, `oneshot_ms` from now; keep its handle in `oneshot_timer`; log `one-shot: armed to fire in N ms`.
+        // HINT: Start it like the ticker: `start` takes an `Arc<OneShot>` (clone ours) and the expiry, and returns the handle that owns that clone.
+        // HINT: `let oneshot_ms = module_parameters::oneshot_ms.value();` then `let oneshot_timer = Some(oneshot.clone().start(Delta::from_millis(i64::from(oneshot_ms))));`
+        // STUB: let oneshot_timer = None;
+        let oneshot_ms = module_parameters::oneshot_ms.value();
+        let oneshot_timer = Some(
+            oneshot
+                .clone()
+                .start(Delta::from_millis(i64::from(oneshot_ms))),
+        );
+        pr_info!("one-shot: armed to fire in {oneshot_ms} ms\n");
+        // END EXERCISE
         Ok(Timers {
             ticker,
             timer,
             deferred,
+            oneshot,
+            oneshot_timer,
         })
     }
 }
@@ -238,16 +340,31 @@ impl Drop for Timers {
         drop(self.timer.take());
         let ticks = self.ticker.count.load(ordering::Relaxed);
         let missed = self.ticker.missed.load(ordering::Relaxed);
+        // ANCHOR_END: drop
         // EXERCISE: Cancel the delayed work (waiting for it if it is running), and set `pending` to whether it had not run yet.
         // HINT: After `rmmod`, the module's code is gone: a work item that runs later jumps into freed memory.
         // HINT: `cancel_delayed` above does exactly this, and says why each step is safe.
+        // HINT: `let pending = cancel_delayed(&self.deferred);`
         // STUB: let pending = false;
         let pending = cancel_delayed(&self.deferred);
         // END EXERCISE
+        // ANCHOR: drop_rest
         pr_info!(
             "unloading: timer stopped after {ticks} tick(s), {missed} period(s) missed; delayed work {}\n",
             if pending { "cancelled before it ran" } else { "had already run" }
         );
+        // ANCHOR_END: drop_rest
+        // EXERCISE: Cancel the one-shot timer, waiting for its callback if it is running, then log `unloading: one-shot timer fired N time(s)`, or `unloading: one-shot timer cancelled before it fired` when it never did.
+        // HINT: Dropping a timer's handle cancels the timer and waits for a running callback; only after that is `fires` final.
+        // HINT: `drop(self.oneshot_timer.take());` then `self.oneshot.fires.load(ordering::Acquire)` chooses the words.
+        // STUB: let _ = (&self.oneshot, &self.oneshot_timer);
+        drop(self.oneshot_timer.take());
+        // Acquire: pairs with the callback's Release store. The cancel
+        // above waited for a running callback, so nothing stores any more.
+        match self.oneshot.fires.load(ordering::Acquire) {
+            0 => pr_info!("unloading: one-shot timer cancelled before it fired\n"),
+            fires => pr_info!("unloading: one-shot timer fired {fires} time(s)\n"),
+        }
+        // END EXERCISE
     }
 }
-// ANCHOR_END: drop

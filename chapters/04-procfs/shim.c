@@ -50,7 +50,18 @@ static const struct proc_ops setting_ops = {
 	.proc_release = single_release,
 };
 
-/* Creates /proc/DIR with `stats` (read-only) and `setting` (read-write). */
+/*
+ * /proc/DIR/reset: write-only, zeroes the counters. A file that is never
+ * read needs no open, seq_file or seek.
+ */
+static const struct proc_ops reset_ops = {
+	.proc_write = procstats_write_reset,
+};
+
+/*
+ * Creates /proc/DIR with `stats` (read-only), `setting` (read-write) and
+ * `reset` (write-only).
+ */
 struct proc_dir_entry *procstats_create(const char *dir_name)
 {
 	struct proc_dir_entry *dir = proc_mkdir(dir_name, NULL);
@@ -58,7 +69,9 @@ struct proc_dir_entry *procstats_create(const char *dir_name)
 	if (!dir)
 		return NULL;
 	if (!proc_create("stats", 0444, dir, &stats_ops) ||
-	    !proc_create("setting", 0644, dir, &setting_ops)) {
+	    !proc_create("setting", 0644, dir, &setting_ops) ||
+	    !proc_create("reset", 0200, dir, &reset_ops)) {
+		/* Removes the entries already made with the directory. */
 		proc_remove(dir);
 		return NULL;
 	}

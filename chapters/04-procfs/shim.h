@@ -22,6 +22,7 @@ void procstats_stats_opened(void);
 int procstats_show_stats(struct seq_file *m, void *v);
 int procstats_show_setting(struct seq_file *m, void *v);
 ssize_t procstats_write_setting(struct file *file, const char __user *buf, size_t count, loff_t *pos);
+ssize_t procstats_write_reset(struct file *file, const char __user *buf, size_t count, loff_t *pos);
 
 /*
  * Implemented in C (shim.c). procstats_create() needs a NUL-terminated

@@ -22,7 +22,7 @@
 use core::ptr::from_ref;
 
 use kernel::fs::File;
-use kernel::ioctl::{_IOW, _IOWR};
+use kernel::ioctl::{_IOR, _IOW, _IOWR};
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::mm::virt::{flags, VmaNew};
 use kernel::page::{Page, PAGE_SIZE};
@@ -70,6 +70,9 @@ const KSHM_IOC_CHECKSUM: u32 = _IOWR::<Range>(b'k' as u32, 1);
 /// `_IOW('k', 2, struct kshm_range)`: write `(value + i) % 251` at each
 /// index `i` of the range.
 const KSHM_IOC_FILL: u32 = _IOW::<Range>(b'k' as u32, 2);
+/// `_IOR('k', 3, __u64)`: the buffer's size in bytes, so that a process can
+/// map all of it without being told the `pages` parameter.
+const KSHM_IOC_SIZE: u32 = _IOR::<u64>(b'k' as u32, 3);
 
 /// The shared pages. Nothing here changes after load, so nothing here
 /// needs a lock.
@@ -102,6 +105,7 @@ impl Buffer {
         Ok(UserSlice::new(UserPtr::from_addr(addr), len))
     }
 }
+// ANCHOR_END: access
 
 /// The FNV-1a hash (32 bits) of the bytes `reader` reads.
 ///
@@ -114,12 +118,19 @@ fn checksum(mut reader: UserSliceReader) -> Result<u32> {
     while !reader.is_empty() {
         let n = reader.len().min(chunk.len());
         reader.read_slice(&mut chunk[..n])?;
+        // EXERCISE: Fold the `n` bytes just read into `hash` with FNV-1a: for each byte, XOR it in, then multiply by the FNV prime 0x0100_0193, wrapping.
+        // HINT: FNV-1a, 32 bits: `hash = (hash ^ byte) * prime`, where the multiplication wraps modulo 2^32 (with CONFIG_RUST_OVERFLOW_CHECKS, a plain `*` that overflows panics).
+        // HINT: `for b in &chunk[..n] { hash = (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193); }`
+        // STUB: let _ = n;
         for b in &chunk[..n] {
             hash = (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193);
         }
+        // END EXERCISE
     }
     Ok(hash)
 }
+
+// ANCHOR: fill
 
 /// Writes `(seed + i) % 251` at every index `i` of `writer`'s bytes.
 fn fill(mut writer: UserSliceWriter, seed: u64) -> Result {
@@ -135,7 +146,7 @@ fn fill(mut writer: UserSliceWriter, seed: u64) -> Result {
     }
     Ok(())
 }
-// ANCHOR_END: access
+// ANCHOR_END: fill
 
 /// The module: the device, and the pages it maps.
 #[pin_data]
@@ -167,6 +178,11 @@ impl MiscDevice for Buffer {
 
     // ANCHOR: mmap
     fn mmap(buffer: ArcBorrow<'_, Buffer>, _file: &File, vma: &VmaNew) -> Result {
+        // ANCHOR_END: mmap
+        // EXERCISE: Refuse with EINVAL a mapping that is not shared, does not start at offset 0 of the buffer, or is longer than the buffer: check the mapping like any input from user space.
+        // HINT: `vma.end() - vma.start()` is the length, `(*vma.as_ptr()).vm_pgoff` the offset in pages (an `unsafe` read: say why it races with nothing), `vma.flags()` the flags.
+        // HINT: Test `flags::MAYSHARE`, not `flags::SHARED`: the kernel clears `VM_SHARED` for a shared mapping of a file opened read-only, which must still work.
+        // STUB: let len = vma.end() - vma.start();
         let len = vma.end() - vma.start();
         // SAFETY: `vma` is being set up by this `mmap` call (`VmaNew`'s
         // invariant), under the mmap lock and not yet visible to anyone
@@ -178,6 +194,8 @@ impl MiscDevice for Buffer {
         if !shared || pgoff != 0 || len > buffer.pages.len() * PAGE_SIZE {
             return Err(EINVAL);
         }
+        // END EXERCISE
+        // ANCHOR: mmap_rest
         // The pages are the module's: the mapping may not grow, is not
         // inherited across fork (for good: the kernel refuses
         // `madvise(MADV_DOFORK)` on a `DONTEXPAND` or `MIXEDMAP` mapping),
@@ -193,28 +211,42 @@ impl MiscDevice for Buffer {
         }
         Ok(())
     }
-    // ANCHOR_END: mmap
+    // ANCHOR_END: mmap_rest
 
     // ANCHOR: ioctl
     fn ioctl(buffer: ArcBorrow<'_, Buffer>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        let arg = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<Range>());
+        let arg = UserPtr::from_addr(arg);
+        let range_arg = UserSlice::new(arg, core::mem::size_of::<Range>());
         match cmd {
             KSHM_IOC_CHECKSUM => {
-                let (mut reader, mut writer) = arg.reader_writer();
+                let (mut reader, mut writer) = range_arg.reader_writer();
                 let mut range: Range = reader.read()?;
                 range.value = checksum(buffer.user_bytes(&range)?.reader())?.into();
                 writer.write(&range)?;
                 Ok(0)
             }
             KSHM_IOC_FILL => {
-                let range: Range = arg.reader().read()?;
+                let range: Range = range_arg.reader().read()?;
                 fill(buffer.user_bytes(&range)?.writer(), range.value)?;
                 Ok(0)
             }
+            // ANCHOR_END: ioctl
+            // EXERCISE: Answer KSHM_IOC_SIZE: write the buffer's size in bytes, a `u64`, to the user's `arg` and return 0.
+            // HINT: The size is `buffer.pages.len() * PAGE_SIZE`. `range_arg` is sized for a `Range`: this command's argument is a `u64`, so make a `UserSlice` of its own size from `arg`.
+            // HINT: `UserSlice::new(arg, core::mem::size_of::<u64>()).writer().write(&size)?;` with `let size = ... as u64;`, then `Ok(0)`.
+            // STUB: KSHM_IOC_SIZE => Err(ENOTTY),
+            KSHM_IOC_SIZE => {
+                let size = (buffer.pages.len() * PAGE_SIZE) as u64;
+                let out = UserSlice::new(arg, core::mem::size_of::<u64>());
+                out.writer().write(&size)?;
+                Ok(0)
+            }
+            // END EXERCISE
+            // ANCHOR: ioctl_rest
             _ => Err(ENOTTY),
         }
     }
-    // ANCHOR_END: ioctl
+    // ANCHOR_END: ioctl_rest
 }
 
 impl kernel::InPlaceModule for KShmModule {

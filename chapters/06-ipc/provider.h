@@ -11,7 +11,21 @@
 /* A ticket number, unique and increasing. Exported with EXPORT_SYMBOL_GPL. */
 u64 wb_next_ticket(void);
 
-/* The Rust implementation behind it (provider_main.rs). */
+/*
+ * Be told of every ticket handed out, to anyone: tell(ticket) is called
+ * with a spinlock held and interrupts off, so it must not sleep nor call
+ * the provider (that would take the spinlock it waits for). One
+ * subscriber at a time: -EBUSY if there is one. tell must stay callable
+ * until wb_unsubscribe(tell) has returned; after that no call of it is
+ * running or will start. A module that subscribes must unsubscribe
+ * before it unloads. Both exported with EXPORT_SYMBOL_GPL.
+ */
+int wb_subscribe(void (*tell)(u64 ticket));
+void wb_unsubscribe(void (*tell)(u64 ticket));
+
+/* The Rust implementations behind them (provider_main.rs). */
 u64 provider_next_ticket(void);
+int provider_subscribe(void (*tell)(u64 ticket));
+void provider_unsubscribe(void (*tell)(u64 ticket));
 
 #endif

@@ -19,3 +19,16 @@ u64 wb_next_ticket(void)
 	return provider_next_ticket();
 }
 EXPORT_SYMBOL_GPL(wb_next_ticket);
+
+/* The second service: be told of every ticket (see provider.h). */
+int wb_subscribe(void (*tell)(u64 ticket))
+{
+	return provider_subscribe(tell);
+}
+EXPORT_SYMBOL_GPL(wb_subscribe);
+
+void wb_unsubscribe(void (*tell)(u64 ticket))
+{
+	provider_unsubscribe(tell);
+}
+EXPORT_SYMBOL_GPL(wb_unsubscribe);

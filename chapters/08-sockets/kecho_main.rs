@@ -3,10 +3,11 @@
 //! kecho: an echo server inside the kernel.
 //!
 //! The module opens two kernel sockets on the loopback address: a UDP one
-//! that sends every datagram back to its sender, and a TCP one that accepts
-//! one client at a time and sends back every byte it gets. Each is served
-//! by a kernel thread of its own, blocked in receive or accept until work
-//! comes.
+//! that sends every datagram back to its sender (upper-cased with
+//! `upper=true`), and a TCP one that accepts clients and sends back every
+//! byte each one sends. Each socket is served by a kernel thread of its
+//! own, blocked in receive or accept until work comes, and each TCP client
+//! by a thread of its own, up to `MAX_CLIENTS` at once.
 //!
 //! Unloading must stop threads that are blocked in the kernel.
 //! `kthread_stop()` does it: it makes `kthread_should_stop()` true, flags a
@@ -14,7 +15,7 @@
 //! as a socket receive or accept returns at once with `-ERESTARTSYS`; the
 //! thread's loop sees it was told to stop and returns, and `kthread_stop()`
 //! returns once it has. A failed `init` stops the threads it started the
-//! same way. Each thread's handle, [`KThread`], owns what the thread works
+//! same way, and the TCP thread stops its clients' threads as it returns. Each thread's handle, [`KThread`], owns what the thread works
 //! with (a count on the server and a buffer) and frees it only after the
 //! thread has ended, so no drop order can free it under a running thread.
 //! The socket and thread calls go through a C shim (`kecho_shim.c`); the
@@ -56,6 +57,10 @@ module! {
             default: 7008,
             description: "The TCP port to echo on (127.0.0.1)",
         },
+        upper: bool {
+            default: false,
+            description: "Echo UDP datagrams upper-cased (ASCII letters only); TCP is echoed as is",
+        },
         fail_thread: u32 {
             default: 0,
             description: "Test hook: starting thread N (1: UDP, 2: TCP) fails with ENOMEM; 0: none",
@@ -67,6 +72,8 @@ module! {
 const MAX_DATAGRAM: usize = 65507;
 /// How much of a TCP stream is read at a time.
 const TCP_CHUNK: usize = 4096;
+/// The most TCP clients served at once; more are turned away.
+const MAX_CLIENTS: usize = 8;
 /// How long a thread waits after an unexpected error before it goes on.
 const PAUSE_MS: u32 = 1000;
 
@@ -243,8 +250,14 @@ impl<T: Send + 'static> KThread<T> {
     }
 }
 
+// ANCHOR_END: kthread
+
 impl<T> Drop for KThread<T> {
     fn drop(&mut self) {
+        // EXERCISE: Stop the thread and wait for it (the shim's `kecho_thread_stop`), and only then free the job, which the thread may use until it has returned.
+        // HINT: The order is the whole point: `data` is the thread's until it has returned; `kecho_thread_stop` interrupts its waits and returns only once it has. Both calls are `unsafe`: prove each contract (kecho_shim.h, and `KBox::from_raw`'s).
+        // HINT: `unsafe { kecho_thread_stop(self.task) };` then `drop(unsafe { KBox::from_raw(self.job) });`.
+        // STUB: let _ = (self.task, self.job);
         // SAFETY: `kecho_thread_stop` needs a task from a successful
         // `kecho_thread_start`, stopped once: `start` made `self` only on
         // success, and a handle is dropped once.
@@ -253,8 +266,11 @@ impl<T> Drop for KThread<T> {
         // only here. Its only other user, the thread, has returned or will
         // never run: `kecho_thread_stop` has returned (its contract).
         drop(unsafe { KBox::from_raw(self.job) });
+        // END EXERCISE
     }
 }
+
+// ANCHOR: kthread_rest
 
 /// The function a [`KThread`] runs: `f(&mut data, ..)`.
 ///
@@ -291,7 +307,7 @@ impl ThisThread {
         unsafe { bindings::msleep_interruptible(ms) };
     }
 }
-// ANCHOR_END: kthread
+// ANCHOR_END: kthread_rest
 
 /// What the threads and the module share.
 struct Server {
@@ -326,8 +342,17 @@ fn udp_main(worker: &mut Worker, this: &ThisThread) {
     while !this.should_stop() {
         match server.udp.recv(buf, Some(&mut peer)) {
             Ok(n) => {
+                // ANCHOR_END: udp_loop
+                // EXERCISE: When the `upper` parameter is set, upper-case the ASCII letters of the `n` bytes received, before they are echoed.
+                // HINT: A parameter's value is `module_parameters::NAME.value()`; the bytes are `buf[..n]`, and a datagram need not be text: touch only ASCII letters.
+                // HINT: `if module_parameters::upper.value() { buf[..n].make_ascii_uppercase(); }`
+                if module_parameters::upper.value() {
+                    buf[..n].make_ascii_uppercase();
+                }
+                // END EXERCISE
                 // EXERCISE: Send the `n` bytes received back to `peer` and count the datagram in `server.datagrams`; a failed send is logged with pr_warn! and the loop goes on.
-                // HINT: `server.udp.send(&buf[..n], Some(&peer))`; `fetch_add(1, ordering::Relaxed)` counts.
+                // HINT: `server.udp.send(&buf[..n], Some(&peer))` sends; `fetch_add(1, ordering::Relaxed)` counts. A kernel thread must not stop for one failed send.
+                // HINT: Match on `server.udp.send(&buf[..n], Some(&peer))`: `Ok(_)` counts with `server.datagrams.fetch_add(1, ordering::Relaxed);`, `Err(e)` logs `pr_warn!("UDP echo of {n} bytes failed: {e:?}\n")`.
                 match server.udp.send(&buf[..n], Some(&peer)) {
                     Ok(_) => {
                         server.datagrams.fetch_add(1, ordering::Relaxed);
@@ -335,6 +360,7 @@ fn udp_main(worker: &mut Worker, this: &ThisThread) {
                     Err(e) => pr_warn!("UDP echo of {n} bytes failed: {e:?}\n"),
                 }
                 // END EXERCISE
+                // ANCHOR: udp_loop_rest
             }
             // Only `kthread_stop()` interrupts a kernel thread (they ignore
             // signals): the loop's condition is now false.
@@ -346,13 +372,19 @@ fn udp_main(worker: &mut Worker, this: &ThisThread) {
         }
     }
 }
-// ANCHOR_END: udp_loop
+// ANCHOR_END: udp_loop_rest
 
 // ANCHOR: tcp
 /// Echoes one TCP client until it closes the connection or the thread is
 /// told to stop.
 fn serve_client(server: &Server, client: &KSocket, buf: &mut [u8]) -> Result {
     loop {
+        // ANCHOR_END: tcp
+        // EXERCISE: Receive into `buf`; at an orderly close (0 bytes) return Ok; else send all `n` bytes back, a send may take only some, and count them in `server.tcp_bytes`. Any error, an interrupted receive included, is returned.
+        // HINT: `client.recv(buf, None)?` waits for data (`kthread_stop()` interrupts it: `?` returns the error). `client.send(data, None)` returns how many bytes it took: loop until all `n` are sent.
+        // HINT: `let n = client.recv(buf, None)?; if n == 0 { return Ok(()); } let mut sent = 0; while sent < n { sent += client.send(&buf[sent..n], None)?; }` then `server.tcp_bytes.fetch_add(n as u64, ordering::Relaxed);`
+        // STUB: let _ = (server, client, buf);
+        // STUB: return Ok(());
         // An interrupted receive (`kthread_stop()`) returns the error.
         let n = client.recv(buf, None)?;
         if n == 0 {
@@ -363,12 +395,66 @@ fn serve_client(server: &Server, client: &KSocket, buf: &mut [u8]) -> Result {
             sent += client.send(&buf[sent..n], None)?;
         }
         server.tcp_bytes.fetch_add(n as u64, ordering::Relaxed);
+        // END EXERCISE
     }
 }
 
-/// The TCP thread: one client at a time, until told to stop.
+// ANCHOR: clients
+/// What a client's thread works with.
+struct Client {
+    server: Arc<Server>,
+    /// The connection; the thread closes it (`take`s and drops it) when it
+    /// is done with it.
+    sock: Option<KSocket>,
+    buf: KVVec<u8>,
+    /// Set by the thread as its last act.
+    left: Arc<Atomic<bool>>,
+}
+
+/// A client's thread: echo until the client leaves or the thread is told
+/// to stop.
+fn client_main(client: &mut Client, _this: &ThisThread) {
+    if let Some(sock) = client.sock.take() {
+        match serve_client(&client.server, &sock, &mut client.buf) {
+            Ok(()) => pr_info!("TCP client left\n"),
+            Err(e) => pr_info!("TCP client dropped: {e:?}\n"),
+        }
+        // Dropping `sock` closes the connection.
+    }
+    client.left.store(true, ordering::Release);
+}
+
+/// A client's thread, and whether it is done. Dropping it stops the
+/// thread, or only collects it if it is done.
+struct ClientThread {
+    _thread: KThread<Client>,
+    left: Arc<Atomic<bool>>,
+}
+
+/// Starts a thread that serves `sock`.
+fn start_client(server: &Arc<Server>, sock: KSocket) -> Result<ClientThread> {
+    let left = Arc::new(Atomic::new(false), GFP_KERNEL)?;
+    let client = Client {
+        server: server.clone(),
+        sock: Some(sock),
+        buf: KVVec::from_elem(0, TCP_CHUNK, GFP_KERNEL)?,
+        left: left.clone(),
+    };
+    Ok(ClientThread {
+        _thread: KThread::start(c"kecho-client", client_main, client)?,
+        left,
+    })
+}
+// ANCHOR_END: clients
+
+// ANCHOR: tcp_main
+/// The TCP thread: accepts clients until told to stop, each served by a
+/// thread of its own. It has no buffer of its own (`Worker::buf` is empty).
 fn tcp_main(worker: &mut Worker, this: &ThisThread) {
-    let Worker { server, buf } = worker;
+    let server = &worker.server;
+    // The clients' threads. The ones still here when this thread is told
+    // to stop are stopped when this function returns and drops them.
+    let mut clients: KVec<ClientThread> = KVec::new();
     while !this.should_stop() {
         let client = match server.listener.accept() {
             Ok(client) => client,
@@ -382,14 +468,31 @@ fn tcp_main(worker: &mut Worker, this: &ThisThread) {
             }
         };
         pr_info!("TCP client connected\n");
-        match serve_client(server, &client, buf) {
-            Ok(()) => pr_info!("TCP client left\n"),
-            Err(e) => pr_info!("TCP client dropped: {e:?}\n"),
+        // ANCHOR_END: tcp_main
+        // EXERCISE: Serve `client` on a thread of its own (`start_client`) kept in `clients`, so that the next accept need not wait for it to leave: first collect the threads of clients that left, and turn a client away (drop it) when MAX_CLIENTS are served.
+        // HINT: `clients.retain(|c| ...)` keeps the entries for which the closure is true; a `ClientThread` whose `left` is set (load with Acquire) is done, and dropping it only collects its thread.
+        // HINT: `clients.retain(|c| !c.left.load(ordering::Acquire));`, then `start_client(server, client)` and `clients.push(thread, GFP_KERNEL)`; on any failure log with pr_warn! and go on: what is dropped (the client, the thread) closes and stops itself.
+        // STUB: let _ = (&mut clients, start_client, client);
+        clients.retain(|c| !c.left.load(ordering::Acquire));
+        if clients.len() >= MAX_CLIENTS {
+            pr_warn!("TCP client turned away: {MAX_CLIENTS} served already\n");
+            continue;
         }
-        // Dropping `client` closes the connection.
+        match start_client(server, client) {
+            Ok(thread) => {
+                // A failed `push` drops `thread`, which stops it.
+                if clients.push(thread, GFP_KERNEL).is_err() {
+                    pr_warn!("TCP client turned away: no memory\n");
+                }
+            }
+            // `client` went with the failed start, which closed it.
+            Err(e) => pr_warn!("TCP client turned away: cannot start its thread: {e:?}\n"),
+        }
+        // END EXERCISE
+        // ANCHOR: tcp_rest
     }
 }
-// ANCHOR_END: tcp
+// ANCHOR_END: tcp_rest
 
 /// A parameter as a port number.
 fn port(name: &str, value: u32) -> Result<u16> {
@@ -454,7 +557,7 @@ impl kernel::Module for KEcho {
         )?;
         // If anything fails from here on, `?` drops `udp`, which stops its
         // thread as unloading does: a failed load leaves nothing behind.
-        let tcp = start_thread(2, c"kecho-tcp", tcp_main, Worker::new(&server, TCP_CHUNK)?)?;
+        let tcp = start_thread(2, c"kecho-tcp", tcp_main, Worker::new(&server, 0)?)?;
         pr_info!("UDP echo on 127.0.0.1:{udp_port}, TCP echo on 127.0.0.1:{tcp_port}\n");
         Ok(KEcho {
             threads: Some([udp, tcp]),

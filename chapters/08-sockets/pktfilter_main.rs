@@ -2,16 +2,15 @@
 
 //! pktfilter: a netfilter hook that counts and drops packets.
 //!
-//! Every IPv4 packet delivered to this host in the initial network
-//! namespace passes the hook (at `NF_INET_LOCAL_IN`, loopback traffic
-//! included). The module counts them per protocol and drops TCP and UDP
-//! packets to one port, `drop_port`. `cat /proc/pktfilter` shows the
-//! counters.
+//! Every IPv4 packet delivered to this host passes the hook (at
+//! `NF_INET_LOCAL_IN`, loopback traffic included). The module counts them
+//! per protocol and drops TCP and UDP packets to one port, `drop_port`.
+//! `cat /proc/pktfilter` shows the counters.
 //!
-//! Netfilter hooks are registered per network namespace, and this one only
-//! in `init_net`: packets in a container's namespace never reach it. (A
-//! filter for every namespace would register through `pernet_operations`,
-//! once in each namespace as it is created.)
+//! Netfilter hooks are registered per network namespace. To see the
+//! packets of every namespace, containers' included, the shim registers
+//! the hook through `pernet_operations`: once in each namespace that
+//! exists at load time, and once in each one created later.
 //!
 //! The hook runs in softirq context, on any CPU, many times a second: it
 //! must not sleep (so no mutex, and an allocation would have to be
@@ -69,6 +68,7 @@ extern "C" {
 /// The hook's question: drop this packet? Counts it either way.
 #[unsafe(no_mangle)]
 pub extern "C" fn pktfilter_judge(protocol: u8, dport: u16) -> bool {
+    // ANCHOR_END: judge
     // EXERCISE: Count the packet in TCP_PACKETS, UDP_PACKETS, ICMP_PACKETS or OTHER_PACKETS by `protocol`; drop (return true, counting it in DROPPED) TCP and UDP packets whose `dport` is DROP_PORT.
     // HINT: `match protocol { TCP => &TCP_PACKETS, ... }` picks a counter; `fetch_add(1, ordering::Relaxed)` counts.
     // HINT: Compare `u32::from(dport)` with `DROP_PORT.load(ordering::Relaxed)`.
@@ -89,7 +89,6 @@ pub extern "C" fn pktfilter_judge(protocol: u8, dport: u16) -> bool {
     drop
     // END EXERCISE
 }
-// ANCHOR_END: judge
 
 /// `cat /proc/pktfilter`.
 ///
@@ -136,6 +135,9 @@ impl kernel::Module for PktFilter {
 
 impl Drop for PktFilter {
     fn drop(&mut self) {
+        // EXERCISE: Unregister the hook and /proc/pktfilter (the shim's `pktfilter_unregister`), then log the final counters: `unloaded: T TCP, U UDP, I ICMP, O other packets; D dropped`.
+        // HINT: After unload the module's code is freed: a hook still registered would be called there by the next packet. The shim's call is `unsafe`: pktfilter_shim.h gives its contract.
+        // HINT: `unsafe { pktfilter_unregister() };` first, so that the counts are final, then `pr_info!("unloaded: {} TCP, {} UDP, {} ICMP, {} other packets; {} dropped\n", ...)` with each counter's `load(ordering::Relaxed)`.
         // SAFETY: `pktfilter_unregister` needs a successful
         // `pktfilter_register` not yet undone: `self` exists only if
         // `init`'s succeeded, and `drop` runs once.
@@ -148,5 +150,6 @@ impl Drop for PktFilter {
             OTHER_PACKETS.load(ordering::Relaxed),
             DROPPED.load(ordering::Relaxed)
         );
+        // END EXERCISE
     }
 }

@@ -21,10 +21,13 @@ int pktfilter_show(struct seq_file *m, void *v);
 
 /*
  * Implemented in C (pktfilter_shim.c). pktfilter_register() registers the
- * hook (in the initial network namespace) and /proc/pktfilter; it must not
- * be called again before pktfilter_unregister(), and leaves nothing
- * registered when it fails. pktfilter_unregister() undoes a successful
- * pktfilter_register(), once; when it returns no hook or reader is left.
+ * hook (in every network namespace, present and future) and
+ * /proc/pktfilter; it must not be called again before
+ * pktfilter_unregister(), and leaves nothing registered when it fails.
+ * pktfilter_unregister() undoes a successful pktfilter_register(), once;
+ * when it returns no reader is left and no call of the hook starts (one
+ * already running may finish: it runs under rcu_read_lock(), which the
+ * module loader waits for before it frees the module).
  */
 int pktfilter_register(void);
 void pktfilter_unregister(void);

@@ -11,6 +11,7 @@
 //! wbipc mq-concurrent W R N        W writers x N messages, R readers
 //! wbipc mq-errors CAPACITY         every error path of /dev/msgq
 //! wbipc mq-wait                    a blocked reader wakes when a message comes
+//! wbipc mq-poll                    a blocked poll() wakes when a message comes
 //! wbipc mq-signal                  a signal interrupts a blocked read
 //! wbipc mq-pass-short              a reader that cannot take the message passes
 //!                                  its wakeup on to the next reader
@@ -215,18 +216,14 @@ fn mq_errors(capacity: usize) -> Result<(), String> {
     let fd = open(MSGQ, libc::O_RDWR | libc::O_NONBLOCK)?;
     let mut buf = [0u8; 64];
     expect_errno("a non-blocking read of an empty queue", read(fd, &mut buf), libc::EAGAIN);
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: `pfd` is one valid pollfd; a timeout of 0 never sleeps.
-    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
-    check(
-        "poll() reports the empty queue readable all the same (msgq has no poll operation)",
-        ready == 1 && pfd.revents & libc::POLLIN != 0,
-        format!(": poll returned {ready}, revents {:#x}", pfd.revents),
-    );
+    let (_, revents) = poll(fd, libc::POLLIN | libc::POLLOUT, 0);
+    check("poll() reports the empty queue writable, not readable", revents == libc::POLLOUT, format!(": {}", mask_name(revents)));
     expect_errno("a 4097-byte message", write(fd, &[b'x'; 4097]), libc::EMSGSIZE);
     expect_errno("an empty message", write(fd, b""), libc::EINVAL);
     let accepted = (0..capacity).filter(|_| write(fd, b"twelve bytes") == 12).count();
     check(&format!("the queue takes {capacity} messages"), accepted == capacity, format!(": {accepted} accepted"));
+    let (_, revents) = poll(fd, libc::POLLIN | libc::POLLOUT, 0);
+    check("poll() reports the full queue readable, not writable", revents == libc::POLLIN, format!(": {}", mask_name(revents)));
     expect_errno("a non-blocking write to a full queue", write(fd, b"one more"), libc::EAGAIN);
     expect_errno("a read into a 4-byte buffer (the message stays)", read(fd, &mut buf[..4]), libc::EMSGSIZE);
     // SAFETY: the address is deliberately bad: the kernel must refuse it.
@@ -250,6 +247,55 @@ fn mq_errors(capacity: usize) -> Result<(), String> {
     // SAFETY: an unknown command; no argument is used.
     let unknown = unsafe { libc::ioctl(fd, ioc(0, b'q', 99, 0) as _) };
     expect_errno("an unknown ioctl", unknown as isize, libc::ENOTTY);
+    close(fd);
+    Ok(())
+}
+
+/// `poll()` on `fd` for `events`; returns (poll's result, revents).
+fn poll(fd: i32, events: i16, timeout_ms: i32) -> (i32, i16) {
+    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    (ret, pfd.revents)
+}
+
+fn mask_name(revents: i16) -> String {
+    let names: Vec<&str> = [(libc::POLLIN, "POLLIN"), (libc::POLLOUT, "POLLOUT"), (libc::POLLERR, "POLLERR"), (libc::POLLHUP, "POLLHUP")]
+        .iter()
+        .filter(|(bit, _)| revents & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if names.is_empty() {
+        "nothing".into()
+    } else {
+        names.join("|")
+    }
+}
+
+/// A thread blocks in poll() for POLLIN on the empty queue, and must wake
+/// when a message is written (and sleep, not spin, until then).
+fn mq_poll() -> Result<(), String> {
+    let fd = open(MSGQ, libc::O_RDWR)?;
+    flush(fd);
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let poller = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).ok();
+        let (ret, revents) = poll(fd, libc::POLLIN, 5000);
+        (ret, revents, Instant::now())
+    });
+    let tid = tid_rx.recv().map_err(|_| "the poller died")?;
+    check("a poll() on the empty queue sleeps", asleep_in(tid, libc::SYS_poll), String::new());
+    let sent = Instant::now();
+    write(fd, b"event");
+    let (ret, revents, woke) = poller.join().map_err(|_| "the poller panicked")?;
+    let after = woke.saturating_duration_since(sent);
+    check(
+        "a blocked poll() wakes when a message comes, with POLLIN, within 1 s",
+        ret == 1 && revents == libc::POLLIN && after <= Duration::from_secs(1),
+        format!(": poll returned {ret} with {} after {} ms", mask_name(revents), after.as_millis()),
+    );
+    flush(fd);
     close(fd);
     Ok(())
 }
@@ -733,6 +779,7 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("mq-concurrent") => mq_concurrent(num(1)?, num(2)?, num(3)?),
         Some("mq-errors") => mq_errors(num(1)?),
         Some("mq-wait") => mq_wait(),
+        Some("mq-poll") => mq_poll(),
         Some("mq-signal") => mq_signal(),
         Some("mq-pass-short") => mq_pass_short(),
         Some("mq-pass-signal") => mq_pass_signal(),
@@ -740,7 +787,7 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("shm-race") => shm_race(num(1)?, num(2)?),
         Some("shm-hold") => shm_hold(args.get(1).ok_or("shm-hold needs a file name")?),
         Some("reread") => reread(args.get(1).ok_or("reread needs a file name")?),
-        _ => Err("usage: wbipc mq-fifo | mq-concurrent W R N | mq-errors CAPACITY | mq-wait | mq-signal | mq-pass-short | mq-pass-signal | shm PAGES | shm-race PAGES ROUNDS | shm-hold FILE | reread FILE".into()),
+        _ => Err("usage: wbipc mq-fifo | mq-concurrent W R N | mq-errors CAPACITY | mq-wait | mq-poll | mq-signal | mq-pass-short | mq-pass-signal | shm PAGES | shm-race PAGES ROUNDS | shm-hold FILE | reread FILE".into()),
     }
 }
 
