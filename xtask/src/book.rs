@@ -274,16 +274,23 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 /// (at least 16 characters, and not also a line of the skeleton, like a
 /// closing brace or `Ok(())`).
 pub(crate) fn shown_solutions(html: &Path, chapters: &[Chapter]) -> Result<Vec<String>> {
-    let mut wanted: Vec<(String, String)> = Vec::new();
+    // Every line any skeleton keeps: `return Err(EAGAIN);` in one chapter's
+    // solution is no secret when another chapter shows it.
+    let mut kept: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut regions = Vec::new();
     for chapter in chapters {
-        for region in exercise::regions(chapter)? {
-            let skeleton = exercise::skeleton(&region.file, &read_to_string(&chapter.dir.join(&region.file))?)?.0;
-            let kept: std::collections::HashSet<&str> = skeleton.lines().map(str::trim).collect();
-            for line in &region.solution {
-                let line = line.trim();
-                if line.len() >= 16 && !kept.contains(line) {
-                    wanted.push((line.to_string(), format!("{}/{}:{}", chapter.name, region.file, region.line)));
-                }
+        for name in exercise::module_sources(&chapter.dir)? {
+            let skeleton = exercise::skeleton(&name, &read_to_string(&chapter.dir.join(&name))?)?.0;
+            kept.extend(skeleton.lines().map(|l| l.trim().to_string()));
+        }
+        regions.extend(exercise::regions(chapter)?.into_iter().map(|r| (chapter.name.clone(), r)));
+    }
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for (chapter, region) in regions {
+        for line in &region.solution {
+            let line = line.trim();
+            if line.len() >= MIN_SOLUTION_LINE && !kept.contains(line) && !line.starts_with("//") {
+                wanted.push((line.to_string(), format!("{chapter}/{}:{}", region.file, region.line)));
             }
         }
     }
@@ -291,23 +298,39 @@ pub(crate) fn shown_solutions(html: &Path, chapters: &[Chapter]) -> Result<Vec<S
     let mut problems = Vec::new();
     for page in std::fs::read_dir(html)? {
         let path = page?.path();
-        if path.extension().is_none_or(|e| e != "html") || path.file_name().is_some_and(|n| n == "print.html") {
+        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        // print.html repeats every page; exercises.html teaches authors the
+        // markers' syntax on purpose.
+        if path.extension().is_none_or(|e| e != "html") || name == "print.html" {
             continue;
         }
-        let text = page_text(&read_to_string(&path)?);
-        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
-        for marker in markers {
-            if text.contains(marker) {
-                problems.push(format!("{name}: shows the marker `{marker}`"));
+        let listings = code_listings(&read_to_string(&path)?);
+        if name != "exercises.html" {
+            for marker in markers {
+                if listings.contains(marker) {
+                    problems.push(format!("{name}: shows the marker `{marker}`"));
+                }
             }
         }
         for (line, region) in &wanted {
-            if text.contains(line.as_str()) {
+            if listings.contains(line.as_str()) {
                 problems.push(format!("{name}: shows the solution of the exercise at {region}: `{line}`"));
             }
         }
     }
     Ok(problems)
+}
+
+/// The shortest solution line that counts as showing it: shorter ones
+/// (`Ok(())`, `}`) say nothing of the solution.
+const MIN_SOLUTION_LINE: usize = 20;
+
+/// The text of a rendered page's code listings (`<pre>` blocks), where
+/// included code is; inline code in prose names things, it shows no
+/// solution.
+fn code_listings(html: &str) -> String {
+    let pre = Regex::new(r"(?s)<pre[^>]*>(.*?)</pre>").unwrap();
+    pre.captures_iter(html).map(|c| page_text(&c[1])).collect::<Vec<_>>().join("\n")
 }
 
 /// A rendered page's text: tags dropped, HTML's entities decoded.
@@ -353,7 +376,7 @@ mod tests {
         )
         .unwrap();
         let chapters = vec![Chapter::load(&root.join("ch/01-x")).unwrap()];
-        let page = |body: &str| std::fs::write(root.join("html/01-x.html"), format!("<html><code>{body}</code></html>")).unwrap();
+        let page = |body: &str| std::fs::write(root.join("html/01-x.html"), format!("<html><pre><code>{body}</code></pre></html>")).unwrap();
         page("fn a() {\n    <span>// TODO: greet</span>\n}");
         assert_eq!(shown_solutions(&root.join("html"), &chapters).unwrap(), Vec::<String>::new());
         page("    <span class=\"hljs-macro\">pr_info!</span>(&quot;Hello, kernel &lt;{n}&gt;&quot;);");

@@ -101,7 +101,7 @@ pub(crate) fn regions(chapter: &Chapter) -> Result<Vec<Region>> {
     Ok(all)
 }
 
-fn module_sources(dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn module_sources(dir: &Path) -> Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().to_string())
