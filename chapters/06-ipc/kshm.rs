@@ -4,9 +4,11 @@
 //!
 //! The module allocates `pages` pages at load time. `mmap` of `/dev/kshm`
 //! maps those very pages into the process: every mapping, in any process,
-//! shows the same bytes, with no copy. Two ioctls let the module touch them:
-//! `KSHM_IOC_CHECKSUM` returns the FNV-1a hash of a range of the caller's
-//! mapping, `KSHM_IOC_FILL` writes a pattern into one.
+//! shows the same bytes, with no copy. Three ioctls: two let the module
+//! touch them, `KSHM_IOC_CHECKSUM` returns the FNV-1a hash of a range of
+//! the caller's mapping and `KSHM_IOC_FILL` writes a pattern into one;
+//! `KSHM_IOC_SIZE` tells the caller the buffer's size in bytes, so that it
+//! can map all of it without knowing the `pages` parameter.
 //!
 //! The module reaches the shared bytes only through the caller's user
 //! addresses (`UserSlice`), never through its own kernel mapping of the

@@ -302,7 +302,7 @@ pub unsafe extern "C" fn msgq_file_ioctl(
 ) -> c_long {
     // SAFETY: our contract is `queue_of`'s.
     let queue = unsafe { queue_of(file) };
-    match ioctl(queue, cmd, arg as usize) {
+    match ioctl(queue, cmd, arg) {
         Ok(ret) => ret as c_long,
         Err(e) => e.to_errno() as c_long,
     }

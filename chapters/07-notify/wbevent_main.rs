@@ -628,7 +628,7 @@ pub unsafe extern "C" fn wbevent_file_ioctl(
 ) -> c_long {
     // SAFETY: our contract is `device_of`'s.
     let device = unsafe { device_of(file) };
-    match ioctl(device, file as usize, cmd, arg as usize) {
+    match ioctl(device, file as usize, cmd, arg) {
         Ok(ret) => ret,
         Err(e) => e.to_errno() as c_long,
     }

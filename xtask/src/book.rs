@@ -376,7 +376,8 @@ mod tests {
         )
         .unwrap();
         let chapters = vec![Chapter::load(&root.join("ch/01-x")).unwrap()];
-        let page = |body: &str| std::fs::write(root.join("html/01-x.html"), format!("<html><pre><code>{body}</code></pre></html>")).unwrap();
+        let page =
+            |body: &str| std::fs::write(root.join("html/01-x.html"), format!("<html><pre><code>{body}</code></pre></html>")).unwrap();
         page("fn a() {\n    <span>// TODO: greet</span>\n}");
         assert_eq!(shown_solutions(&root.join("html"), &chapters).unwrap(), Vec::<String>::new());
         page("    <span class=\"hljs-macro\">pr_info!</span>(&quot;Hello, kernel &lt;{n}&gt;&quot;);");
