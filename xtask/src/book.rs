@@ -305,6 +305,7 @@ pub(crate) fn shown_solutions(html: &Path, chapters: &[Chapter]) -> Result<Vec<S
             continue;
         }
         let listings = code_listings(&read_to_string(&path)?);
+        let lines: std::collections::HashSet<&str> = listings.lines().map(str::trim).collect();
         if name != "exercises.html" {
             for marker in markers {
                 if listings.contains(marker) {
@@ -313,7 +314,7 @@ pub(crate) fn shown_solutions(html: &Path, chapters: &[Chapter]) -> Result<Vec<S
             }
         }
         for (line, region) in &wanted {
-            if listings.contains(line.as_str()) {
+            if lines.contains(line.as_str()) {
                 problems.push(format!("{name}: shows the solution of the exercise at {region}: `{line}`"));
             }
         }
