@@ -15,9 +15,10 @@
 //! as a socket receive or accept returns at once with `-ERESTARTSYS`; the
 //! thread's loop sees it was told to stop and returns, and `kthread_stop()`
 //! returns once it has. A failed `init` stops the threads it started the
-//! same way, and the TCP thread stops its clients' threads as it returns. Each thread's handle, [`KThread`], owns what the thread works
-//! with (a count on the server and a buffer) and frees it only after the
-//! thread has ended, so no drop order can free it under a running thread.
+//! same way, and the TCP thread stops its clients' threads as it returns.
+//! Each thread's handle, [`KThread`], owns what the thread works with (a
+//! count on the server and a buffer) and frees it only after the thread
+//! has ended, so no drop order can free it under a running thread.
 //! The socket and thread calls go through a C shim (`kecho_shim.c`); the
 //! unsafe code that calls it lives in small safe types, [`KSocket`],
 //! [`KThread`] and [`ThisThread`].
