@@ -219,6 +219,40 @@ impl LearnerProgress {
 mod tests {
     use super::*;
 
+    /// The workbook is a workbook: at least 4 exercises in every chapter
+    /// and 40 in all, each with an instruction and two or more hints.
+    #[test]
+    fn every_chapter_has_enough_exercises_with_hints() {
+        let chapters = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../chapters");
+        let mut total = 0;
+        let mut problems = Vec::new();
+        for entry in std::fs::read_dir(&chapters).unwrap() {
+            let dir = entry.unwrap().path();
+            if !dir.join("checks.toml").exists() {
+                continue;
+            }
+            let chapter = Chapter::load(&dir).unwrap();
+            let regions = regions(&chapter).unwrap();
+            total += regions.len();
+            if regions.len() < 4 {
+                problems.push(format!("{} has {} exercises, fewer than 4", chapter.name, regions.len()));
+            }
+            for region in regions.iter().filter(|r| r.hints.len() < 2 || r.instruction.is_empty()) {
+                problems.push(format!(
+                    "{}/{}:{}: {} hint(s); every exercise has an instruction and two or more",
+                    chapter.name,
+                    region.file,
+                    region.line,
+                    region.hints.len()
+                ));
+            }
+        }
+        if total < 40 {
+            problems.push(format!("{total} exercises in all, fewer than 40"));
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
     #[test]
     fn learner_work_from_the_old_numbering_is_carried_over() {
         let tmp = tempfile::tempdir().unwrap();

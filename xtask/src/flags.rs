@@ -440,7 +440,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Flags> {
     let guest = guest.unwrap_or_default();
     let setup =
         SetupOptions { kernel_src: kernel.kernel_src, rebuild: kernel.rebuild, no_install: kernel.no_install, kernel: kernel.kernel };
-    Ok(Flags { command, setup, guest: GuestOptions { accel: guest.accel, verbose: guest.verbose } })
+    Ok(Flags { command, setup, guest: GuestOptions { accel: guest.accel, verbose: guest.verbose, root_cause_first: false } })
 }
 
 /// Every command the grammar has with the spellings of each of its

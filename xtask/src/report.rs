@@ -85,6 +85,37 @@ pub(crate) fn chapter(style: Style, result: &ChapterResult) -> String {
     out
 }
 
+/// A chapter's report for a learner: the root cause first. Up to and
+/// including the first failing step everything is shown as in
+/// [`chapter`]; after it, passing steps take a line each and the steps
+/// that failed too (most often because of the first: a module left loaded
+/// makes every later `insmod` fail) are named on one line. The grader
+/// keeps scoring every step; only what is shown changes.
+pub(crate) fn learner_chapter(style: Style, result: &ChapterResult) -> String {
+    let Some(first) = result.steps.iter().position(|s| !s.passed()) else {
+        return chapter(style, result);
+    };
+    let shown = ChapterResult { steps: result.steps[..=first].to_vec(), ..result.clone() };
+    let mut out = chapter(style, &shown);
+    let _ = writeln!(
+        out,
+        "        hint: `cargo xtask hint {}` (fix this step first: the ones below often fail because of it)",
+        result.chapter.name
+    );
+    let mut later_failed = Vec::new();
+    for step in &result.steps[first + 1..] {
+        if step.passed() {
+            let _ = writeln!(out, "  {}  {}", style.ok("PASS"), step.name);
+        } else {
+            later_failed.push(format!("`{}`", step.name));
+        }
+    }
+    if !later_failed.is_empty() {
+        let _ = writeln!(out, "  {}  and {} later step(s): {}", style.bad("FAIL"), later_failed.len(), later_failed.join(", "));
+    }
+    out
+}
+
 /// The closing verdict of a run.
 pub(crate) fn verdict(style: Style, result: &RunResult) -> String {
     let mut out = String::new();
@@ -108,4 +139,40 @@ pub(crate) fn verdict(style: Style, result: &RunResult) -> String {
     let boot = result.boot.as_ref().map(|b| format!(", guest {}", format_duration(b.elapsed))).unwrap_or_default();
     let _ = writeln!(out, "         in {}{boot}; logs in {}", format_duration(result.elapsed), result.work_dir.display());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chapter::Chapter;
+    use crate::verdict::{CheckResult, StepResult};
+
+    fn step(name: &str, passed: bool) -> StepResult {
+        let check = CheckResult {
+            what: format!("{name} holds"),
+            passed,
+            reason: (!passed).then(|| format!("{name}: File exists")),
+            excerpt: vec![],
+        };
+        StepResult { name: name.into(), points: 1, checks: vec![check] }
+    }
+
+    #[test]
+    fn a_learner_sees_the_first_failure_in_full_and_the_rest_on_one_line() {
+        let text = "title = \"t\"\nmodules = [\"m\"]\n[[step]]\nname = \"s\"\nrun = \"true\"\n";
+        let chapter = Chapter::parse("01-x", std::path::Path::new("/c"), text).unwrap();
+        let result = ChapterResult {
+            chapter,
+            build: Err("not built".into()),
+            steps: vec![step("load", true), step("greet", false), step("reload", false), step("info", true), step("unload", false)],
+        };
+        let shown = learner_chapter(Style::plain(), &result);
+        assert!(shown.contains("FAIL  greet\n          FAIL  greet holds: greet: File exists"), "{shown}");
+        assert!(shown.contains("hint: `cargo xtask hint 01-x`"), "{shown}");
+        assert!(shown.contains("  PASS  info\n"), "{shown}");
+        assert!(shown.contains("FAIL  and 2 later step(s): `reload`, `unload`"), "{shown}");
+        assert!(!shown.contains("reload: File exists"), "{shown}");
+        // The full report still shows every failure.
+        assert!(super::chapter(Style::plain(), &result).contains("reload: File exists"));
+    }
 }

@@ -21,6 +21,9 @@ pub(crate) struct GuestOptions {
     pub(crate) accel: Option<String>,
     /// Print the whole console after a run.
     pub(crate) verbose: bool,
+    /// Show the first failing step in full and the later failures on one
+    /// line (the learner's loop: `check`, `watch`).
+    pub(crate) root_cause_first: bool,
 }
 
 /// Guest memory for chapter runs.
@@ -37,7 +40,11 @@ pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &Gues
     let result = runner::run(env, chapters, &options)?;
     let style = Style::detect();
     for chapter in &result.chapters {
-        print!("{}", report::chapter(style, chapter));
+        if guest.root_cause_first {
+            print!("{}", report::learner_chapter(style, chapter));
+        } else {
+            print!("{}", report::chapter(style, chapter));
+        }
     }
     if guest.verbose {
         if let Some(boot) = &result.boot {

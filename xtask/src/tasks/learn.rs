@@ -15,7 +15,7 @@ use crate::flags::Flags;
 use crate::kernel::Flavour;
 use crate::module_build::is_module_source;
 use crate::paths::{read_to_string, Project};
-use crate::session::run_chapters;
+use crate::session::{run_chapters, GuestOptions};
 use crate::setup::{self, Environment};
 use crate::Result;
 use anyhow::anyhow;
@@ -88,7 +88,8 @@ pub(crate) fn check(flags: &Flags, name: &str) -> Result<bool> {
 fn check_one(env: &Environment, flags: &Flags, name: &str) -> Result<bool> {
     let (mut chapter, dir) = learner_chapter(&env.project, name)?;
     chapter.dir = dir;
-    let result = run_chapters(env, std::slice::from_ref(&chapter), &flags.guest, "learn")?;
+    let guest = GuestOptions { root_cause_first: true, ..flags.guest.clone() };
+    let result = run_chapters(env, std::slice::from_ref(&chapter), &guest, "learn")?;
     let root = exercise::learner_root(&env.project);
     let mut progress = LearnerProgress::load(&root);
     let passed = result.passed();
