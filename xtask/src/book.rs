@@ -8,6 +8,9 @@
 //! copy in which every chapter is its exercise skeleton (an exercise reads
 //! as the learner's `TODO`), and the rendered pages are then searched for
 //! marker comments and for the solutions' own lines.
+//!
+//! (Longer than most files here: the checks of both editions, the staged
+//! build and the solution search share their parsing, and their tests.)
 
 use std::path::{Path, PathBuf};
 

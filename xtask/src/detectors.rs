@@ -5,6 +5,9 @@
 //! report the access and the functions that allocated, freed and touched the
 //! memory, an atomic-sleep report the function that slept and what it held.
 //! Each reading keeps only the lines of the report that show it.
+//!
+//! (Longer than most files here: one reader per kind of report the kernel
+//! prints, each with the tests that pin its wording.)
 
 use std::sync::OnceLock;
 

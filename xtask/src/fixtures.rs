@@ -6,6 +6,10 @@
 //! compile time...), with the exact score grading must give. They are
 //! declared in `tests/grading/fixtures.toml` and written out as folders and
 //! `.tar.gz` archives, so the fixtures never hold a copy of a chapter's code.
+//!
+//! (Longer than most files here: every end-to-end proof of grading lives
+//! here because they share the fixture class: the class itself, Gradescope,
+//! the CI workflow, the container and grading integrity.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

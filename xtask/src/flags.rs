@@ -12,6 +12,9 @@
 //! command and option), option groups are shared by flattening one struct
 //! into exactly the commands that take it, and a mistyped option gets a
 //! "did you mean" — worth the few seconds clap adds to the first build.
+//!
+//! (Longer than most files here: the declaration is one piece by design, and
+//! half the file is its tests, the README check among them.)
 
 use std::path::PathBuf;
 
