@@ -282,11 +282,12 @@ pub(crate) fn shown_solutions(html: &Path, chapters: &[Chapter]) -> Result<Vec<S
     let mut kept: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut regions = Vec::new();
     for chapter in chapters {
+        // One pass over each source gives both its skeleton and its regions.
         for name in exercise::module_sources(&chapter.dir)? {
-            let skeleton = exercise::skeleton(&name, &read_to_string(&chapter.dir.join(&name))?)?.0;
+            let (skeleton, found) = exercise::skeleton(&name, &read_to_string(&chapter.dir.join(&name))?)?;
             kept.extend(skeleton.lines().map(|l| l.trim().to_string()));
+            regions.extend(found.into_iter().map(|r| (chapter.name.clone(), r)));
         }
-        regions.extend(exercise::regions(chapter)?.into_iter().map(|r| (chapter.name.clone(), r)));
     }
     let mut wanted: Vec<(String, String)> = Vec::new();
     for (chapter, region) in regions {

@@ -152,7 +152,6 @@ pub(crate) fn render(
     install: Install,
     judge: fn(&str, &str) -> Vec<String>,
 ) -> Result<Option<Vec<String>>> {
-    let book_dir = dir;
     let sh = Shell::new()?;
     if let Err(e) = toolchain::ensure_debian_packages(&sh, &["chromium"], install) {
         println!("  skip  the browser check: Chromium cannot be installed here: {e:#}");
@@ -163,7 +162,7 @@ pub(crate) fn render(
         return Ok(None);
     };
     std::fs::create_dir_all(screenshots)?;
-    let server = StaticServer::start(book_dir)?;
+    let server = StaticServer::start(dir)?;
     // Removed when dropped, however this function returns.
     let profile_dir = tempfile::Builder::new().prefix("workbook-chromium-").tempdir()?;
     let profile = profile_dir.path();

@@ -24,6 +24,12 @@ struct Tally {
 }
 
 impl Tally {
+    fn record_all(&mut self, outcomes: Vec<(String, bool)>) {
+        for (name, passed) in outcomes {
+            self.record(name, passed);
+        }
+    }
+
     fn record(&mut self, name: String, passed: bool) {
         if passed {
             self.passed += 1;
@@ -78,32 +84,20 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
             println!("   and planted bugs in modules the workbook did not write (tests/detectors/) must be named by their detector");
             jobs.extend(planted_jobs(&env)?);
         }
-        for (name, verdict) in negative_tests(&env, jobs, accel)? {
-            tally.record(name, verdict);
-        }
+        tally.record_all(negative_tests(&env, jobs, accel)?);
     }
 
     if wants("grading") {
         println!("== grading: a made-up class with exact expected scores (tests/grading)");
-        for (name, verdict) in crate::fixtures::check_class(&env, accel, flags.install())? {
-            tally.record(name, verdict);
-        }
+        tally.record_all(crate::fixtures::check_class(&env, accel, flags.install())?);
         println!("== Gradescope: the autograder bundle run against a made-up /autograder");
-        for (name, verdict) in crate::fixtures::check_gradescope(&env)? {
-            tally.record(name, verdict);
-        }
+        tally.record_all(crate::fixtures::check_gradescope(&env)?);
         println!("== the CI workflow: schema, and its commands run for two shards");
-        for (name, verdict) in crate::fixtures::check_ci_workflow(&env, flags.install())? {
-            tally.record(name, verdict);
-        }
+        tally.record_all(crate::fixtures::check_ci_workflow(&env, flags.install())?);
         println!("== the grader's container (Containerfile)");
-        for (name, verdict) in crate::fixtures::check_container(&env)? {
-            tally.record(name, verdict);
-        }
+        tally.record_all(crate::fixtures::check_container(&env)?);
         println!("== grading integrity: two classes at once, one output directory, a killed run");
-        for (name, verdict) in crate::fixtures::check_isolation(&env, accel)? {
-            tally.record(name, verdict);
-        }
+        tally.record_all(crate::fixtures::check_isolation(&env, accel)?);
     }
 
     if wants("fast") && flags.setup.kernel.is_none() {
