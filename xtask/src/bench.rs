@@ -145,15 +145,32 @@ fn verdict_figures(env: &Environment, chapters: &[Chapter], options: &RunOptions
         result.passed().then_some(()).ok_or_else(|| anyhow!("01-hello failed{suffix}"))
     })?);
     let mut peaks = Vec::new();
+    let mut slowest = Vec::new();
     figures.push(measure(&format!("all {} chapters, one guest boot{suffix}", chapters.len()), times, || {
         let result = runner::run(env, chapters, options)?;
-        peaks.extend(result.boot.map(|b| b.peak_rss_kb as f64 / 1024.0));
+        peaks.extend(result.boot.as_ref().map(|b| b.peak_rss_kb as f64 / 1024.0));
+        slowest = slowest_steps(&result, 8);
         Ok(())
     })?);
     figures.push(
         Figure { name: format!("peak memory of a guest (QEMU's RSS, all chapters){suffix}"), runs: peaks, unit: Unit::Mebibytes }.report(),
     );
+    println!("   where that boot's time goes, the slowest steps{suffix}:");
+    for line in slowest {
+        println!("     {line}");
+    }
     Ok(figures)
+}
+
+/// The `n` steps of a run that took longest, as `seconds  chapter: step`.
+fn slowest_steps(result: &runner::RunResult, n: usize) -> Vec<String> {
+    let mut steps: Vec<(std::time::Duration, String)> = result
+        .chapters
+        .iter()
+        .flat_map(|c| c.steps.iter().filter_map(move |s| Some((s.took?, format!("{}: {}", c.chapter.name, s.name)))))
+        .collect();
+    steps.sort_by(|a, b| b.0.cmp(&a.0));
+    steps.into_iter().take(n).map(|(took, name)| format!("{:>6.2}s  {name}", took.as_secs_f64())).collect()
 }
 
 /// Runs the benchmark; `times` runs per figure.
@@ -166,9 +183,10 @@ pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> R
     let work = env.project.cache_dir("bench")?;
     let options = RunOptions {
         accel,
-        memory_mb: crate::session::GUEST_MEMORY_MB,
+        memory_mb: env.kernel.flavour.memory_mb(),
         work_dir: work.join("run"),
         isolation: crate::module_build::Isolation::Trusted,
+        stop: crate::runner::Stop::Never,
     };
 
     // A learner's edit: a copy of chapter 01 whose source changes each time.
@@ -208,7 +226,7 @@ pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> R
     // The detectors' cost: the same on the debug kernel, which `test`,
     // `mutants` and `grade` use.
     let debug = setup::ensure(setup_options, Flavour::Debug)?;
-    let debug_options = RunOptions { work_dir: work.join("run-debug"), ..options.clone() };
+    let debug_options = RunOptions { work_dir: work.join("run-debug"), memory_mb: debug.kernel.flavour.memory_mb(), ..options.clone() };
     figures.extend(verdict_figures(&debug, &chapters, &debug_options, ", debug kernel", times)?);
     for (name, kernel) in [("fast", &env.kernel), ("debug", &debug.kernel)] {
         // Measured when the kernel was built (a build is not repeated here).

@@ -193,9 +193,10 @@ pub(crate) fn grade_one(env: &Environment, options: &GradeOptions, run_dir: &Pat
     } else {
         let run_options = RunOptions {
             accel: options.accel,
-            memory_mb: crate::session::GUEST_MEMORY_MB,
+            memory_mb: env.kernel.flavour.memory_mb(),
             work_dir: work.join("run"),
             isolation: options.isolation,
+            stop: crate::runner::Stop::Never,
         };
         runner::run(env, &to_run, &run_options)?.chapters
     };

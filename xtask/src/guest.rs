@@ -8,6 +8,7 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -109,6 +110,8 @@ pub(crate) struct Boot {
     pub(crate) elapsed: Duration,
     /// QEMU's peak resident memory in KiB (its high-water mark as last seen).
     pub(crate) peak_rss_kb: u64,
+    /// How long each step that ended took, from its begin marker to its end.
+    pub(crate) step_times: BTreeMap<usize, Duration>,
 }
 
 /// How a boot ended.
@@ -125,6 +128,9 @@ pub(crate) enum Ending {
     StepTimeout(usize),
     /// The console passed [`CONSOLE_LIMIT_BYTES`].
     ConsoleFlood,
+    /// The host stopped the guest after step N: what the run waited for
+    /// (a negative test's expected failure) had been seen.
+    Stopped(usize),
 }
 
 /// One QEMU invocation.
@@ -133,7 +139,7 @@ pub(crate) struct BootConfig {
     /// The emulator.
     pub(crate) qemu: PathBuf,
     /// The kernel image.
-    pub(crate) bzimage: PathBuf,
+    pub(crate) image: PathBuf,
     /// Where the run's files (initramfs, logs) go.
     pub(crate) work_dir: PathBuf,
     /// How QEMU runs the guest.
@@ -154,8 +160,13 @@ impl Drop for Qemu {
     }
 }
 
-/// Boots the guest with `initramfs`; `step_limits[n]` bounds step `n`.
-pub(crate) fn boot(config: &BootConfig, initramfs: &Initramfs, step_limits: &[Duration]) -> Result<Boot> {
+/// Decides, when step N has ended, whether the run may stop there; it is
+/// given N and the transcript so far.
+pub(crate) type StopAfter<'a> = &'a mut dyn FnMut(usize, &str) -> bool;
+
+/// Boots the guest with `initramfs`; `step_limits[n]` bounds step `n`, and
+/// `stop_after` may end the run once a step is over.
+pub(crate) fn boot(config: &BootConfig, initramfs: &Initramfs, step_limits: &[Duration], stop_after: StopAfter) -> Result<Boot> {
     std::fs::create_dir_all(&config.work_dir)?;
     let initrd = config.work_dir.join("initramfs.cpio");
     let console_path = config.work_dir.join("console.log");
@@ -169,7 +180,7 @@ pub(crate) fn boot(config: &BootConfig, initramfs: &Initramfs, step_limits: &[Du
         .args(["-m", &config.memory_mb.to_string(), "-smp", "1"])
         .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-monitor", "none"])
         .arg("-kernel")
-        .arg(&config.bzimage)
+        .arg(&config.image)
         .arg("-initrd")
         .arg(&initrd)
         .args(["-append", &format!("{KERNEL_CMDLINE}{}", config.cmdline_extra)])
@@ -193,12 +204,13 @@ pub(crate) fn boot(config: &BootConfig, initramfs: &Initramfs, step_limits: &[Du
     let started = Instant::now();
     let mut child = Qemu(qemu.spawn().with_context(|| format!("cannot start {}", config.qemu.display()))?);
     let mut peak_rss_kb = 0;
-    let ending = supervise(&mut child, &console_path, &transcript_path, &initramfs.token, step_limits, &mut peak_rss_kb)?;
+    let mut step_times = BTreeMap::new();
+    let ending = supervise(&mut child, &console_path, &transcript_path, &initramfs.token, step_limits, stop_after, &mut peak_rss_kb, &mut step_times)?;
     drop(child);
     let elapsed = started.elapsed();
     let console = String::from_utf8_lossy(&std::fs::read(&console_path)?).replace('\r', "");
     let transcript = String::from_utf8_lossy(&std::fs::read(&transcript_path)?).replace('\r', "");
-    Ok(Boot { console, transcript, token: initramfs.token.clone(), ending, elapsed, peak_rss_kb })
+    Ok(Boot { console, transcript, token: initramfs.token.clone(), ending, elapsed, peak_rss_kb, step_times })
 }
 
 /// Watches the transcript until the run ends one way or another.
@@ -208,12 +220,16 @@ fn supervise(
     transcript: &Path,
     token: &str,
     step_limits: &[Duration],
+    stop_after: StopAfter,
     peak_rss_kb: &mut u64,
+    step_times: &mut BTreeMap<usize, Duration>,
 ) -> Result<Ending> {
     let status_file = format!("/proc/{}/status", qemu.0.id());
     let started = Instant::now();
     let mut reader = std::fs::File::open(transcript)?;
     let mut pending = String::new();
+    // Every whole line read so far, for `stop_after`.
+    let mut seen = String::new();
     let mut booted = false;
     let mut current: Option<(usize, Instant)> = None;
     let mut done_at: Option<Instant> = None;
@@ -242,10 +258,18 @@ fn supervise(
         pending.push_str(&chunk);
         while let Some(newline) = pending.find('\n') {
             let line: String = pending.drain(..=newline).collect();
+            seen.push_str(&line);
             match Marker::parse(line.trim_end(), token) {
                 Some(Marker::Ready) => booted = true,
                 Some(Marker::Begin(n)) => current = Some((n, Instant::now())),
-                Some(Marker::End(_)) => current = None,
+                Some(Marker::End(n)) => {
+                    if let Some((_, since)) = current.take() {
+                        step_times.insert(n, since.elapsed());
+                    }
+                    if stop_after(n, &seen) {
+                        return Ok(Ending::Stopped(n));
+                    }
+                }
                 // The guest says the step is stuck in the kernel for good.
                 Some(Marker::Hung(n)) => return Ok(Ending::StepTimeout(n)),
                 Some(Marker::Done) => done_at = Some(Instant::now()),

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// Bump when the build recipe changes in a way the key does not see.
-const RECIPE_VERSION: &str = "1";
+const RECIPE_VERSION: &str = "2";
 
 /// Kernel builds kept in the cache per flavour: the one in use and the one
 /// before it (switching between two kernel trees does not rebuild).
@@ -78,6 +78,17 @@ impl Flavour {
         }
     }
 
+    /// Guest memory in MiB: what every chapter needs in one boot, measured
+    /// (`cargo xtask bench` reports QEMU's resident set). KASAN's shadow
+    /// (an eighth of memory) and lockdep's tables need the debug flavour's
+    /// extra.
+    pub(crate) fn memory_mb(self) -> u32 {
+        match self {
+            Flavour::Fast => 128,
+            Flavour::Debug => 256,
+        }
+    }
+
     /// What the kernel command line adds: every KASAN report, not only the
     /// first (a run checks many chapters in one boot).
     pub(crate) fn cmdline(self) -> &'static str {
@@ -97,7 +108,7 @@ pub(crate) struct KernelBuild {
     /// The build tree (`O=`), also `KDIR` for out-of-tree modules.
     pub(crate) dir: PathBuf,
     /// The bootable image.
-    pub(crate) bzimage: PathBuf,
+    pub(crate) image: PathBuf,
     /// `include/config/kernel.release`, e.g. `7.3.4`.
     pub(crate) release: String,
     /// The cache key the build is stored under.
@@ -128,7 +139,7 @@ pub(crate) fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSou
     let key = key.hex();
     let dir = project.cache_dir("kernel")?.join(&key);
     let complete = dir.join(".workbook-complete");
-    let bzimage = dir.join("arch/x86/boot/bzImage");
+    let image = dir.join("vmlinux");
     if force {
         let _ = std::fs::remove_file(&complete);
     }
@@ -147,7 +158,7 @@ pub(crate) fn ensure_built(project: &Project, tc: &Toolchain, source: &KernelSou
     let release = read_to_string(&dir.join("include/config/kernel.release"))?.trim().to_string();
     std::fs::write(dir.join(".workbook-used"), b"")?;
     prune_builds(&project.cache.join("kernel"), BUILDS_KEPT)?;
-    Ok(KernelBuild { dir, bzimage, release, key, source: source.dir.clone(), flavour })
+    Ok(KernelBuild { dir, image, release, key, source: source.dir.clone(), flavour })
 }
 
 /// Removes all but the `keep` most recently used kernel builds of each
@@ -250,7 +261,7 @@ fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, f
     let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let estimate_file = project.cache.join("kernel").join(format!("objects-estimate-{}", flavour.name()));
     let estimate = std::fs::read_to_string(&estimate_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(DEFAULT_OBJECT_ESTIMATE);
-    let objects = make_with_progress(make_command(tc, source, dir, &[&jobs, "bzImage", "modules"]), &log, estimate)?;
+    let objects = make_with_progress(make_command(tc, source, dir, &[&jobs, "vmlinux", "modules"]), &log, estimate)?;
     let _ = std::fs::write(&estimate_file, objects.to_string());
     Ok(())
 }

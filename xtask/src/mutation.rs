@@ -125,9 +125,7 @@ pub(crate) fn failure_reasons(result: &ChapterResult) -> Vec<String> {
         reasons.push(format!("the module does not compile: {message}"));
     }
     for step in &result.steps {
-        for check in step.checks.iter().filter(|c| !c.passed) {
-            reasons.push(format!("{}: {}", check.what, check.reason.as_deref().unwrap_or("")));
-        }
+        reasons.extend(step.failures());
     }
     reasons
 }

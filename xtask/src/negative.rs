@@ -7,8 +7,7 @@ use crate::chapter::Chapter;
 use crate::guest::Accel;
 use crate::mutation;
 use crate::report::{self, Style};
-use crate::runner::{self, RunOptions};
-use crate::session::GUEST_MEMORY_MB;
+use crate::runner::{self, RunOptions, Stop};
 use crate::setup::Environment;
 use crate::Result;
 
@@ -79,9 +78,15 @@ pub(crate) fn negative_tests(env: &Environment, jobs: Vec<NegativeJob>, accel: A
     crate::pool::run(jobs, workers, |job| {
         let options = RunOptions {
             accel,
-            memory_mb: GUEST_MEMORY_MB,
+            memory_mb: env.kernel.flavour.memory_mb(),
             work_dir: job.work.join("run"),
             isolation: crate::module_build::Isolation::Trusted,
+            // One failure is all a negative test needs: the guest stops at
+            // the first one that names the expected cause.
+            stop: match &job.judge {
+                Judge::AnyOf(expect) => Stop::AtFailureNaming(expect.clone()),
+                Judge::Planted(_) => Stop::Never,
+            },
         };
         let started = std::time::Instant::now();
         let run = runner::run(env, std::slice::from_ref(&job.chapter), &options)?;

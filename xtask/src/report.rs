@@ -65,7 +65,9 @@ pub(crate) fn chapter(style: Style, result: &ChapterResult) -> String {
     }
     for step in &result.steps {
         let mark = if step.passed() { style.ok("PASS") } else { style.bad("FAIL") };
-        let _ = writeln!(out, "  {mark}  {}", step.name);
+        // A slow step says how slow: where a chapter's time goes.
+        let took = step.took.filter(|t| t.as_secs_f64() >= 1.0).map(|t| format!("  ({:.1}s)", t.as_secs_f64())).unwrap_or_default();
+        let _ = writeln!(out, "  {mark}  {}{took}", step.name);
         let mut shown: &[String] = &[];
         for check in &step.checks {
             if check.passed {
@@ -154,7 +156,7 @@ mod tests {
             reason: (!passed).then(|| format!("{name}: File exists")),
             excerpt: vec![],
         };
-        StepResult { name: name.into(), points: 1, checks: vec![check] }
+        StepResult { name: name.into(), points: 1, checks: vec![check], took: None }
     }
 
     #[test]

@@ -31,6 +31,34 @@ pub(crate) struct RunOptions {
     pub(crate) work_dir: PathBuf,
     /// How module builds run.
     pub(crate) isolation: module_build::Isolation,
+    /// When the run may end before its last step.
+    pub(crate) stop: Stop,
+}
+
+/// When a run may end before its last step. A negative test needs one
+/// failure, not a whole chapter's verdict: stopping at it saves the boot's
+/// remaining steps (most of a mutant's time on the debug kernel).
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Stop {
+    /// Every step runs (a verdict, a grade).
+    #[default]
+    Never,
+    /// At the first failed step whose reasons contain one of these texts,
+    /// or, when there are none, at the first failed step.
+    AtFailureNaming(Vec<String>),
+}
+
+impl Stop {
+    /// Whether `result` is the failure the run waits for.
+    pub(crate) fn is_met_by(&self, result: &StepResult) -> bool {
+        match self {
+            Stop::Never => false,
+            Stop::AtFailureNaming(_) if result.passed() => false,
+            Stop::AtFailureNaming(texts) => {
+                texts.is_empty() || result.failures().any(|reason| texts.iter().any(|t| reason.contains(t.as_str())))
+            }
+        }
+    }
 }
 
 /// A chapter's results.
@@ -152,14 +180,21 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
     let initramfs = guest::initramfs(&env.project, &env.toolchain, &script, &files)?;
     let config = BootConfig {
         qemu: env.toolchain.qemu.clone(),
-        bzimage: env.kernel.bzimage.clone(),
+        image: env.kernel.image.clone(),
         work_dir: options.work_dir.clone(),
         accel: options.accel,
         memory_mb: options.memory_mb,
         cmdline_extra: env.kernel.flavour.cmdline(),
     };
     let limits: Vec<Duration> = plan.iter().map(|p| Duration::from_secs(p.step.timeout_secs)).collect();
-    let boot = guest::boot(&config, &initramfs, &limits)?;
+    let mut stop_after = |n: usize, seen: &str| {
+        matches!(&options.stop, Stop::AtFailureNaming(_))
+            && Transcript::parse(seen, &initramfs.token)
+                .steps
+                .get(&n)
+                .is_some_and(|record| options.stop.is_met_by(&verdict::judge_step(&plan[n].step, record)))
+    };
+    let boot = guest::boot(&config, &initramfs, &limits, &mut stop_after)?;
     let transcript = Transcript::parse(&boot.transcript, &boot.token);
     let console: Vec<String> = boot.console.lines().map(String::from).collect();
     let mut death: Option<String> = None;
@@ -172,6 +207,11 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
                 &[],
             ),
             (Some(record), _) if record.ended => verdict::judge_step(&planned.step, record),
+            (None, _) if matches!(boot.ending, Ending::Stopped(at) if at < n) => verdict::not_finished(
+                &planned.step,
+                "not run: the run stopped once an earlier step had failed as expected".into(),
+                &[],
+            ),
             (_, Some(earlier)) => verdict::not_finished(&planned.step, format!("not run: {earlier}"), &[]),
             (record, None) => {
                 let (reason, excerpt) = match record.and_then(|r| r.stuck.as_ref()) {
@@ -187,7 +227,8 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
                 verdict::not_finished(&planned.step, reason, &excerpt)
             }
         };
-        results[planned.chapter].steps.push(result);
+        let took = boot.step_times.get(&n).copied();
+        results[planned.chapter].steps.push(StepResult { took, ..result });
     }
     Ok(RunResult { chapters: results, boot: Some(boot), elapsed: started.elapsed(), work_dir: options.work_dir.clone() })
 }
@@ -210,14 +251,48 @@ fn why_unfinished(boot: &Boot, transcript: &Transcript, console: &[String], n: u
         Ending::ConsoleFlood => "the kernel flooded the console (more than 16 MiB): a print in a loop?".to_string(),
         Ending::GuestDied if !transcript.booted => format!("the guest died while booting{cause_text}"),
         Ending::GuestDied => format!("the guest kernel died during this step{cause_text}"),
-        Ending::Completed => format!("the guest finished without running step {n}"),
+        Ending::Completed | Ending::Stopped(_) => format!("the guest finished without running step {n}"),
     };
     (reason, excerpt)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::{shell_quote, Stop};
+    use crate::chapter::Step;
+    use crate::transcript::StepRecord;
+
+    #[test]
+    fn a_negative_run_stops_at_the_failure_it_waits_for() {
+        let step = Step {
+            name: "greets".into(),
+            run: "insmod hello.ko".into(),
+            exit: 0,
+            timeout_secs: 20,
+            output: Vec::new(),
+            dmesg: vec![regex::Regex::new("^hello: Hello").unwrap()],
+            absent_output: Vec::new(),
+            absent_dmesg: Vec::new(),
+            points: 1,
+            cleanup: false,
+        };
+        let record = |dmesg: &str| StepRecord {
+            output: Vec::new(),
+            exit: Some(0),
+            dmesg: vec![dmesg.to_string()],
+            ended: true,
+            skipped: false,
+            stuck: None,
+        };
+        let passed = crate::verdict::judge_step(&step, &record("hello: Hello, kernel!"));
+        let failed = crate::verdict::judge_step(&step, &record("hello: Goodbye"));
+        let expecting = |texts: &[&str]| Stop::AtFailureNaming(texts.iter().map(|t| t.to_string()).collect());
+        assert!(!Stop::Never.is_met_by(&failed));
+        assert!(!expecting(&[]).is_met_by(&passed));
+        assert!(expecting(&[]).is_met_by(&failed));
+        assert!(expecting(&["no line of dmesg matches `^hello: Hello"]).is_met_by(&failed));
+        assert!(!expecting(&["kernel WARNING"]).is_met_by(&failed), "a failure for another reason runs on");
+    }
 
     #[test]
     fn quoting() {

@@ -26,16 +26,14 @@ pub(crate) struct GuestOptions {
     pub(crate) root_cause_first: bool,
 }
 
-/// Guest memory for chapter runs.
-pub(crate) const GUEST_MEMORY_MB: u32 = 256;
-
 /// Runs chapters in one guest and prints their reports under `run_name`.
 pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &GuestOptions, run_name: &str) -> Result<RunResult> {
     let options = RunOptions {
         accel: choose_accel(env, guest.accel.as_deref())?,
-        memory_mb: GUEST_MEMORY_MB,
+        memory_mb: env.kernel.flavour.memory_mb(),
         work_dir: env.project.cache_dir("runs")?.join(run_name),
         isolation: crate::module_build::Isolation::Trusted,
+        stop: crate::runner::Stop::Never,
     };
     let result = runner::run(env, chapters, &options)?;
     let style = Style::detect();
@@ -76,14 +74,14 @@ fn probe_kvm(env: &Environment) -> Result<Accel> {
         eprintln!("probing KVM with a short boot (once)...");
         let config = BootConfig {
             qemu: env.toolchain.qemu.clone(),
-            bzimage: env.kernel.bzimage.clone(),
+            image: env.kernel.image.clone(),
             work_dir: env.project.cache_dir("runs")?.join("kvm-probe"),
             accel: Accel::Kvm,
-            memory_mb: GUEST_MEMORY_MB,
+            memory_mb: env.kernel.flavour.memory_mb(),
             cmdline_extra: env.kernel.flavour.cmdline(),
         };
         let initramfs = guest::initramfs(&env.project, &env.toolchain, "", &[])?;
-        let probe = std::thread::spawn(move || guest::boot(&config, &initramfs, &[]));
+        let probe = std::thread::spawn(move || guest::boot(&config, &initramfs, &[], &mut |_, _| false));
         // The probe's own boot deadline is long; KVM either boots in seconds or not at all.
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         while !probe.is_finished() && std::time::Instant::now() < deadline {

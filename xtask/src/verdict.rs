@@ -49,12 +49,20 @@ pub(crate) struct StepResult {
     pub(crate) points: u32,
     /// Every check, in order.
     pub(crate) checks: Vec<CheckResult>,
+    /// How long it ran in the guest, as the host saw it (none when it did
+    /// not run).
+    pub(crate) took: Option<std::time::Duration>,
 }
 
 impl StepResult {
     /// Whether every check held.
     pub(crate) fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
+    }
+
+    /// Each failed check as `what: reason`, the text negative tests match.
+    pub(crate) fn failures(&self) -> impl Iterator<Item = String> + '_ {
+        self.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.what, c.reason.as_deref().unwrap_or("")))
     }
 
     /// The first failure's reason.
@@ -89,7 +97,7 @@ pub(crate) fn judge_step(step: &Step, record: &StepRecord) -> StepResult {
         None => CheckResult::pass(fault_what),
         Some(fault) => CheckResult::fail(fault_what, fault.cause.clone(), &fault.excerpt),
     });
-    StepResult { name: step.name.clone(), points: step.points, checks }
+    StepResult { name: step.name.clone(), points: step.points, checks, took: None }
 }
 
 /// A step that never ended: one failed check with the reason given.
@@ -98,6 +106,7 @@ pub(crate) fn not_finished(step: &Step, reason: String, excerpt: &[String]) -> S
         name: step.name.clone(),
         points: step.points,
         checks: vec![CheckResult::fail("the step finishes".into(), reason, excerpt)],
+        took: None,
     }
 }
 

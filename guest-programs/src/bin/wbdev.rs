@@ -10,6 +10,7 @@
 //!                                    10 s pass without one
 //! wbdev udp ADDR PORT PAYLOAD...     send each datagram, expect it echoed
 //! wbdev flood ADDR PORT SECONDS      send 512-byte datagrams without pause
+//!                                   (SECONDS may be a fraction: 0.5)
 //! ```
 //!
 //! A PAYLOAD is `size:N` (N bytes of a counting pattern) or text.
@@ -137,13 +138,13 @@ fn udp(to: SocketAddr, specs: &[String]) -> Result<bool, String> {
     Ok(drained(&format!("udp {to}"), &socket)? && all)
 }
 
-fn flood(to: SocketAddr, seconds: u64) -> Result<bool, String> {
+fn flood(to: SocketAddr, seconds: f64) -> Result<bool, String> {
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|e| format!("bind: {e}"))?;
     // A send that waits for room in the send buffer waits at most this long:
     // room comes back only as the device frees what it was given.
     socket.set_write_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
     let data = payload("size:512")?;
-    let until = Instant::now() + Duration::from_secs(seconds);
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
     let mut sent = 0u64;
     let mut ended = None;
     while Instant::now() < until {
@@ -175,7 +176,7 @@ fn run(args: &[String]) -> Result<bool, String> {
         Some("echo") => echo(to()?),
         Some("udp") => udp(to()?, &args[3.min(args.len())..]),
         Some("flood") => {
-            let seconds = args.get(3).and_then(|s| s.parse().ok()).ok_or("flood ADDR PORT SECONDS")?;
+            let seconds = args.get(3).and_then(|s| s.parse::<f64>().ok()).filter(|s| *s > 0.0).ok_or("flood ADDR PORT SECONDS")?;
             flood(to()?, seconds)
         }
         _ => Err("usage: wbdev echo ADDR PORT | udp ADDR PORT PAYLOAD... | flood ADDR PORT SECONDS".into()),
