@@ -169,7 +169,7 @@ fn slowest_steps(result: &runner::RunResult, n: usize) -> Vec<String> {
         .iter()
         .flat_map(|c| c.steps.iter().filter_map(move |s| Some((s.took?, format!("{}: {}", c.chapter.name, s.name)))))
         .collect();
-    steps.sort_by(|a, b| b.0.cmp(&a.0));
+    steps.sort_by_key(|step| std::cmp::Reverse(step.0));
     steps.into_iter().take(n).map(|(took, name)| format!("{:>6.2}s  {name}", took.as_secs_f64())).collect()
 }
 

@@ -9,8 +9,12 @@
 //! as the learner's `TODO`), and the rendered pages are then searched for
 //! marker comments and for the solutions' own lines.
 //!
+//! Diagrams are text (`book/diagrams/NAME.txt`, box-drawing characters and
+//! words), drawn as inline SVG where a page says `{{#diagram NAME CAPTION}}`.
+//!
 //! (Longer than most files here: the checks of both editions, the staged
-//! build and the solution search share their parsing, and their tests.)
+//! build, the diagrams and the solution search share their parsing, and
+//! their tests.)
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +22,7 @@ use regex::Regex;
 use xshell::{cmd, Shell};
 
 use crate::chapter::{self, Chapter};
+use crate::diagram::{render_diagram, xml_escape};
 use crate::exercise;
 use crate::paths::{read_to_string, Project};
 use crate::toolchain::{self, Install, MDBOOK};
@@ -85,6 +90,8 @@ pub(crate) fn check(project: &Project) -> Result<Vec<String>> {
                 problems.push(format!("{name}: links to {}, which does not exist", &found[1]));
             }
         }
+        problems.extend(glossary_problems(&name, &page, &text)?);
+        problems.extend(diagram_problems(project, &name, &text));
     }
     for chapter in chapter::list(project)? {
         if !included_chapters.contains(&chapter) {
@@ -97,6 +104,55 @@ pub(crate) fn check(project: &Project) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// A page's glossary links: each names an entry of its edition's
+/// glossary (`glossary.md#softirq-hardirq-atomic-context`), and a chapter
+/// page (`NN-topic.md`) has at least one. The link check above sees only
+/// that `glossary.md` exists; this one reads its headings' anchors.
+fn glossary_problems(name: &str, page: &Path, text: &str) -> Result<Vec<String>> {
+    let glossary_link = Regex::new(r"\]\(glossary\.md#([^)\s]*)\)").unwrap();
+    let glossary = page.with_file_name("glossary.md");
+    let file = page.file_name().unwrap_or_default().to_string_lossy();
+    let is_chapter = file.len() > 3 && file.as_bytes()[..2].iter().all(u8::is_ascii_digit) && file.as_bytes()[2] == b'-';
+    let mut problems = Vec::new();
+    let links: Vec<String> = glossary_link.captures_iter(text).map(|c| c[1].to_string()).collect();
+    if is_chapter && links.is_empty() {
+        problems.push(format!("{name}: links to no glossary entry: link the first use of each term the glossary has"));
+    }
+    if links.is_empty() || !glossary.exists() {
+        return Ok(problems);
+    }
+    let anchors = heading_anchors(&read_to_string(&glossary)?);
+    for anchor in links.iter().filter(|a| !anchors.contains(a)) {
+        problems.push(format!("{name}: links to glossary.md#{anchor}, but the glossary beside it has no heading with that anchor"));
+    }
+    Ok(problems)
+}
+
+/// The anchors of a page's headings, as mdBook makes them: a heading's
+/// own `{#id}`, else [`heading_id`] of its text (code blocks skipped).
+fn heading_anchors(text: &str) -> Vec<String> {
+    let attribute = Regex::new(r"\s*\{#([^}\s]+)[^}]*\}\s*$").unwrap();
+    let mut in_fence = false;
+    let mut anchors = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        let Some(title) = line.strip_prefix('#').map(|t| t.trim_start_matches('#')).filter(|t| t.starts_with(' ')) else {
+            continue;
+        };
+        if in_fence {
+            continue;
+        }
+        match attribute.captures(title) {
+            Some(id) => anchors.push(id[1].to_string()),
+            None => anchors.push(heading_id(title)),
+        }
+    }
+    anchors
 }
 
 /// The marker a translated page starts with: the English page it was
@@ -146,6 +202,10 @@ pub(crate) fn edition_problems(project: &Project) -> Result<Vec<String>> {
         if includes(&text) != includes(&translated) {
             problems.push(format!("{ZH_SRC}/{name} includes other code than book/src/{name} (the same includes, in the same order)"));
         }
+        let diagrams = |t: &str| diagram_directives(t).0.into_iter().map(|d| d.name).collect::<Vec<_>>();
+        if diagrams(&text) != diagrams(&translated) {
+            problems.push(format!("{ZH_SRC}/{name} draws other diagrams than book/src/{name} (the same diagrams, in the same order)"));
+        }
     }
     for page in pages_in(&zh)? {
         let name = page.file_name().unwrap_or_default().to_string_lossy().to_string();
@@ -156,8 +216,10 @@ pub(crate) fn edition_problems(project: &Project) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// The book's chapter pages (those that include code from `chapters/`) as
-/// (HTML file, id of their first heading), for the browser check.
+/// The book's chapter pages (those that include code from `chapters/`) and
+/// the pages that draw a diagram, for the browser check, as (HTML file,
+/// what it must show): the id of its first heading, then the id of each
+/// diagram's figure, separated by spaces (`hello-kernel diagram-flow`).
 /// The Chinese edition's are in `zh-CN/`.
 pub(crate) fn chapter_pages(project: &Project) -> Result<Vec<(String, String)>> {
     let mut found = Vec::new();
@@ -168,14 +230,15 @@ pub(crate) fn chapter_pages(project: &Project) -> Result<Vec<(String, String)>> 
     }
     for (prefix, page) in all {
         let text = read_to_string(&page)?;
-        if !text.contains("/chapters/") {
+        let diagrams: Vec<String> = diagram_directives(&text).0.into_iter().map(|d| format!(" diagram-{}", d.name)).collect();
+        if !text.contains("/chapters/") && diagrams.is_empty() {
             continue;
         }
         let Some(title) = text.lines().find_map(|l| l.strip_prefix("# ")) else {
             continue;
         };
         let html = page.with_extension("html").file_name().unwrap_or_default().to_string_lossy().to_string();
-        found.push((format!("{prefix}{html}"), heading_id(title)));
+        found.push((format!("{prefix}{html}"), format!("{}{}", heading_id(title), diagrams.concat())));
     }
     Ok(found)
 }
@@ -238,8 +301,8 @@ pub(crate) fn build(project: &Project, serve: bool, install: Install) -> Result<
     Ok(dest)
 }
 
-/// Stages the book in `target/book-stage`: `book/` as it is, every chapter
-/// as its exercise skeleton, the rest of the repository's included files
+/// Stages the book in `target/book-stage`: `book/` with its diagrams drawn
+/// into the pages, every chapter as its exercise skeleton, the rest of the repository's included files
 /// (`tests/`) by a link. Returns the staged project.
 fn stage(project: &Project, chapters: &[Chapter]) -> Result<Project> {
     let root = project.root.join("target/book-stage");
@@ -247,6 +310,17 @@ fn stage(project: &Project, chapters: &[Chapter]) -> Result<Project> {
         std::fs::remove_dir_all(&root)?;
     }
     copy_tree(&project.root.join("book"), &root.join("book"))?;
+    // The diagrams, drawn into the pages of both editions.
+    for dir in ["book/src", ZH_SRC] {
+        let staged = root.join(dir);
+        if !staged.is_dir() {
+            continue;
+        }
+        for page in pages_in(&staged)? {
+            let name = format!("{dir}/{}", page.file_name().unwrap_or_default().to_string_lossy());
+            std::fs::write(&page, draw_diagrams(project, &name, &read_to_string(&page)?)?)?;
+        }
+    }
     // One language switch for both editions.
     if root.join("book/zh-CN").is_dir() {
         std::fs::copy(project.root.join("book/language.js"), root.join("book/zh-CN/language.js"))?;
@@ -350,6 +424,92 @@ fn page_text(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// Where the diagrams' sources are: `book/diagrams/NAME.txt`, one drawing
+/// shared by both editions.
+pub(crate) const DIAGRAMS: &str = "book/diagrams";
+
+/// A page's diagram directive: `{{#diagram NAME CAPTION}}`, alone on a line
+/// outside code blocks. The staged book draws `book/diagrams/NAME.txt` there
+/// as an inline `<svg>` in a `<figure id="diagram-NAME">`, with CAPTION (in
+/// the page's language) as its `<figcaption>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Directive {
+    /// The page's line it is on, from 1.
+    pub(crate) line: usize,
+    /// The diagram's name: lower case letters, digits and `-`.
+    pub(crate) name: String,
+    /// The figure's caption.
+    pub(crate) caption: String,
+}
+
+/// The diagram directives of a page's text, in order, or why a line that
+/// starts like one is not one (with its line number).
+pub(crate) fn diagram_directives(text: &str) -> (Vec<Directive>, Vec<String>) {
+    let directive = Regex::new(r"^\{\{#diagram\s+([a-z0-9][a-z0-9-]*)\s+([^{}]*\S)\s*\}\}$").unwrap();
+    let (mut found, mut problems) = (Vec::new(), Vec::new());
+    let mut in_fence = false;
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with("```") {
+            in_fence = !in_fence;
+        } else if !in_fence && line.starts_with("{{#diagram") {
+            match directive.captures(line) {
+                Some(c) => found.push(Directive { line: number + 1, name: c[1].to_string(), caption: c[2].to_string() }),
+                None => problems.push(format!(
+                    "{}: `{line}` is not a diagram directive: write `{{{{#diagram NAME CAPTION}}}}`, NAME in lower case \
+                     letters, digits and `-`, and a caption",
+                    number + 1
+                )),
+            }
+        }
+    }
+    (found, problems)
+}
+
+/// Every diagram a page draws, checked: its source exists and renders.
+/// Problems name the page (`name`), the line and the diagram's file.
+fn diagram_problems(project: &Project, name: &str, text: &str) -> Vec<String> {
+    let (found, bad) = diagram_directives(text);
+    let mut problems: Vec<String> = bad.into_iter().map(|p| format!("{name}:{p}")).collect();
+    for d in found {
+        let file = format!("{DIAGRAMS}/{}.txt", d.name);
+        match std::fs::read_to_string(project.root.join(&file)) {
+            Err(_) => problems.push(format!("{name}:{}: draws the diagram `{}`, but {file} does not exist", d.line, d.name)),
+            Ok(source) => {
+                if let Err(e) = render_diagram(&source, &d.caption) {
+                    problems.push(format!("{name}:{}: the diagram {file} does not render: {e}", d.line));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// `text` with every diagram directive replaced by its figure.
+fn draw_diagrams(project: &Project, name: &str, text: &str) -> Result<String> {
+    let (found, bad) = diagram_directives(text);
+    if let Some(problem) = bad.first() {
+        return Err(anyhow!("{name}:{problem}"));
+    }
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let code = Regex::new("`([^`]+)`").unwrap();
+    for d in found {
+        let file = format!("{DIAGRAMS}/{}.txt", d.name);
+        let source = std::fs::read_to_string(project.root.join(&file))
+            .map_err(|e| anyhow!("{name}:{}: draws the diagram `{}`, but {file} cannot be read: {e}", d.line, d.name))?;
+        let svg = render_diagram(&source, &d.caption.replace('`', ""))
+            .map_err(|e| anyhow!("{name}:{}: the diagram {file} does not render: {e}", d.line))?;
+        // A caption's `code` is shown as code, as in the page's prose.
+        let caption = code.replace_all(&xml_escape(&d.caption), "<code>$1</code>").to_string();
+        // An HTML block ends at a blank line, and the SVG has none.
+        lines[d.line - 1] = format!(
+            "\n<figure class=\"wb-diagram\" id=\"diagram-{}\">\n{svg}\n<figcaption style=\"text-align:center;font-style:italic\">{caption}</figcaption>\n</figure>\n",
+            d.name
+        );
+    }
+    Ok(lines.join("\n") + "\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,9 +576,82 @@ mod tests {
     }
 
     #[test]
+    fn glossary_links_name_entries_and_chapters_have_one() {
+        let glossary = "# Glossary\n\n## softirq, hardirq (atomic context)\n\n```\n## not a heading\n```\n";
+        let (_tmp, p) = project("```rust\n{{#include ../../chapters/01-x/x.rs:a}}\n```\n[x](x.md)\n");
+        let src = p.root.join("book/src");
+        std::fs::write(src.join("glossary.md"), glossary).unwrap();
+        std::fs::write(src.join("01-x.md"), "A [softirq](glossary.md#softirq-hardirq-atomic-context).\n").unwrap();
+        let zh = p.root.join(ZH_SRC);
+        std::fs::create_dir_all(&zh).unwrap();
+        std::fs::write(zh.join("glossary.md"), "# 术语表\n\n## 软中断（softirq） {#softirq-hardirq-atomic-context}\n").unwrap();
+        std::fs::write(zh.join("01-x.md"), "[软中断](glossary.md#softirq-hardirq-atomic-context)\n").unwrap();
+        assert_eq!(check(&p).unwrap(), Vec::<String>::new());
+        std::fs::write(src.join("01-x.md"), "A softirq, [lockdep](glossary.md#lockdep), [x](glossary.md#not-a-heading).\n").unwrap();
+        std::fs::write(zh.join("01-x.md"), "软中断\n").unwrap();
+        let problems = check(&p).unwrap().join("\n");
+        assert!(problems.contains("book/src/01-x.md: links to glossary.md#lockdep, but"), "{problems}");
+        assert!(problems.contains("glossary.md#not-a-heading"), "{problems}");
+        assert!(problems.contains("zh-CN/src/01-x.md: links to no glossary entry"), "{problems}");
+        assert_eq!(heading_anchors("## `unsafe`, `// SAFETY:`\n### 模块 {#module}\n#x\n"), ["unsafe--safety", "module"]);
+    }
+
+    #[test]
     fn heading_ids_match_mdbook() {
         assert_eq!(heading_id("Hello, kernel"), "hello-kernel");
         assert_eq!(heading_id("Talking to user space through /proc"), "talking-to-user-space-through-proc");
+    }
+
+    #[test]
+    fn diagram_directives_are_parsed_outside_code_blocks() {
+        let text = "# T\n\n{{#diagram flow The harness, from edit to verdict}}\n```text\n{{#diagram shown-as-code x}}\n```\n  {{#diagram Bad_Name x}}\n{{#diagram nocaption}}\nsee `{{#diagram a b}}` inline\n";
+        let (found, problems) = diagram_directives(text);
+        assert_eq!(found, [Directive { line: 3, name: "flow".into(), caption: "The harness, from edit to verdict".into() }]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("7: `{{#diagram Bad_Name x}}` is not a diagram directive"), "{problems:?}");
+        assert!(problems[1].starts_with("8: "), "{problems:?}");
+    }
+
+    #[test]
+    fn a_missing_or_broken_diagram_is_named_with_its_page() {
+        let (_tmp, p) = project("# X\n```rust\n{{#include ../../chapters/01-x/x.rs:a}}\n```\n\n{{#diagram flow The `flow`}}\n");
+        let problems = check(&p).unwrap().join("\n");
+        assert!(problems.contains("book/src/x.md:6: draws the diagram `flow`, but book/diagrams/flow.txt does not exist"), "{problems}");
+        std::fs::create_dir_all(p.root.join(DIAGRAMS)).unwrap();
+        std::fs::write(p.root.join(DIAGRAMS).join("flow.txt"), "┌──┐\n│\ta │\n└──┘\n").unwrap();
+        let problems = check(&p).unwrap().join("\n");
+        assert!(
+            problems.contains("book/src/x.md:6: the diagram book/diagrams/flow.txt does not render: line 2, column 2: '\\t'"),
+            "{problems}"
+        );
+        std::fs::write(p.root.join(DIAGRAMS).join("flow.txt"), "┌────┐\n│ a  ├──▶ b & <c>\n└────┘\n").unwrap();
+        assert_eq!(check(&p).unwrap(), Vec::<String>::new());
+        // Staged, the directive becomes a figure holding the SVG.
+        let staged = draw_diagrams(&p, "book/src/x.md", &read_to_string(&p.root.join("book/src/x.md")).unwrap()).unwrap();
+        assert!(!staged.contains("{{#diagram"), "{staged}");
+        let figure = staged.split("\n\n").map(str::trim).find(|block| block.starts_with("<figure")).expect("a figure block");
+        assert!(figure.starts_with("<figure class=\"wb-diagram\" id=\"diagram-flow\">\n<svg "), "{figure}");
+        assert!(
+            figure.contains(">b &amp; &lt;c&gt;</text>") && figure.ends_with(">The <code>flow</code></figcaption>\n</figure>"),
+            "{figure}"
+        );
+        // The browser check looks for the figure on that page.
+        assert_eq!(chapter_pages(&p).unwrap(), [("x.html".to_string(), "x diagram-flow".to_string())]);
+    }
+
+    #[test]
+    fn both_editions_draw_the_same_diagrams() {
+        let page = "# Hello\n\n{{#diagram flow The flow}}\n\n{{#diagram path The path}}\n";
+        let (_tmp, p) = project(page);
+        let zh = p.root.join(ZH_SRC);
+        std::fs::create_dir_all(&zh).unwrap();
+        let translated = |body: &str| format!("{}\n# 你好\n\n{body}\n", translation_marker("x.md", page));
+        std::fs::write(zh.join("x.md"), translated("{{#diagram flow 流程}}\n\n{{#diagram path 路径}}")).unwrap();
+        assert_eq!(edition_problems(&p).unwrap(), Vec::<String>::new());
+        std::fs::write(zh.join("x.md"), translated("{{#diagram path 路径}}\n\n{{#diagram flow 流程}}")).unwrap();
+        assert!(edition_problems(&p).unwrap().join("\n").contains("draws other diagrams than book/src/x.md"), "{:?}", edition_problems(&p));
+        std::fs::write(zh.join("x.md"), translated("{{#diagram flow 流程}}")).unwrap();
+        assert!(edition_problems(&p).unwrap().join("\n").contains("draws other diagrams"), "{:?}", edition_problems(&p));
     }
 
     #[test]

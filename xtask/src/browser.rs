@@ -2,10 +2,11 @@
 
 //! The book in a real browser: a static server on the loopback address
 //! serves the built book, headless Chromium (Debian's, never a downloaded
-//! one) loads each chapter page, and the page as the browser built it (after
-//! its scripts ran) must show the chapter's heading, highlighted code blocks,
-//! the sidebar's table of contents and the search box. A screenshot of each
-//! page is kept under `target/book-screenshots/`.
+//! one) loads each chapter page and each page with a diagram, and the page
+//! as the browser built it (after its scripts ran) must show the chapter's
+//! heading, highlighted code blocks, the sidebar's table of contents, the
+//! search box and each of its diagrams as an `<svg>` in its figure. A
+//! screenshot of each page is kept under `target/book-screenshots/`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -107,7 +108,12 @@ fn content_type(file: &Path) -> &'static str {
 }
 
 /// What the browser must find on a chapter page once its scripts ran.
-pub(crate) fn page_problems(dom: &str, heading_id: &str) -> Vec<String> {
+/// `expected` is the id of its first heading, then the id of each diagram's
+/// figure (see [`crate::book::chapter_pages`]): each figure must hold an
+/// `<svg>` and its caption.
+pub(crate) fn page_problems(dom: &str, expected: &str) -> Vec<String> {
+    let mut expected = expected.split_whitespace();
+    let heading_id = expected.next().unwrap_or_default();
     let mut problems = Vec::new();
     if !dom.contains(&format!("<h1 id=\"{heading_id}\"")) {
         problems.push(format!("no chapter heading (h1 #{heading_id})"));
@@ -123,6 +129,17 @@ pub(crate) fn page_problems(dom: &str, heading_id: &str) -> Vec<String> {
     }
     if !dom.contains("id=\"workbook-language\"") {
         problems.push("no language switch (book/language.js did not run)".into());
+    }
+    for figure in expected {
+        let start = format!("<figure class=\"wb-diagram\" id=\"{figure}\">");
+        let Some(at) = dom.find(&start) else {
+            problems.push(format!("no diagram figure #{figure}"));
+            continue;
+        };
+        let inside = &dom[at..at + dom[at..].find("</figure>").unwrap_or(dom.len() - at)];
+        if !inside.contains("<svg") || !inside.contains("</svg>") || !inside.contains("<figcaption") {
+            problems.push(format!("the diagram figure #{figure} shows no <svg> with a caption"));
+        }
     }
     problems
 }
@@ -234,5 +251,11 @@ mod tests {
                 && problems.contains("language"),
             "{problems}"
         );
+        // Diagrams: each named figure must hold an SVG.
+        let figure = |id: &str, body: &str| format!(r#"<figure class="wb-diagram" id="{id}">{body}<figcaption>c</figcaption></figure>"#);
+        let drawn = format!("{good}{}", figure("diagram-flow", "<svg><path d=\"M0 0L1 1\"/></svg>"));
+        assert!(page_problems(&drawn, "hello-kernel diagram-flow").is_empty(), "{:?}", page_problems(&drawn, "hello-kernel diagram-flow"));
+        let problems = page_problems(&format!("{good}{}", figure("diagram-flow", "")), "hello-kernel diagram-flow diagram-path").join("; ");
+        assert!(problems.contains("#diagram-flow shows no <svg>") && problems.contains("no diagram figure #diagram-path"), "{problems}");
     }
 }

@@ -11,6 +11,7 @@ mod book;
 mod browser;
 mod chapter;
 mod detectors;
+mod diagram;
 mod exercise;
 mod faults;
 mod fixtures;

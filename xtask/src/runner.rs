@@ -207,11 +207,9 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
                 &[],
             ),
             (Some(record), _) if record.ended => verdict::judge_step(&planned.step, record),
-            (None, _) if matches!(boot.ending, Ending::Stopped(at) if at < n) => verdict::not_finished(
-                &planned.step,
-                "not run: the run stopped once an earlier step had failed as expected".into(),
-                &[],
-            ),
+            (None, _) if matches!(boot.ending, Ending::Stopped(at) if at < n) => {
+                verdict::not_finished(&planned.step, "not run: the run stopped once an earlier step had failed as expected".into(), &[])
+            }
             (_, Some(earlier)) => verdict::not_finished(&planned.step, format!("not run: {earlier}"), &[]),
             (record, None) => {
                 let (reason, excerpt) = match record.and_then(|r| r.stuck.as_ref()) {
