@@ -27,7 +27,8 @@ fn patterns() -> &'static [(Regex, &'static str)] {
     static PATTERNS: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
     PATTERNS.get_or_init(|| {
         [
-            (r"panicked at (.*)", "Rust panic at $1"),
+            // The location ends with a colon; the message is on the next line.
+            (r"panicked at (.*?):?\s*$", "Rust panic at $1"),
             (r"BUG: soft lockup", "soft lockup: a CPU was stuck in the kernel (an endless loop?)"),
             (r"Kernel panic - not syncing: (.*)", "kernel panic: $1"),
             (r"kernel BUG at (\S+)", "kernel BUG at $1"),
@@ -132,7 +133,7 @@ mod tests {
     fn rust_panic_names_its_message() {
         let log = lines("rust_kernel: panicked at hello.rs:20:9:\nhello: boom\n------------[ cut here ]------------\nkernel BUG at rust/helpers/bug.c:7!\nOops: invalid opcode: 0000 [#1] NOPTI\nRIP: 0010:rust_helper_BUG+0x8/0x10");
         let faults = find(&log);
-        assert_eq!(faults[0].cause, "Rust panic at hello.rs:20:9:: hello: boom");
+        assert_eq!(faults[0].cause, "Rust panic at hello.rs:20:9: hello: boom");
         assert!(faults[1].cause.starts_with("kernel BUG at rust/helpers/bug.c:7!"), "{faults:?}");
     }
 
