@@ -151,6 +151,9 @@ pub(crate) struct BootConfig {
     pub(crate) memory_mb: u32,
     /// What the kernel's flavour adds to [`KERNEL_CMDLINE`].
     pub(crate) cmdline_extra: &'static str,
+    /// The size of TCG's cache of translated code, when capped (QEMU's
+    /// default grows it to hundreds of MiB, most of the emulator's memory).
+    pub(crate) tcg_cache_mib: Option<u32>,
 }
 
 /// Kills QEMU when dropped, on every path out of [`boot`].
@@ -178,8 +181,12 @@ pub(crate) fn boot(config: &BootConfig, initramfs: &Initramfs, step_limits: &[Du
     for log in [&console_path, &transcript_path] {
         std::fs::write(log, b"")?;
     }
+    let tcg = match config.tcg_cache_mib {
+        Some(mib) => format!("tcg,tb-size={mib}"),
+        None => "tcg".to_string(),
+    };
     let mut qemu = Command::new(&config.qemu);
-    qemu.args(["-accel", if config.accel == Accel::Kvm { "kvm" } else { "tcg" }])
+    qemu.args(["-accel", if config.accel == Accel::Kvm { "kvm" } else { &tcg }])
         .args(["-m", &config.memory_mb.to_string(), "-smp", "1"])
         .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-monitor", "none"])
         .arg("-kernel")

@@ -138,7 +138,11 @@ pub(crate) fn verdict(style: Style, result: &RunResult) -> String {
         };
         let _ = writeln!(out, "verdict: {line}");
     }
-    let boot = result.boot.as_ref().map(|b| format!(", guest {}", format_duration(b.elapsed))).unwrap_or_default();
+    let boot = result
+        .boot
+        .as_ref()
+        .map(|b| format!(", guest {} (QEMU peaked at {} MiB)", format_duration(b.elapsed), b.peak_rss_kb / 1024))
+        .unwrap_or_default();
     let _ = writeln!(out, "         in {}{boot}; logs in {}", format_duration(result.elapsed), result.work_dir.display());
     out
 }

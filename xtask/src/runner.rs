@@ -185,6 +185,7 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
         accel: options.accel,
         memory_mb: options.memory_mb,
         cmdline_extra: env.kernel.flavour.cmdline(),
+        tcg_cache_mib: env.kernel.flavour.tcg_cache_mib(),
     };
     let limits: Vec<Duration> = plan.iter().map(|p| Duration::from_secs(p.step.timeout_secs)).collect();
     let mut stop_after = |n: usize, seen: &str| {

@@ -79,6 +79,7 @@ fn probe_kvm(env: &Environment) -> Result<Accel> {
             accel: Accel::Kvm,
             memory_mb: env.kernel.flavour.memory_mb(),
             cmdline_extra: env.kernel.flavour.cmdline(),
+            tcg_cache_mib: env.kernel.flavour.tcg_cache_mib(),
         };
         let initramfs = guest::initramfs(&env.project, &env.toolchain, "", &[])?;
         let probe = std::thread::spawn(move || guest::boot(&config, &initramfs, &[], &mut |_, _| false));
