@@ -148,13 +148,21 @@ fn verdict_figures(env: &Environment, chapters: &[Chapter], options: &RunOptions
     let mut slowest = Vec::new();
     figures.push(measure(&format!("all {} chapters, one guest boot{suffix}", chapters.len()), times, || {
         let result = runner::run(env, chapters, options)?;
-        peaks.extend(result.boot.as_ref().map(|b| b.peak_rss_kb as f64 / 1024.0));
+        peaks.extend(result.boots.iter().map(|b| b.peak_rss_kb as f64 / 1024.0).reduce(f64::max));
         slowest = slowest_steps(&result, 8);
         Ok(())
     })?);
     figures.push(
         Figure { name: format!("peak memory of a guest (QEMU's RSS, all chapters){suffix}"), runs: peaks, unit: Unit::Mebibytes }.report(),
     );
+    let guests = crate::session::guests_at_once();
+    if guests > 1 {
+        // What `run` and `test` do with several chapters on this machine.
+        figures.push(measure(&format!("all {} chapters, {guests} guests at once{suffix}", chapters.len()), times, || {
+            let result = runner::run_in_guests(env, chapters, options, guests)?;
+            result.passed().then_some(()).ok_or_else(|| anyhow!("a chapter failed{suffix}"))
+        })?);
+    }
     println!("   where that boot's time goes, the slowest steps{suffix}:");
     for line in slowest {
         println!("     {line}");
@@ -200,6 +208,7 @@ pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> R
             replace: "//! Hello, kernel: the smallest useful Rust module. (edited)".into(),
             expect: crate::mutation::Expect::One(String::new()),
             also: Vec::new(),
+            kernel: crate::kernel::Flavour::Fast,
         },
         &work,
     )?;

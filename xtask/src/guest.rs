@@ -45,6 +45,8 @@ pub(crate) struct GuestFile {
     pub(crate) data: Vec<u8>,
     /// Permission bits.
     pub(crate) mode: u32,
+    /// When set, the file is a symbolic link to this path and has no data.
+    pub(crate) link: Option<String>,
 }
 
 /// How QEMU executes the guest.
@@ -86,7 +88,10 @@ pub(crate) fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &
     let token = crate::transcript::new_token();
     cpio.file("workbook/token", 0o600, token.as_bytes());
     for file in files {
-        cpio.file(&file.guest_path, file.mode, &file.data);
+        match &file.link {
+            Some(target) => cpio.symlink(&file.guest_path, target),
+            None => cpio.file(&file.guest_path, file.mode, &file.data),
+        };
     }
     Ok(Initramfs { bytes: cpio.finish(), token })
 }

@@ -32,7 +32,8 @@ pub(crate) const BUILD_SECONDS_FILE: &str = ".workbook-build-seconds";
 const FLAVOUR_FILE: &str = ".workbook-flavour";
 
 /// Which guest kernel: the same fragment, with or without the detectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Flavour {
     /// `qemu-images/kernel.config`: fast to build and boot, for the
     /// learner's edit-to-verdict loop.

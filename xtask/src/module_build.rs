@@ -19,24 +19,34 @@ use crate::Result;
 /// Compiler output lines shown for a failed build at most.
 const ERROR_LINES: usize = 80;
 
+/// Each module's name and its `.ko`.
+pub(crate) type Modules = Vec<(String, Vec<u8>)>;
+
 /// The result of a successful build.
 #[derive(Debug, Clone)]
 pub(crate) struct Built {
     /// Each module's name and its `.ko`, read while the build directory was
     /// locked (another process may rebuild it the moment the lock is released).
-    pub(crate) modules: Vec<(String, Vec<u8>)>,
+    pub(crate) modules: Modules,
     /// Compiler warnings, if any.
     pub(crate) warnings: String,
-    /// How long the build took.
-    pub(crate) elapsed: Duration,
+    /// How long make took; `None` when the modules were up to date and
+    /// make was not run.
+    pub(crate) elapsed: Option<Duration>,
 }
 
 /// The file in a build directory while make runs in it.
 const BUILDING_MARKER: &str = ".workbook-building";
+/// The file a successful build leaves, holding its compiler warnings: while
+/// it is there and no source changed, the modules are up to date and make
+/// is not run (a no-op make costs about a second of Kbuild reading the
+/// kernel's Makefiles).
+const BUILT_STAMP: &str = ".workbook-built";
 
 /// Whether a file is part of a module's source (copied into the build).
+/// `NAME.mod.c` is Kbuild's output (modpost writes it), never a source.
 pub(crate) fn is_module_source(name: &str) -> bool {
-    name == "Kbuild" || [".rs", ".c", ".h"].iter().any(|ext| name.ends_with(ext))
+    name == "Kbuild" || ([".rs", ".c", ".h"].iter().any(|ext| name.ends_with(ext)) && !name.ends_with(".mod.c"))
 }
 
 /// How a module build runs.
@@ -134,18 +144,36 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
         eprintln!("{}: an earlier build was interrupted; building from scratch", chapter.name);
         std::fs::remove_dir_all(&build_dir)?;
     }
-    sync_sources(&chapter.dir, &build_dir)?;
+    let changed = sync_sources(&chapter.dir, &build_dir)?;
+    let only_rust_changed = !changed.is_empty() && changed.iter().all(|name| name.ends_with(".rs"));
+    let changed = !changed.is_empty();
     if isolation == Isolation::Trusted {
         // Names its kernel, so that it goes when that kernel's build does.
         std::fs::write(build_dir.join(crate::kernel::KERNEL_KEY_FILE), &env.kernel.key)?;
     }
+    let stamp = build_dir.join(BUILT_STAMP);
+    if !changed {
+        // The directory is keyed by the kernel (and so the toolchain it was
+        // built with): with the same sources, make would do nothing.
+        if let (Ok(warnings), Some(modules)) = (std::fs::read_to_string(&stamp), read_modules(chapter, &build_dir)?) {
+            return Ok(Ok(Built { modules, warnings, elapsed: None }));
+        }
+    }
+    let stamp_was_there = std::fs::remove_file(&stamp).is_ok();
     std::fs::write(&marker, b"")?;
     let started = Instant::now();
     let sh = env.shell()?;
     let kdir = &env.kernel.dir;
     let vars = env.toolchain.make_vars();
     let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    // After a good build, an edit of the Rust sources alone is rebuilt by
+    // the commands Kbuild saved for it.
+    let replayed = match isolation {
+        Isolation::Trusted | Isolation::Container if only_rust_changed && stamp_was_there => replay(env, &build_dir)?,
+        _ => None,
+    };
     let out = match isolation {
+        _ if replayed.is_some() => replayed.expect("checked"),
         Isolation::Trusted | Isolation::Container => make_modules(env, &build_dir, &[])?,
         Isolation::Sandboxed => {
             let sandbox = sandbox_args(env, &build_dir);
@@ -174,18 +202,84 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
         };
         return Ok(Err(shown));
     }
+    let Some(modules) = read_modules(chapter, &build_dir)? else {
+        let missing = chapter.modules.iter().find(|name| !build_dir.join(format!("{name}.ko")).exists());
+        return Ok(Err(format!(
+            "the build succeeded but made no {}.ko: does the Kbuild say `obj-m := {0}.o`, \
+             and does checks.toml name the right modules?",
+            missing.map_or("", String::as_str)
+        )));
+    };
+    let warnings = stderr.trim().to_string();
+    if isolation != Isolation::Sandboxed {
+        std::fs::write(&stamp, &warnings)?;
+    }
+    Ok(Ok(Built { modules, warnings, elapsed: Some(elapsed) }))
+}
+
+/// Rebuilds the modules in `build_dir` by running again the commands
+/// Kbuild saved for them (`.TARGET.cmd`): rustc and objtool for each
+/// module, modpost, then each `.mod.o` and `.ko`. When only Rust sources
+/// changed since a good build, these are the very commands make would run,
+/// with the same flags and kernel, without make's second of reading the
+/// kernel's Makefiles four times. `None` when a command is missing or a
+/// module is not one Rust crate: make does it.
+fn replay(env: &Environment, build_dir: &Path) -> Result<Option<std::process::Output>> {
+    let Ok(order) = std::fs::read_to_string(build_dir.join("modules.order")) else {
+        return Ok(None);
+    };
+    let modules: Vec<&str> = order.lines().filter_map(|l| l.trim().strip_suffix(".o")).collect();
+    let saved = |target: &str| -> Option<String> {
+        let text = std::fs::read_to_string(build_dir.join(format!(".{target}.cmd"))).ok()?;
+        Some(text.lines().next()?.strip_prefix(&format!("savedcmd_{target} := "))?.to_string())
+    };
+    let mut commands = Vec::new();
+    for module in &modules {
+        match saved(&format!("{module}.o")) {
+            Some(command) if command.contains("rustc ") && command.contains(&format!(" {module}.rs ")) => commands.push(command),
+            _ => return Ok(None),
+        }
+    }
+    let last = modules.iter().map(|m| saved(&format!("{m}.mod.o"))).chain(modules.iter().map(|m| saved(&format!("{m}.ko"))));
+    let Some(rest) = std::iter::once(saved("Module.symvers")).chain(last).collect::<Option<Vec<String>>>() else {
+        return Ok(None);
+    };
+    if modules.is_empty() {
+        return Ok(None);
+    }
+    commands.extend(rest);
+    let sh = env.shell()?;
+    sh.change_dir(build_dir);
+    let mut stderr = Vec::new();
+    for command in &commands {
+        let out = cmd!(sh, "sh -c {command}").quiet().ignore_status().output()?;
+        stderr.extend_from_slice(&out.stderr);
+        if !out.status.success() {
+            return Ok(Some(std::process::Output { status: out.status, stdout: out.stdout, stderr }));
+        }
+    }
+    // The dependency files make would have folded into the `.cmd` files.
+    for entry in std::fs::read_dir(build_dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".o.d") {
+            let _ = std::fs::remove_file(build_dir.join(name));
+        }
+    }
+    let status = std::os::unix::process::ExitStatusExt::from_raw(0);
+    Ok(Some(std::process::Output { status, stdout: Vec::new(), stderr }))
+}
+
+/// Each of the chapter's modules with its `.ko`, or `None` when one is missing.
+fn read_modules(chapter: &Chapter, build_dir: &Path) -> Result<Option<Modules>> {
     let mut modules = Vec::new();
     for name in &chapter.modules {
-        let ko = build_dir.join(format!("{name}.ko"));
-        if !ko.exists() {
-            return Ok(Err(format!(
-                "the build succeeded but made no {name}.ko: does the Kbuild say `obj-m := {name}.o`, \
-                 and does checks.toml name the right modules?"
-            )));
+        match std::fs::read(build_dir.join(format!("{name}.ko"))) {
+            Ok(image) => modules.push((name.clone(), image)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
         }
-        modules.push((name.clone(), std::fs::read(&ko)?));
     }
-    Ok(Ok(Built { modules, warnings: stderr.trim().to_string(), elapsed }))
+    Ok(Some(modules))
 }
 
 /// `make modules` of the module in `dir` against the guest kernel, on the
@@ -200,9 +294,11 @@ pub(crate) fn make_modules(env: &Environment, dir: &Path, extra: &[String]) -> R
 }
 
 /// Copies the module sources of `from` into `to`, rewriting only files whose
-/// contents changed and removing sources that are gone.
-pub(crate) fn sync_sources(from: &Path, to: &Path) -> Result<()> {
+/// contents changed and removing sources that are gone; the names of those
+/// written or removed.
+pub(crate) fn sync_sources(from: &Path, to: &Path) -> Result<Vec<String>> {
     std::fs::create_dir_all(to)?;
+    let mut changed = Vec::new();
     let mut wanted = Vec::new();
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -214,6 +310,7 @@ pub(crate) fn sync_sources(from: &Path, to: &Path) -> Result<()> {
         let dest = to.join(&name);
         if std::fs::read(&dest).ok().as_deref() != Some(&data[..]) {
             std::fs::write(&dest, &data)?;
+            changed.push(name.clone());
         }
         wanted.push(name);
     }
@@ -221,9 +318,10 @@ pub(crate) fn sync_sources(from: &Path, to: &Path) -> Result<()> {
         let name = entry?.file_name().to_string_lossy().to_string();
         if is_module_source(&name) && !wanted.contains(&name) {
             std::fs::remove_file(to.join(&name))?;
+            changed.push(name);
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 #[cfg(test)]
@@ -249,14 +347,17 @@ mod tests {
         std::fs::write(src.join("Kbuild"), "obj-m := a.o\n").unwrap();
         std::fs::write(src.join("a.rs"), "// a\n").unwrap();
         std::fs::write(src.join("checks.toml"), "x").unwrap();
-        sync_sources(&src, &dst).unwrap();
+        std::fs::write(src.join("a.mod.c"), "/* modpost's */").unwrap();
+        assert_eq!(sync_sources(&src, &dst).unwrap().len(), 2, "a first copy is a change");
         assert!(dst.join("a.rs").exists() && !dst.join("checks.toml").exists());
+        assert!(sync_sources(&src, &dst).unwrap().is_empty(), "the same sources again are not");
         let before = std::fs::metadata(dst.join("a.rs")).unwrap().modified().unwrap();
         std::thread::sleep(Duration::from_millis(20));
         std::fs::write(dst.join("a.o"), "object").unwrap();
+        std::fs::write(dst.join("a.mod.c"), "/* modpost's */").unwrap();
         std::fs::remove_file(src.join("Kbuild")).unwrap();
-        sync_sources(&src, &dst).unwrap();
+        assert_eq!(sync_sources(&src, &dst).unwrap(), ["Kbuild"], "a removed source is a change");
         assert_eq!(std::fs::metadata(dst.join("a.rs")).unwrap().modified().unwrap(), before);
-        assert!(!dst.join("Kbuild").exists() && dst.join("a.o").exists());
+        assert!(!dst.join("Kbuild").exists() && dst.join("a.o").exists() && dst.join("a.mod.c").exists(), "Kbuild's outputs stay");
     }
 }

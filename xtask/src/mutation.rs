@@ -42,6 +42,12 @@ pub(crate) struct Mutation {
     /// (a lock added to a struct, then taken in two functions).
     #[serde(default)]
     pub(crate) also: Vec<Edit>,
+    /// The kernel it is run on: `debug` for a bug only a detector sees (a
+    /// lock-order inversion that lockdep reports before it deadlocks, a
+    /// use-after-free that KASAN reports before it crashes); the fast
+    /// kernel otherwise, where a negative test takes half the time.
+    #[serde(default)]
+    pub(crate) kernel: crate::kernel::Flavour,
 }
 
 /// One more find-and-replace of a mutation.

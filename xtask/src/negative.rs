@@ -5,7 +5,9 @@
 
 use crate::chapter::Chapter;
 use crate::guest::Accel;
+use crate::kernel::Flavour;
 use crate::mutation;
+use crate::paths::Project;
 use crate::report::{self, Style};
 use crate::runner::{self, RunOptions, Stop};
 use crate::setup::Environment;
@@ -29,11 +31,23 @@ pub(crate) struct NegativeJob {
     judge: Judge,
     /// Its own directory for logs.
     work: std::path::PathBuf,
+    /// The kernel that shows its failure.
+    kernel: Flavour,
+}
+
+/// The kernels negative tests run on.
+pub(crate) struct Kernels<'a> {
+    /// Where a job runs unless only a detector sees its bug: the fast
+    /// kernel, unless a flavour was asked for.
+    pub(crate) default: &'a Environment,
+    /// Where a job runs whose bug only a detector sees (lockdep, KASAN);
+    /// `None` when only the fast kernel was asked for: such jobs are skipped.
+    pub(crate) detectors: Option<&'a Environment>,
 }
 
 /// Every chapter's mutations and exercise skeleton, as jobs.
-pub(crate) fn negative_jobs(env: &Environment, chapters: &[Chapter]) -> Result<Vec<NegativeJob>> {
-    let mutants = env.project.cache_dir("mutants")?;
+pub(crate) fn negative_jobs(project: &Project, chapters: &[Chapter]) -> Result<Vec<NegativeJob>> {
+    let mutants = project.cache_dir("mutants")?;
     let mut jobs = Vec::new();
     for chapter in chapters {
         for (index, mutation) in mutation::load(chapter)?.into_iter().enumerate() {
@@ -41,7 +55,7 @@ pub(crate) fn negative_jobs(env: &Environment, chapters: &[Chapter]) -> Result<V
             let mutated = mutation::apply(chapter, &mutation, &work)?;
             let name = format!("{}: mutant `{}`", chapter.name, mutation.name);
             let expect = mutation.expect.texts().into_iter().map(String::from).collect();
-            jobs.push(NegativeJob { name, chapter: mutated, judge: Judge::AnyOf(expect), work });
+            jobs.push(NegativeJob { name, chapter: mutated, judge: Judge::AnyOf(expect), work, kernel: mutation.kernel });
         }
         if !crate::exercise::regions(chapter)?.is_empty() {
             // The learner's starting point must not pass: the checks must see
@@ -51,31 +65,43 @@ pub(crate) fn negative_jobs(env: &Environment, chapters: &[Chapter]) -> Result<V
             let _ = std::fs::remove_dir_all(&dir);
             crate::exercise::write_skeleton(chapter, &dir)?;
             let name = format!("{}: exercise skeleton", chapter.name);
-            jobs.push(NegativeJob { name, chapter: Chapter::load(&dir)?, judge: Judge::AnyOf(Vec::new()), work });
+            let chapter = Chapter::load(&dir)?;
+            jobs.push(NegativeJob { name, chapter, judge: Judge::AnyOf(Vec::new()), work, kernel: Flavour::Fast });
         }
     }
     Ok(jobs)
 }
 
 /// The planted bugs of `tests/detectors/`, as jobs.
-pub(crate) fn planted_jobs(env: &Environment) -> Result<Vec<NegativeJob>> {
-    let work = env.project.cache_dir("planted")?;
-    Ok(crate::planted::load(&env.project)?
+pub(crate) fn planted_jobs(project: &Project) -> Result<Vec<NegativeJob>> {
+    let work = project.cache_dir("planted")?;
+    Ok(crate::planted::load(project)?
         .into_iter()
         .map(|(planted, chapter)| NegativeJob {
             name: format!("detectors: planted `{}`", planted.dir),
             work: work.join(&planted.dir),
             chapter,
             judge: Judge::Planted(planted),
+            kernel: Flavour::Debug,
         })
         .collect())
 }
 
 /// Runs negative tests two guests at a time (one per core on the reference
-/// machine), printing each verdict as it comes.
-pub(crate) fn negative_tests(env: &Environment, jobs: Vec<NegativeJob>, accel: Accel) -> Result<Vec<(String, bool)>> {
+/// machine), each on the kernel it needs, printing each verdict as it comes.
+/// A job that needs the debug kernel's detectors when only the fast kernel
+/// was asked for is skipped, and said so.
+pub(crate) fn negative_tests(kernels: &Kernels, jobs: Vec<NegativeJob>, accel: Accel) -> Result<Vec<(String, bool)>> {
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2);
+    let (jobs, skipped): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| job.kernel == Flavour::Fast || kernels.detectors.is_some());
+    for job in &skipped {
+        println!("  skip  {}: only the debug kernel's detectors see it (run without --kernel fast)", job.name);
+    }
     crate::pool::run(jobs, workers, |job| {
+        let env = match job.kernel {
+            Flavour::Debug => kernels.detectors.expect("jobs without their kernel were skipped"),
+            Flavour::Fast => kernels.default,
+        };
         let options = RunOptions {
             accel,
             memory_mb: env.kernel.flavour.memory_mb(),
@@ -101,7 +127,11 @@ pub(crate) fn negative_tests(env: &Environment, jobs: Vec<NegativeJob>, accel: A
         };
         // One print per job, so lines of two workers never interleave.
         let text = match &verdict {
-            Ok(found) => format!("  ok    {name} fails as it should: `{}` ({took})\n", found.lines().next().unwrap_or("")),
+            Ok(found) => format!(
+                "  ok    {name} fails as it should{}: `{}` ({took})\n",
+                if env.kernel.flavour == Flavour::Debug { " (debug kernel)" } else { "" },
+                found.lines().next().unwrap_or("")
+            ),
             Err(why) => format!("  FAIL  {name}: {why}\n{}", report::chapter(Style::plain(), &run.chapters[0])),
         };
         print!("{text}");

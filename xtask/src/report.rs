@@ -49,7 +49,8 @@ pub(crate) fn chapter(style: Style, result: &ChapterResult) -> String {
     let _ = writeln!(out, "== {}: {}", result.chapter.name, result.chapter.title);
     match &result.build {
         Ok(built) => {
-            let _ = writeln!(out, "  {}  build ({})", style.ok("ok  "), format_duration(built.elapsed));
+            let took = built.elapsed.map_or_else(|| "up to date".to_string(), format_duration);
+            let _ = writeln!(out, "  {}  build ({took})", style.ok("ok  "));
             if !built.warnings.is_empty() {
                 for line in built.warnings.lines() {
                     let _ = writeln!(out, "        | {line}");
@@ -138,11 +139,16 @@ pub(crate) fn verdict(style: Style, result: &RunResult) -> String {
         };
         let _ = writeln!(out, "verdict: {line}");
     }
-    let boot = result
-        .boot
-        .as_ref()
-        .map(|b| format!(", guest {} (QEMU peaked at {} MiB)", format_duration(b.elapsed), b.peak_rss_kb / 1024))
-        .unwrap_or_default();
+    let peak = result.boots.iter().map(|b| b.peak_rss_kb / 1024).max().unwrap_or(0);
+    let boot = match result.boots.as_slice() {
+        [] => String::new(),
+        [one] => format!(", guest {} (QEMU peaked at {peak} MiB)", format_duration(one.elapsed)),
+        many => format!(
+            ", {} guests at once: {} (QEMU peaked at {peak} MiB each at most)",
+            many.len(),
+            many.iter().map(|b| format_duration(b.elapsed)).collect::<Vec<_>>().join(" and ")
+        ),
+    };
     let _ = writeln!(out, "         in {}{boot}; logs in {}", format_duration(result.elapsed), result.work_dir.display());
     out
 }

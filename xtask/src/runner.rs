@@ -15,7 +15,7 @@ use crate::setup::Environment;
 use crate::transcript::Transcript;
 use crate::verdict::{self, StepResult};
 use crate::Result;
-use anyhow::Context;
+use anyhow::anyhow;
 
 /// Lines of console shown when the guest dies or hangs.
 const CONSOLE_TAIL: usize = 25;
@@ -49,6 +49,23 @@ pub(crate) enum Stop {
 }
 
 impl Stop {
+    /// A run that waits for a failure gives each step at most this long (on
+    /// the fast kernel; scaled like every limit on the debug kernel). No
+    /// reference step takes over 3.5 s on either kernel, and a mutant that
+    /// hangs costs its step's whole limit: the chapter's 10 to 30 s would
+    /// only wait longer for the same verdict. A cap can make a negative
+    /// test fail for the wrong reason, never pass: the reason is checked.
+    const NEGATIVE_LIMIT_SECS: u64 = 8;
+
+    /// The cap on a step's time limit in this run, in seconds on the fast
+    /// kernel.
+    fn limit_cap(&self) -> Option<u64> {
+        match self {
+            Stop::Never => None,
+            Stop::AtFailureNaming(_) => Some(Self::NEGATIVE_LIMIT_SECS),
+        }
+    }
+
     /// Whether `result` is the failure the run waits for.
     pub(crate) fn is_met_by(&self, result: &StepResult) -> bool {
         match self {
@@ -84,8 +101,9 @@ impl ChapterResult {
 pub(crate) struct RunResult {
     /// Each chapter, in the order given.
     pub(crate) chapters: Vec<ChapterResult>,
-    /// The boot, when any chapter built.
-    pub(crate) boot: Option<Boot>,
+    /// The boots (one per guest the chapters were shared among), when any
+    /// chapter built.
+    pub(crate) boots: Vec<Boot>,
     /// Wall time of the whole run.
     pub(crate) elapsed: Duration,
     /// Where the logs are.
@@ -140,27 +158,39 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
         let build = module_build::build_isolated(env, chapter, options.isolation)?;
         if let Ok(built) = &build {
             for (name, image) in &built.modules {
-                files.push(GuestFile { guest_path: format!("/chapters/{}/{name}.ko", chapter.name), data: image.clone(), mode: 0o644 });
+                let guest_path = format!("/chapters/{}/{name}.ko", chapter.name);
+                files.push(GuestFile { guest_path, data: image.clone(), mode: 0o644, link: None });
             }
             for name in &chapter.files {
                 files.push(GuestFile {
                     guest_path: format!("/chapters/{}/{name}", chapter.name),
                     data: std::fs::read(chapter.dir.join(name))?,
                     mode: 0o755,
+                    link: None,
                 });
             }
             for name in &chapter.programs {
-                files.push(GuestFile {
-                    guest_path: format!("/chapters/{}/{name}", chapter.name),
-                    data: std::fs::read(crate::programs::ensure_built(&env.project)?.join(name))
-                        .with_context(|| format!("{}: `programs` names {name}, which guest-programs/ does not build", chapter.name))?,
-                    mode: 0o755,
-                });
+                let programs = crate::programs::ensure_built(&env.project)?;
+                if !programs.names.contains(name) {
+                    return Err(anyhow!(
+                        "{}: `programs` names {name}, which guest-programs/ does not have (it has {}); \
+                         a program is a file guest-programs/src/bin/{name}.rs",
+                        chapter.name,
+                        programs.names.join(", ")
+                    ));
+                }
+                if !files.iter().any(|f| f.guest_path == crate::programs::GUEST_PATH) {
+                    let data = std::fs::read(&programs.binary)?;
+                    files.push(GuestFile { guest_path: crate::programs::GUEST_PATH.into(), data, mode: 0o755, link: None });
+                }
+                let guest_path = format!("/chapters/{}/{name}", chapter.name);
+                files.push(GuestFile { guest_path, data: Vec::new(), mode: 0o777, link: Some(crate::programs::GUEST_PATH.into()) });
             }
             script.push_str(&format!("wb_chapter {}\n", chapter.name));
             for mut step in chapter.steps.iter().cloned().chain([cleanup_step(chapter)]) {
                 // The debug kernel is slower at everything: its steps get
                 // proportionally longer limits (and say so in a timeout).
+                step.timeout_secs = options.stop.limit_cap().map_or(step.timeout_secs, |cap| step.timeout_secs.min(cap));
                 step.timeout_secs *= env.kernel.flavour.time_scale();
                 guest::check_no_marker(&step.run)?;
                 let n = plan.len();
@@ -175,7 +205,7 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
         results.push(ChapterResult { chapter: chapter.clone(), build, steps: Vec::new() });
     }
     if plan.is_empty() {
-        return Ok(RunResult { chapters: results, boot: None, elapsed: started.elapsed(), work_dir: options.work_dir.clone() });
+        return Ok(RunResult { chapters: results, boots: Vec::new(), elapsed: started.elapsed(), work_dir: options.work_dir.clone() });
     }
     let initramfs = guest::initramfs(&env.project, &env.toolchain, &script, &files)?;
     let config = BootConfig {
@@ -229,7 +259,104 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
         let took = boot.step_times.get(&n).copied();
         results[planned.chapter].steps.push(StepResult { took, ..result });
     }
-    Ok(RunResult { chapters: results, boot: Some(boot), elapsed: started.elapsed(), work_dir: options.work_dir.clone() })
+    Ok(RunResult { chapters: results, boots: vec![boot], elapsed: started.elapsed(), work_dir: options.work_dir.clone() })
+}
+
+/// [`run`], with the chapters shared among up to `guests` guests that run
+/// at once (one per core: each QEMU emulates one CPU on one host thread),
+/// balanced by how long each chapter took last time. The results come in
+/// the chapters' order; each guest's logs are in `guest-N` of the run's
+/// directory.
+pub(crate) fn run_in_guests(env: &Environment, chapters: &[Chapter], options: &RunOptions, guests: usize) -> Result<RunResult> {
+    let guests = guests.clamp(1, chapters.len().max(1));
+    if guests == 1 {
+        return run(env, chapters, options);
+    }
+    let started = Instant::now();
+    let _lock = CacheLock::acquire(&options.work_dir.with_extension("lock"), &format!("a run in {}", options.work_dir.display()))?;
+    let costs_file = env.project.cache_dir("runs")?.join(format!("chapter-seconds-{}", env.kernel.flavour.name()));
+    let mut costs = ChapterCosts::read(&costs_file);
+    let groups = costs.share(chapters, guests);
+    let runs = crate::pool::run(groups.into_iter().enumerate().collect(), guests, |(index, group): (usize, Vec<usize>)| {
+        let options = RunOptions { work_dir: options.work_dir.join(format!("guest-{index}")), ..options.clone() };
+        let chosen: Vec<Chapter> = group.iter().map(|&i| chapters[i].clone()).collect();
+        Ok((group, run(env, &chosen, &options)?))
+    })?;
+    let mut placed: Vec<Option<ChapterResult>> = vec![None; chapters.len()];
+    let mut boots = Vec::new();
+    for (group, result) in runs {
+        for (index, chapter) in group.into_iter().zip(result.chapters) {
+            costs.record(&chapter);
+            placed[index] = Some(chapter);
+        }
+        boots.extend(result.boots);
+    }
+    // Only a guide for the next run's sharing: a cache that cannot be
+    // written costs balance, not correctness.
+    let _ = costs.write(&costs_file);
+    let chapters = placed.into_iter().map(|c| c.expect("every chapter ran in one guest")).collect();
+    Ok(RunResult { chapters, boots, elapsed: started.elapsed(), work_dir: options.work_dir.clone() })
+}
+
+/// How long each chapter's steps took in its last run, in seconds.
+#[derive(Debug, Default)]
+struct ChapterCosts(std::collections::BTreeMap<String, f64>);
+
+impl ChapterCosts {
+    /// A chapter never timed counts this much per step.
+    const SECONDS_PER_STEP: f64 = 0.3;
+
+    /// The costs in `file` (`NAME SECONDS` lines); none if it is unreadable.
+    fn read(file: &std::path::Path) -> ChapterCosts {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        ChapterCosts(
+            text.lines()
+                .filter_map(|line| {
+                    let (name, seconds) = line.split_once(' ')?;
+                    Some((name.to_string(), seconds.trim().parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    fn write(&self, file: &std::path::Path) -> Result<()> {
+        let text: String = self.0.iter().map(|(name, seconds)| format!("{name} {seconds:.2}\n")).collect();
+        Ok(std::fs::write(file, text)?)
+    }
+
+    /// Records what a chapter's steps took, when every step ended.
+    fn record(&mut self, result: &ChapterResult) {
+        let times: Option<Vec<Duration>> = result.steps.iter().map(|s| s.took).collect();
+        if let Some(times) = times.filter(|t| !t.is_empty()) {
+            self.0.insert(result.chapter.name.clone(), times.iter().map(Duration::as_secs_f64).sum());
+        }
+    }
+
+    fn cost(&self, chapter: &Chapter) -> f64 {
+        self.0.get(&chapter.name).copied().unwrap_or(chapter.steps.len() as f64 * Self::SECONDS_PER_STEP)
+    }
+
+    /// The chapters' indices in `guests` groups of about equal cost: the
+    /// costliest first, each to the group with the least so far; each group
+    /// keeps the chapters' order.
+    fn share(&self, chapters: &[Chapter], guests: usize) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..chapters.len()).collect();
+        order.sort_by(|&a, &b| self.cost(&chapters[b]).total_cmp(&self.cost(&chapters[a])));
+        let mut groups: Vec<(f64, Vec<usize>)> = vec![(0.0, Vec::new()); guests];
+        for index in order {
+            let lightest = groups.iter_mut().min_by(|a, b| a.0.total_cmp(&b.0)).expect("at least one guest");
+            lightest.0 += self.cost(&chapters[index]);
+            lightest.1.push(index);
+        }
+        groups
+            .into_iter()
+            .map(|(_, mut group)| {
+                group.sort_unstable();
+                group
+            })
+            .filter(|group| !group.is_empty())
+            .collect()
+    }
 }
 
 /// Why step `n` has no end, with the console lines that show it.
@@ -257,7 +384,7 @@ fn why_unfinished(boot: &Boot, transcript: &Transcript, console: &[String], n: u
 
 #[cfg(test)]
 mod tests {
-    use super::{shell_quote, Stop};
+    use super::{shell_quote, ChapterCosts, Stop};
     use crate::chapter::Step;
     use crate::transcript::StepRecord;
 
@@ -291,6 +418,20 @@ mod tests {
         assert!(expecting(&[]).is_met_by(&failed));
         assert!(expecting(&["no line of dmesg matches `^hello: Hello"]).is_met_by(&failed));
         assert!(!expecting(&["kernel WARNING"]).is_met_by(&failed), "a failure for another reason runs on");
+    }
+
+    #[test]
+    fn chapters_are_shared_among_guests_by_their_last_times() {
+        let chapter = |name: &str, steps: usize| {
+            let text = format!("title = \"t\"\nmodules = [\"m\"]\n{}", "[[step]]\nname = \"s\"\nrun = \"true\"\n".repeat(steps));
+            crate::chapter::Chapter::parse(name, std::path::Path::new("/c"), &text).unwrap()
+        };
+        let chapters = [chapter("01-a", 1), chapter("02-b", 1), chapter("03-c", 1), chapter("04-d", 10)];
+        let costs = ChapterCosts([("01-a", 5.0), ("02-b", 4.0), ("03-c", 2.0)].map(|(n, s)| (n.to_string(), s)).into());
+        // 04-d was never timed: 10 steps at 0.3 s are 3 s.
+        assert_eq!(costs.share(&chapters, 2), vec![vec![0, 2], vec![1, 3]]);
+        assert_eq!(costs.share(&chapters, 1), vec![vec![0, 1, 2, 3]]);
+        assert_eq!(costs.share(&chapters[..1], 2), vec![vec![0]], "no empty guest");
     }
 
     #[test]

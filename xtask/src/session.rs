@@ -26,7 +26,8 @@ pub(crate) struct GuestOptions {
     pub(crate) root_cause_first: bool,
 }
 
-/// Runs chapters in one guest and prints their reports under `run_name`.
+/// Runs chapters (in two guests at once when there are two cores) and
+/// prints their reports under `run_name`.
 pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &GuestOptions, run_name: &str) -> Result<RunResult> {
     let options = RunOptions {
         accel: choose_accel(env, guest.accel.as_deref())?,
@@ -35,7 +36,8 @@ pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &Gues
         isolation: crate::module_build::Isolation::Trusted,
         stop: crate::runner::Stop::Never,
     };
-    let result = runner::run(env, chapters, &options)?;
+    // Two chapters or more share the cores' guests (one each).
+    let result = runner::run_in_guests(env, chapters, &options, guests_at_once())?;
     let style = Style::detect();
     for chapter in &result.chapters {
         if guest.root_cause_first {
@@ -45,12 +47,18 @@ pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &Gues
         }
     }
     if guest.verbose {
-        if let Some(boot) = &result.boot {
+        for boot in &result.boots {
             println!("-- guest console --\n{}-- end of console --", boot.console);
         }
     }
     print!("{}", report::verdict(style, &result));
     Ok(result)
+}
+
+/// How many guests may run at once: one per core, two at most (a 2-core
+/// machine is the reference; more would starve the host's own work).
+pub(crate) fn guests_at_once() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2)
 }
 
 /// `tcg` unless asked otherwise (flag, then `WORKBOOK_ACCEL`). `auto` uses KVM

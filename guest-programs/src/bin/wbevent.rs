@@ -616,7 +616,7 @@ fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-fn main() -> std::process::ExitCode {
+pub(crate) fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Err(e) = run(&args) {
         eprintln!("wbevent: {e}");

@@ -452,7 +452,7 @@ fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-fn main() {
+pub(crate) fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match run(&args) {
         Err(e) => {

@@ -5,7 +5,7 @@
 use crate::chapter::Chapter;
 use crate::flags::Flags;
 use crate::kernel::Flavour;
-use crate::negative::{negative_jobs, negative_tests};
+use crate::negative::{negative_jobs, negative_tests, Kernels};
 use crate::paths::Project;
 use crate::session::choose_accel;
 use crate::setup::{self};
@@ -15,9 +15,17 @@ use crate::Result;
 pub(crate) fn mutants(flags: &Flags, names: &[String]) -> Result<bool> {
     let project = Project::discover()?;
     let chapters = names.iter().map(|n| Chapter::find(&project, n)).collect::<Result<Vec<_>>>()?;
-    let env = setup::ensure(&flags.setup, Flavour::Debug)?;
-    let accel = choose_accel(&env, flags.guest.accel.as_deref())?;
-    let results = negative_tests(&env, negative_jobs(&env, &chapters)?, accel)?;
+    // Each mutant on the fast kernel unless only a detector sees its bug,
+    // as `test` runs them; with --kernel, all on that kernel.
+    let (fast, debug) = match flags.setup.kernel {
+        None => (Some(setup::ensure(&flags.setup, Flavour::Fast)?), Some(setup::ensure(&flags.setup, Flavour::Debug)?)),
+        Some(Flavour::Fast) => (Some(setup::ensure(&flags.setup, Flavour::Fast)?), None),
+        Some(Flavour::Debug) => (None, Some(setup::ensure(&flags.setup, Flavour::Debug)?)),
+    };
+    let default = fast.as_ref().or(debug.as_ref()).expect("one kernel is always set up");
+    let kernels = Kernels { default, detectors: debug.as_ref() };
+    let accel = choose_accel(default, flags.guest.accel.as_deref())?;
+    let results = negative_tests(&kernels, negative_jobs(&project, &chapters)?, accel)?;
     let failed = results.iter().filter(|(_, ok)| !ok).count();
     println!("{} passed, {failed} failed", results.len() - failed);
     Ok(failed == 0)
