@@ -384,17 +384,22 @@ pub(crate) fn check_gradescope(env: &Environment) -> Result<Vec<(String, bool)>>
     // Gradescope builds with `--sandbox container`: the engine's container
     // is the isolation, so a build may read that container's own files, and
     // `host-file` (proven against bubblewrap above) does not apply here.
-    for fixture in all.iter().filter(|f| !f.archive && f.name != "host-file") {
+    let fixtures: Vec<&Fixture> = all.iter().filter(|f| !f.archive && f.name != "host-file").collect();
+    // Two submissions at a time, as Gradescope runs each in a container of
+    // its own: each gets its own root (`submission/`, `results/`) around
+    // one shared `source/`.
+    let workers = crate::session::guests_at_once();
+    let verdicts = crate::pool::run(fixtures, workers, |fixture| {
         let name = fixture.name.as_str();
+        let root = tmp.path().join(format!("root-{name}"));
+        std::fs::create_dir_all(&root)?;
+        std::os::unix::fs::symlink(&source, root.join("source"))?;
         let class = tmp.path().join(format!("class-{name}"));
         materialize(std::slice::from_ref(fixture), chapters, &class)?;
-        let submission = autograder.join("submission");
-        let _ = std::fs::remove_dir_all(&submission);
-        std::fs::rename(class.join(name), &submission)?;
-        let _ = std::fs::remove_dir_all(autograder.join("results"));
+        std::fs::rename(class.join(name), root.join("submission"))?;
         let out = std::process::Command::new("bash")
             .arg(source.join("run_autograder"))
-            .env("AUTOGRADER_ROOT", &autograder)
+            .env("AUTOGRADER_ROOT", &root)
             .env("WORKBOOK_XTASK", &exe)
             .env("WORKBOOK_GRADE_ARGS", format!("--kernel {}", env.kernel.flavour.name()))
             .output()?;
@@ -402,7 +407,7 @@ pub(crate) fn check_gradescope(env: &Environment) -> Result<Vec<(String, bool)>>
             if !out.status.success() {
                 return Err(format!("run_autograder failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
             }
-            let text = std::fs::read_to_string(autograder.join("results/results.json")).map_err(|e| format!("no results.json: {e}"))?;
+            let text = std::fs::read_to_string(root.join("results/results.json")).map_err(|e| format!("no results.json: {e}"))?;
             let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("results.json is not JSON: {e}"))?;
             let problems = crate::gradescope::schema_problems(&value);
             if !problems.is_empty() {
@@ -422,12 +427,14 @@ pub(crate) fn check_gradescope(env: &Environment) -> Result<Vec<(String, bool)>>
             }
             Ok(format!("score {score}, {} tests", tests.len()))
         })();
+        // One print per submission, so lines of two workers never interleave.
         match &verdict {
             Ok(what) => println!("  ok    gradescope {name}: schema-valid results.json, {what}"),
             Err(why) => println!("  FAIL  gradescope {name}: {why}"),
         }
-        results.push((format!("gradescope: {name}"), verdict.is_ok()));
-    }
+        Ok((format!("gradescope: {name}"), verdict.is_ok()))
+    })?;
+    results.extend(verdicts);
     Ok(results)
 }
 

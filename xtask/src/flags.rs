@@ -78,7 +78,7 @@ enum Cmd {
         #[arg(long)]
         rebuild: bool,
     },
-    /// Build chapters' modules, boot one guest, check them
+    /// Build chapters' modules and check them in the guest (two guests share several chapters)
     Run {
         /// Chapter names like 01-hello, or directories with a checks.toml
         #[arg(required = true, value_name = "CHAPTER")]

@@ -123,7 +123,7 @@ fn cleanup_step(chapter: &Chapter) -> Step {
         name: "the modules are unloaded at the end (nothing left behind)".into(),
         run: format!("wb_cleanup {}", chapter.modules.join(" ")),
         exit: 0,
-        timeout_secs: 20,
+        timeout_secs: crate::chapter::DEFAULT_STEP_TIMEOUT_SECS,
         output: Vec::new(),
         dmesg: Vec::new(),
         absent_output: vec![regex::Regex::new("^still loaded").expect("pattern")],

@@ -219,7 +219,7 @@ mod tests {
         let mut rec = record(137, &[], &[]);
         rec.stuck = Some(vec!["task 5 (cat)".into(), "[<0>] queue_read+0x4/0x10 [queue]".into()]);
         let r = judge_step(&step(""), &rec);
-        assert_eq!(r.first_failure().unwrap().reason.as_deref(), Some("still running after 20s, in the kernel in queue_read"));
+        assert_eq!(r.first_failure().unwrap().reason.as_deref(), Some("still running after 10s, in the kernel in queue_read"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `cargo xtask run`: chapters checked in one guest boot.
+//! `cargo xtask run`: chapters checked in the guest (two guests share them
+//! on a machine with two cores).
 
 use crate::chapter::Chapter;
 use crate::flags::Flags;

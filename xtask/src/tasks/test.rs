@@ -64,8 +64,8 @@ impl PhaseTimes {
 }
 
 /// `cargo xtask test`: the harness's unit tests, every chapter checked in
-/// one guest boot, and every chapter's mutations shown to fail for the
-/// reason they name. Ends with `N passed, N failed`.
+/// the guest, and every chapter's mutations shown to fail for the reason
+/// they name. Ends with `N passed, N failed`.
 pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     let started = std::time::Instant::now();
     let project = Project::discover()?;
@@ -103,7 +103,8 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     times.end("setup");
     if wants("chapters") {
         println!(
-            "== every chapter in one guest boot, {flavour} kernel: {}",
+            "== every chapter, {flavour} kernel, {}: {}",
+            guests_text(),
             chapters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
         );
         let result = run_chapters(&env, &chapters, &flags.guest, &format!("test-chapters-{flavour}"))?;
@@ -136,16 +137,22 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     }
 
     if wants("grading") {
+        let part = std::time::Instant::now();
         println!("== grading: a made-up class with exact expected scores (tests/grading)");
         tally.record_all(crate::fixtures::check_class(&env, accel, flags.install())?);
+        let part = took(part);
         println!("== Gradescope: the autograder bundle run against a made-up /autograder");
         tally.record_all(crate::fixtures::check_gradescope(&env)?);
+        let part = took(part);
         println!("== the CI workflow: schema, and its commands run for two shards");
         tally.record_all(crate::fixtures::check_ci_workflow(&env, flags.install())?);
+        let part = took(part);
         println!("== the grader's container (Containerfile)");
         tally.record_all(crate::fixtures::check_container(&env)?);
+        let part = took(part);
         println!("== grading integrity: two classes at once, one output directory, a killed run");
         tally.record_all(crate::fixtures::check_isolation(&env, accel)?);
+        took(part);
         times.end("grading");
     }
 
@@ -153,7 +160,7 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
         // The learner's loop runs on the fast kernel: the reference
         // solutions must pass there too.
         let fast = setup::ensure(&flags.setup, Flavour::Fast)?;
-        println!("== every chapter in one guest boot, fast kernel (the learner's default)");
+        println!("== every chapter, fast kernel (the learner's default), {}", guests_text());
         let result = run_chapters(&fast, &chapters, &flags.guest, "test-chapters-fast")?;
         record_chapters(&mut tally, &result, "fast");
         times.end("fast");
@@ -168,6 +175,20 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     }
 
     Ok(summary(&tally, &times, started))
+}
+
+/// Prints how long a part of a phase took since `since`; now.
+fn took(since: std::time::Instant) -> std::time::Instant {
+    println!("  (in {})", crate::progress::format_duration(since.elapsed()));
+    std::time::Instant::now()
+}
+
+/// How many guests share the chapters, in words.
+fn guests_text() -> String {
+    match crate::session::guests_at_once() {
+        1 => "one guest".to_string(),
+        n => format!("{n} guests at once"),
+    }
 }
 
 /// Prints the closing summary; whether everything passed.
