@@ -82,20 +82,21 @@ fn measure(name: &str, times: usize, mut what: impl FnMut() -> Result<()>) -> Re
     Ok(Figure { name: name.to_string(), runs, unit: Unit::Seconds }.report())
 }
 
-/// Submissions in the benchmark's class: each the reference 01-hello.
-const CLASS_SIZE: usize = 4;
-
-/// Grades a class of [`CLASS_SIZE`] correct submissions with `jobs` guests,
-/// `times` times; submissions per minute.
-fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: usize, times: usize) -> Result<Figure> {
-    let work = env.project.cache_dir("bench")?.join("grading");
-    let class: Vec<Fixture> = (1..=CLASS_SIZE)
-        .map(|n| Fixture {
+/// Grades a class of `size` correct submissions, each the reference
+/// solutions of `chapters`, with `jobs` guests, `times` times; submissions
+/// per minute.
+fn grading_throughput(env: &Environment, accel: Accel, chapters: &[Chapter], size: usize, jobs: usize, times: usize) -> Result<Figure> {
+    let work = env.project.cache_dir("bench")?.join(format!("grading-{}", chapters.len()));
+    // One fixture per student and chapter: a student's folder gets each
+    // chapter's folder (one chapter: every other student an archive).
+    let class: Vec<Fixture> = (1..=size)
+        .flat_map(|n| chapters.iter().map(move |chapter| (n, chapter)))
+        .map(|(n, chapter)| Fixture {
             name: format!("student-{n}"),
             about: String::new(),
-            chapter: first.name.clone(),
+            chapter: chapter.name.clone(),
             score: crate::fixtures::Expected::Points(0),
-            archive: n % 2 == 0,
+            archive: chapters.len() == 1 && n % 2 == 0,
             top: None,
             omit: Vec::new(),
             change: Vec::new(),
@@ -105,14 +106,14 @@ fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: us
             reason: None,
         })
         .collect();
-    crate::fixtures::materialize(&class, std::slice::from_ref(first), &work.join("submissions"))?;
+    crate::fixtures::materialize(&class, chapters, &work.join("submissions"))?;
     let mut runs = Vec::new();
     for _ in 0..times {
         let out = work.join("grades");
         let _ = std::fs::remove_dir_all(&out);
         let options = GradeOptions {
             submissions: work.join("submissions"),
-            chapters: vec![first.clone()],
+            chapters: chapters.to_vec(),
             out,
             jobs,
             shard: None,
@@ -125,10 +126,14 @@ fn grading_throughput(env: &Environment, accel: Accel, first: &Chapter, jobs: us
         if grades.iter().any(|g| g.score < g.max) {
             return Err(anyhow!("a correct submission lost points in the grading benchmark"));
         }
-        runs.push(CLASS_SIZE as f64 * 60.0 / started.elapsed().as_secs_f64());
+        runs.push(size as f64 * 60.0 / started.elapsed().as_secs_f64());
     }
+    let what = match chapters {
+        [one] => one.name.clone(),
+        all => format!("all {} chapters", all.len()),
+    };
     Ok(Figure {
-        name: format!("grading throughput, -j {jobs} ({CLASS_SIZE} submissions, {} kernel)", env.kernel.flavour.name()),
+        name: format!("grading throughput, -j {jobs} ({size} submissions of {what}, {} kernel)", env.kernel.flavour.name()),
         runs,
         unit: Unit::PerMinute,
     }
@@ -232,8 +237,8 @@ pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> R
         }
         Ok(())
     })?);
-    // The detectors' cost: the same on the debug kernel, which `test`,
-    // `mutants` and `grade` use.
+    // The detectors' cost: the same on the debug kernel, which proves the
+    // reference solutions in `test` and grades.
     let debug = setup::ensure(setup_options, Flavour::Debug)?;
     let debug_options = RunOptions { work_dir: work.join("run-debug"), memory_mb: debug.kernel.flavour.memory_mb(), ..options.clone() };
     figures.extend(verdict_figures(&debug, &chapters, &debug_options, ", debug kernel", times)?);
@@ -249,8 +254,11 @@ pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> R
         }
     }
     for jobs in [1, 2] {
-        figures.push(grading_throughput(&debug, accel, first, jobs, times)?);
+        figures.push(grading_throughput(&debug, accel, std::slice::from_ref(first), 4, jobs, times)?);
     }
+    // Issue #16's figure: a submission of every chapter (each built in the
+    // sandbox, then checked in a guest of its own).
+    figures.push(grading_throughput(&debug, accel, &chapters, 2, 2, times)?);
     Ok(figures)
 }
 
