@@ -218,6 +218,11 @@ pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> R
         &work,
     )?;
     let source = copy.dir.join("hello.rs");
+    // The learner's loop after the first check: that check built the module
+    // with make, and an edit is rebuilt from the commands Kbuild saved.
+    if let Err(e) = crate::module_build::build_isolated(&env, &Chapter::load(&copy.dir)?, options.isolation)? {
+        return Err(anyhow!("the benchmark's copy of 01-hello does not build: {e}"));
+    }
     let mut edit = 0;
     figures.push(measure("exercise edit-to-verdict (01-hello: build, boot, checks)", times, || {
         edit += 1;

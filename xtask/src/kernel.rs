@@ -97,11 +97,16 @@ impl Flavour {
     /// A cap on TCG's translated-code cache, in MiB. Measured on all nine
     /// chapters in one fast boot: QEMU peaked at 263 MiB uncapped, 192 MiB
     /// at 64 and 154 MiB at 32, within a few percent of the same time, and
-    /// 135 MiB at 16 but 18% slower. The debug kernel's larger code keeps
-    /// QEMU's default (a cap there was not measured).
+    /// 135 MiB at 16 but 18% slower. Since the guest programs became one
+    /// binary (a third of the initramfs, which QEMU holds three times over:
+    /// its copy, the guest's, the unpacked files): 134 MiB at 32, 129 at 28
+    /// and 125 at 24, which costs about 5% of the time (33.3 s against 35.2 s
+    /// for all chapters, 2.16 s against 2.26 s for 01-hello, medians of
+    /// paired runs). The debug kernel's larger code keeps QEMU's default (a
+    /// cap there was not measured).
     pub(crate) fn tcg_cache_mib(self) -> Option<u32> {
         match self {
-            Flavour::Fast => Some(32),
+            Flavour::Fast => Some(24),
             Flavour::Debug => None,
         }
     }
