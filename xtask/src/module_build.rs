@@ -152,14 +152,22 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
         std::fs::write(build_dir.join(crate::kernel::KERNEL_KEY_FILE), &env.kernel.key)?;
     }
     let stamp = build_dir.join(BUILT_STAMP);
+    // The directory is keyed by the kernel's inputs (and so the toolchain);
+    // the stamp also names the kernel build it was made against, so that a
+    // kernel rebuilt in place (`setup --rebuild`) is built against again.
+    let kernel_build = kernel_build_id(env);
+    let stamp_text = std::fs::read_to_string(&stamp).ok();
+    let warnings_then = stamp_text.as_deref().and_then(|text| {
+        let (id, warnings) = text.split_once('\n').unwrap_or((text, ""));
+        (id == kernel_build).then(|| warnings.to_string())
+    });
     if !changed {
-        // The directory is keyed by the kernel (and so the toolchain it was
-        // built with): with the same sources, make would do nothing.
-        if let (Ok(warnings), Some(modules)) = (std::fs::read_to_string(&stamp), read_modules(chapter, &build_dir)?) {
+        // With the same sources, make would do nothing.
+        if let (Some(warnings), Some(modules)) = (warnings_then.clone(), read_modules(chapter, &build_dir)?) {
             return Ok(Ok(Built { modules, warnings, elapsed: None }));
         }
     }
-    let stamp_was_there = std::fs::remove_file(&stamp).is_ok();
+    let stamp_was_there = std::fs::remove_file(&stamp).is_ok() && warnings_then.is_some();
     std::fs::write(&marker, b"")?;
     let started = Instant::now();
     let sh = env.shell()?;
@@ -212,9 +220,17 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     };
     let warnings = stderr.trim().to_string();
     if isolation != Isolation::Sandboxed {
-        std::fs::write(&stamp, &warnings)?;
+        std::fs::write(&stamp, format!("{kernel_build}\n{warnings}"))?;
     }
     Ok(Ok(Built { modules, warnings, elapsed: Some(elapsed) }))
+}
+
+/// Which build of the kernel modules are made against: its image's
+/// modification time (the cache key names its inputs, not this build).
+fn kernel_build_id(env: &Environment) -> String {
+    let modified = std::fs::metadata(&env.kernel.image).and_then(|m| m.modified()).ok();
+    let nanos = modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    format!("kernel {} {nanos}", env.kernel.key)
 }
 
 /// Rebuilds the modules in `build_dir` by running again the commands
@@ -250,12 +266,30 @@ fn replay(env: &Environment, build_dir: &Path) -> Result<Option<std::process::Ou
     commands.extend(rest);
     let sh = env.shell()?;
     sh.change_dir(build_dir);
+    // What the kernel's Makefile exports that the commands themselves need:
+    // rustc takes the kernel's `-Z` flags only with RUSTC_BOOTSTRAP.
+    sh.set_var("RUSTC_BOOTSTRAP", "1");
+    sh.set_var("LC_COLLATE", "C");
+    sh.set_var("LC_NUMERIC", "C");
+    let started = std::time::SystemTime::now();
     let mut stderr = Vec::new();
     for command in &commands {
-        let out = cmd!(sh, "sh -c {command}").quiet().ignore_status().output()?;
+        // `-e`, as Kbuild runs them: in `rustc ...; objtool ...`, a failed
+        // compile must not go on to objtool on the old object.
+        let out = cmd!(sh, "sh -e -c {command}").quiet().ignore_status().output()?;
         stderr.extend_from_slice(&out.stderr);
         if !out.status.success() {
             return Ok(Some(std::process::Output { status: out.status, stdout: out.stdout, stderr }));
+        }
+    }
+    // Every object and module must be new: anything else is a replay that
+    // did not do what make would have, and make does it.
+    for module in &modules {
+        for made in [format!("{module}.o"), format!("{module}.ko")] {
+            let fresh = std::fs::metadata(build_dir.join(&made)).and_then(|m| m.modified()).is_ok_and(|at| at >= started);
+            if !fresh {
+                return Ok(None);
+            }
         }
     }
     // The dependency files make would have folded into the `.cmd` files.
