@@ -144,6 +144,13 @@ fn grading_throughput(env: &Environment, accel: Accel, chapters: &[Chapter], siz
 /// one boot, and that guest's peak memory; `suffix` names the kernel.
 fn verdict_figures(env: &Environment, chapters: &[Chapter], options: &RunOptions, suffix: &str, times: usize) -> Result<Vec<Figure>> {
     let first = chapters.first().context("the workbook has no chapters")?;
+    // "Nothing changed" means the modules are built: a source edited since
+    // the last build (or a cache from an older harness) is built first.
+    for chapter in chapters {
+        if let Err(e) = crate::module_build::build_isolated(env, chapter, options.isolation)? {
+            return Err(anyhow!("{} does not build: {e}", chapter.name));
+        }
+    }
     let mut figures = Vec::new();
     figures.push(measure(&format!("01-hello verdict, nothing changed{suffix}"), times, || {
         let result = runner::run(env, std::slice::from_ref(first), options)?;
