@@ -42,6 +42,10 @@ const BUILDING_MARKER: &str = ".workbook-building";
 /// is not run (a no-op make costs about a second of Kbuild reading the
 /// kernel's Makefiles).
 const BUILT_STAMP: &str = ".workbook-built";
+/// The file a failed replay leaves, naming the kernel build: the commands
+/// Kbuild saved still describe the last good build, so the next edit may be
+/// replayed too (a learner's typo does not cost the next build a make).
+const REPLAYABLE: &str = ".workbook-replayable";
 
 /// Whether a file is part of a module's source (copied into the build).
 /// `NAME.mod.c` is Kbuild's output (modpost writes it), never a source.
@@ -167,7 +171,10 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
             return Ok(Ok(Built { modules, warnings, elapsed: None }));
         }
     }
-    let stamp_was_there = std::fs::remove_file(&stamp).is_ok() && warnings_then.is_some();
+    let replayable_file = build_dir.join(REPLAYABLE);
+    let replay_failed_last = std::fs::read_to_string(&replayable_file).is_ok_and(|id| id == kernel_build);
+    let _ = std::fs::remove_file(&replayable_file);
+    let stamp_was_there = (std::fs::remove_file(&stamp).is_ok() && warnings_then.is_some()) || replay_failed_last;
     std::fs::write(&marker, b"")?;
     let started = Instant::now();
     let sh = env.shell()?;
@@ -180,6 +187,7 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
         Isolation::Trusted | Isolation::Container if only_rust_changed && stamp_was_there => replay(env, &build_dir)?,
         _ => None,
     };
+    let was_replayed = replayed.is_some();
     let out = match isolation {
         _ if replayed.is_some() => replayed.expect("checked"),
         Isolation::Trusted | Isolation::Container => make_modules(env, &build_dir, &[])?,
@@ -198,6 +206,9 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
         |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&format!("{}/", build_dir.display()), &format!("{}/", chapter.dir.display()));
     let stderr = show(&out.stderr);
     if !out.status.success() {
+        if was_replayed {
+            std::fs::write(&replayable_file, &kernel_build)?;
+        }
         let mut text = stderr.trim_end().to_string();
         if text.is_empty() {
             text = show(&out.stdout);
