@@ -188,10 +188,10 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
         _ => None,
     };
     let was_replayed = replayed.is_some();
-    let out = match isolation {
-        _ if replayed.is_some() => replayed.expect("checked"),
-        Isolation::Trusted | Isolation::Container => make_modules(env, &build_dir, &[])?,
-        Isolation::Sandboxed => {
+    let out = match (replayed, isolation) {
+        (Some(out), _) => out,
+        (None, Isolation::Trusted | Isolation::Container) => make_modules(env, &build_dir, &[])?,
+        (None, Isolation::Sandboxed) => {
             let sandbox = sandbox_args(env, &build_dir);
             // bindgen is not needed for modules, and lives outside the sandbox.
             let vars: Vec<&String> = vars.iter().filter(|v| !v.starts_with("BINDGEN=")).collect();

@@ -45,6 +45,18 @@ pub(crate) struct Kernels<'a> {
     pub(crate) detectors: Option<&'a Environment>,
 }
 
+impl<'a> Kernels<'a> {
+    /// From the fast kernel, set up when no flavour was asked for, and
+    /// `asked`: the debug kernel, or the one flavour asked for.
+    pub(crate) fn new(fast: Option<&'a Environment>, asked: &'a Environment) -> Kernels<'a> {
+        match (fast, asked.kernel.flavour) {
+            (Some(fast), _) => Kernels { default: fast, detectors: Some(asked) },
+            (None, Flavour::Debug) => Kernels { default: asked, detectors: Some(asked) },
+            (None, Flavour::Fast) => Kernels { default: asked, detectors: None },
+        }
+    }
+}
+
 /// Every chapter's mutations and exercise skeleton, as jobs.
 pub(crate) fn negative_jobs(project: &Project, chapters: &[Chapter]) -> Result<Vec<NegativeJob>> {
     let mutants = project.cache_dir("mutants")?;
@@ -92,7 +104,7 @@ pub(crate) fn planted_jobs(project: &Project) -> Result<Vec<NegativeJob>> {
 /// A job that needs the debug kernel's detectors when only the fast kernel
 /// was asked for is skipped, and said so.
 pub(crate) fn negative_tests(kernels: &Kernels, jobs: Vec<NegativeJob>, accel: Accel) -> Result<Vec<(String, bool)>> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2);
+    let workers = crate::pool::guests_at_once();
     let (jobs, skipped): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| job.kernel == Flavour::Fast || kernels.detectors.is_some());
     for job in &skipped {
         println!("  skip  {}: only the debug kernel's detectors see it (run without --kernel fast)", job.name);

@@ -8,6 +8,12 @@ use std::sync::Mutex;
 
 use crate::Result;
 
+/// How many guests may run at once: one per core, two at most (a 2-core
+/// machine is the reference; more would starve the host's own work).
+pub(crate) fn guests_at_once() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2)
+}
+
 /// Runs `work` on every item with up to `workers` threads at once, items
 /// taken in order; the results come back in the items' order. After a job
 /// fails, no new job starts, and the first error is returned.

@@ -37,7 +37,7 @@ pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &Gues
         stop: crate::runner::Stop::Never,
     };
     // Two chapters or more share the cores' guests (one each).
-    let result = runner::run_in_guests(env, chapters, &options, guests_at_once())?;
+    let result = runner::run_in_guests(env, chapters, &options, crate::pool::guests_at_once())?;
     let style = Style::detect();
     for chapter in &result.chapters {
         if guest.root_cause_first {
@@ -53,12 +53,6 @@ pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &Gues
     }
     print!("{}", report::verdict(style, &result));
     Ok(result)
-}
-
-/// How many guests may run at once: one per core, two at most (a 2-core
-/// machine is the reference; more would starve the host's own work).
-pub(crate) fn guests_at_once() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2)
 }
 
 /// `tcg` unless asked otherwise (flag, then `WORKBOOK_ACCEL`). `auto` uses KVM

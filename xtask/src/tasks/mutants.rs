@@ -17,14 +17,10 @@ pub(crate) fn mutants(flags: &Flags, names: &[String]) -> Result<bool> {
     let chapters = names.iter().map(|n| Chapter::find(&project, n)).collect::<Result<Vec<_>>>()?;
     // Each mutant on the fast kernel unless only a detector sees its bug,
     // as `test` runs them; with --kernel, all on that kernel.
-    let (fast, debug) = match flags.setup.kernel {
-        None => (Some(setup::ensure(&flags.setup, Flavour::Fast)?), Some(setup::ensure(&flags.setup, Flavour::Debug)?)),
-        Some(Flavour::Fast) => (Some(setup::ensure(&flags.setup, Flavour::Fast)?), None),
-        Some(Flavour::Debug) => (None, Some(setup::ensure(&flags.setup, Flavour::Debug)?)),
-    };
-    let default = fast.as_ref().or(debug.as_ref()).expect("one kernel is always set up");
-    let kernels = Kernels { default, detectors: debug.as_ref() };
-    let accel = choose_accel(default, flags.guest.accel.as_deref())?;
+    let asked = setup::ensure(&flags.setup, Flavour::Debug)?;
+    let fast = if flags.setup.kernel.is_none() { Some(setup::ensure(&flags.setup, Flavour::Fast)?) } else { None };
+    let kernels = Kernels::new(fast.as_ref(), &asked);
+    let accel = choose_accel(kernels.default, flags.guest.accel.as_deref())?;
     let results = negative_tests(&kernels, negative_jobs(&project, &chapters)?, accel)?;
     let failed = results.iter().filter(|(_, ok)| !ok).count();
     println!("{} passed, {failed} failed", results.len() - failed);

@@ -117,11 +117,7 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
         // debug kernel's checks are proven by the reference run above and by
         // the mutants and planted bugs that need them.
         let fast = if flags.setup.kernel.is_none() { Some(setup::ensure(&flags.setup, Flavour::Fast)?) } else { None };
-        let kernels = match (&fast, env.kernel.flavour) {
-            (Some(fast), _) => Kernels { default: fast, detectors: Some(&env) },
-            (None, Flavour::Debug) => Kernels { default: &env, detectors: Some(&env) },
-            (None, Flavour::Fast) => Kernels { default: &env, detectors: None },
-        };
+        let kernels = Kernels::new(fast.as_ref(), &env);
         println!(
             "== negative tests, {} kernel{}: broken modules and exercise skeletons must fail, naming the cause",
             kernels.default.kernel.flavour.name(),
@@ -185,7 +181,7 @@ fn took(since: std::time::Instant) -> std::time::Instant {
 
 /// How many guests share the chapters, in words.
 fn guests_text() -> String {
-    match crate::session::guests_at_once() {
+    match crate::pool::guests_at_once() {
         1 => "one guest".to_string(),
         n => format!("{n} guests at once"),
     }
