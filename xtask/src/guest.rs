@@ -5,9 +5,15 @@
 //! markers as they arrive and enforces a deadline on boot, on every step and
 //! on the whole run; QEMU is killed on every path out, and dies with the
 //! harness if the harness itself is killed.
+//!
+//! A guest may boot before all its files exist: those still being made
+//! (modules in the middle of their build) are sent once the guest asks,
+//! over ttyS1, which is a pair of FIFOs the supervisor reads and writes.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -65,11 +71,18 @@ pub(crate) struct Initramfs {
     pub(crate) bytes: Vec<u8>,
     /// The run's marker token (see [`crate::transcript::new_token`]).
     pub(crate) token: String,
+    /// Whether `/init` waits for late files before its steps.
+    pub(crate) late: bool,
 }
 
+/// Files a booting guest waits for: they are sent when they come. A sender
+/// dropped without sending cancels the boot (what it waited for failed).
+pub(crate) type LateFiles = Receiver<Vec<GuestFile>>;
+
 /// Builds the guest's initramfs with `steps` as `/workbook/steps.sh` and a
-/// fresh marker token as `/workbook/token`.
-pub(crate) fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &[GuestFile]) -> Result<Initramfs> {
+/// fresh marker token as `/workbook/token`; with `late`, `/init` asks for
+/// more files (see [`LateFiles`]) before the steps run.
+pub(crate) fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &[GuestFile], late: bool) -> Result<Initramfs> {
     let init = read_to_string(&project.qemu_images_dir().join("init"))?;
     let busybox = std::fs::read(&tc.busybox)?;
     let mut cpio = Cpio::new();
@@ -87,13 +100,36 @@ pub(crate) fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &
     cpio.file("workbook/steps.sh", 0o644, steps.as_bytes());
     let token = crate::transcript::new_token();
     cpio.file("workbook/token", 0o600, token.as_bytes());
+    if late {
+        cpio.file("workbook/late", 0o644, b"");
+    }
     for file in files {
         match &file.link {
             Some(target) => cpio.symlink(&file.guest_path, target),
             None => cpio.file(&file.guest_path, file.mode, &file.data),
         };
     }
-    Ok(Initramfs { bytes: cpio.finish(), token })
+    Ok(Initramfs { bytes: cpio.finish(), token, late })
+}
+
+/// What the guest reads for its late files (see `wb_receive` in `/init`):
+/// the length of what follows on a line, then the files as a gzipped cpio
+/// archive. Modules compress about fourfold, and the serial line carries
+/// about 200 KB/s.
+fn late_payload(files: &[GuestFile]) -> Result<Vec<u8>> {
+    let mut cpio = Cpio::new();
+    for file in files {
+        match &file.link {
+            Some(target) => cpio.symlink(&file.guest_path, target),
+            None => cpio.file(&file.guest_path, file.mode, &file.data),
+        };
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&cpio.finish())?;
+    let archive = gz.finish()?;
+    let mut payload = format!("{}\n", archive.len()).into_bytes();
+    payload.extend(archive);
+    Ok(payload)
 }
 
 fn busybox_applets(tc: &Toolchain) -> Result<Vec<String>> {
@@ -139,6 +175,9 @@ pub(crate) enum Ending {
     /// The host stopped the guest after step N: what the run waited for
     /// (a negative test's expected failure) had been seen.
     Stopped(usize),
+    /// The late files never came (their build failed): the guest was
+    /// stopped before its first step.
+    Cancelled,
 }
 
 /// One QEMU invocation.
@@ -175,17 +214,41 @@ impl Drop for Qemu {
 /// given N and the transcript so far.
 pub(crate) type StopAfter<'a> = &'a mut dyn FnMut(usize, &str) -> bool;
 
-/// Boots the guest with `initramfs`; `step_limits[n]` bounds step `n`, and
+/// Boots the guest with `initramfs`, sending it `late` files when they
+/// come if it waits for any; `step_limits[n]` bounds step `n`, and
 /// `stop_after` may end the run once a step is over.
-pub(crate) fn boot(config: &BootConfig, initramfs: &Initramfs, step_limits: &[Duration], stop_after: StopAfter) -> Result<Boot> {
+pub(crate) fn boot(
+    config: &BootConfig,
+    initramfs: &Initramfs,
+    late: Option<LateFiles>,
+    step_limits: &[Duration],
+    stop_after: StopAfter,
+) -> Result<Boot> {
+    if initramfs.late != late.is_some() {
+        return Err(anyhow!("the guest waits for late files if and only if some are coming"));
+    }
     std::fs::create_dir_all(&config.work_dir)?;
     let initrd = config.work_dir.join("initramfs.cpio");
     let console_path = config.work_dir.join("console.log");
     let transcript_path = config.work_dir.join("transcript.log");
     std::fs::write(&initrd, &initramfs.bytes)?;
-    for log in [&console_path, &transcript_path] {
-        std::fs::write(log, b"")?;
-    }
+    std::fs::write(&console_path, b"")?;
+    // ttyS1: QEMU's `pipe` backend reads PATH.in and writes PATH.out. Both
+    // are opened here for reading and writing first, so that neither open
+    // waits for the other end, and neither end ever sees end-of-file.
+    let tty = config.work_dir.join("ttyS1");
+    let fifo = |suffix: &str| -> Result<std::fs::File> {
+        let path = tty.with_extension(suffix);
+        let _ = std::fs::remove_file(&path);
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+        // SAFETY: `c_path` is a NUL-terminated string that lives across the
+        // call; mkfifo(3) only reads it.
+        if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } != 0 {
+            return Err(anyhow!("cannot make the FIFO {}: {}", path.display(), std::io::Error::last_os_error()));
+        }
+        Ok(std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&path)?)
+    };
+    let channel = Channel { to_guest: fifo("in")?, from_guest: fifo("out")?, transcript: std::fs::File::create(&transcript_path)? };
     let tcg = match config.tcg_cache_mib {
         Some(mib) => format!("tcg,tb-size={mib}"),
         None => "tcg".to_string(),
@@ -201,8 +264,9 @@ pub(crate) fn boot(config: &BootConfig, initramfs: &Initramfs, step_limits: &[Du
         .args(["-append", &format!("{KERNEL_CMDLINE}{}", config.cmdline_extra)])
         .arg("-serial")
         .arg(format!("file:{}", console_path.display()))
-        .arg("-serial")
-        .arg(format!("file:{}", transcript_path.display()))
+        .arg("-chardev")
+        .arg(format!("pipe,id=wb,path={}", tty.display()))
+        .args(["-serial", "chardev:wb"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -219,7 +283,7 @@ pub(crate) fn boot(config: &BootConfig, initramfs: &Initramfs, step_limits: &[Du
     let started = Instant::now();
     let mut child = Qemu(qemu.spawn().with_context(|| format!("cannot start {}", config.qemu.display()))?);
     let mut seen = Observed::default();
-    let ending = supervise(&mut child, &console_path, &transcript_path, &initramfs.token, step_limits, stop_after, &mut seen)?;
+    let ending = supervise(&mut child, &console_path, channel, late, &initramfs.token, step_limits, stop_after, &mut seen)?;
     drop(child);
     let elapsed = started.elapsed();
     let console = String::from_utf8_lossy(&std::fs::read(&console_path)?).replace('\r', "");
@@ -244,11 +308,66 @@ struct Observed {
     step_times: BTreeMap<usize, Duration>,
 }
 
+/// The host's ends of ttyS1, and the log of what the guest said on it.
+struct Channel {
+    /// Where QEMU reads the guest's input (opened non-blocking).
+    to_guest: std::fs::File,
+    /// Where QEMU writes the guest's output (opened non-blocking).
+    from_guest: std::fs::File,
+    /// `transcript.log`: everything read from `from_guest`.
+    transcript: std::fs::File,
+}
+
+impl Channel {
+    /// Appends to `into` (and to the log) what the guest wrote since the
+    /// last call.
+    fn read(&mut self, into: &mut Vec<u8>) -> Result<()> {
+        let mut buffer = [0u8; 1 << 16];
+        loop {
+            match self.from_guest.read(&mut buffer) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    self.transcript.write_all(&buffer[..n])?;
+                    into.extend_from_slice(&buffer[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Writes as much of `data[*sent..]` as the FIFO takes now.
+    fn write(&mut self, data: &[u8], sent: &mut usize) -> Result<()> {
+        while *sent < data.len() {
+            match self.to_guest.write(&data[*sent..]) {
+                Ok(n) => *sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Late files on their way to the guest.
+enum Sending {
+    /// Not come yet from the host's side.
+    Awaited(LateFiles),
+    /// The payload, and how much of it the FIFO took.
+    Going(Vec<u8>, usize),
+    /// All of it, at this moment.
+    Sent(Instant),
+}
+
 /// Watches the transcript until the run ends one way or another.
+#[allow(clippy::too_many_arguments)]
 fn supervise(
     qemu: &mut Qemu,
     console: &Path,
-    transcript: &Path,
+    mut channel: Channel,
+    late: Option<LateFiles>,
     token: &str,
     step_limits: &[Duration],
     stop_after: StopAfter,
@@ -256,11 +375,13 @@ fn supervise(
 ) -> Result<Ending> {
     let status_file = format!("/proc/{}/status", qemu.0.id());
     let started = Instant::now();
-    let mut reader = std::fs::File::open(transcript)?;
-    let mut pending = String::new();
+    let mut sending = late.map(Sending::Awaited);
+    // What the guest wrote that is not a whole line yet.
+    let mut pending = Vec::new();
     // Every whole line read so far, for `stop_after`.
     let mut seen = String::new();
     let mut booted = false;
+    let mut wanted = false;
     let mut current: Option<(usize, Instant)> = None;
     let mut done_at: Option<Instant> = None;
     loop {
@@ -268,11 +389,10 @@ fn supervise(
             observed.peak_rss_kb = hwm;
         }
         if let Some(status) = qemu.0.try_wait()? {
-            let mut rest = String::new();
-            reader.read_to_string(&mut rest)?;
-            pending.push_str(&rest);
-            let completed = done_at.is_some() || pending.lines().any(|l| Marker::parse(l, token) == Some(Marker::Done));
-            if !completed && !status.success() && !booted && pending.is_empty() {
+            channel.read(&mut pending)?;
+            let rest = String::from_utf8_lossy(&pending);
+            let completed = done_at.is_some() || rest.lines().any(|l| Marker::parse(l, token) == Some(Marker::Done));
+            if !completed && !status.success() && !booted && !wanted && seen.is_empty() && rest.is_empty() {
                 let mut stderr = String::new();
                 if let Some(mut err) = qemu.0.stderr.take() {
                     let _ = err.read_to_string(&mut stderr);
@@ -283,13 +403,29 @@ fn supervise(
             }
             return Ok(if completed { Ending::Completed } else { Ending::GuestDied });
         }
-        let mut chunk = String::new();
-        reader.read_to_string(&mut chunk)?;
-        pending.push_str(&chunk);
-        while let Some(newline) = pending.find('\n') {
-            let line: String = pending.drain(..=newline).collect();
+        if let Some(Sending::Awaited(files)) = &sending {
+            match files.try_recv() {
+                Ok(files) => sending = Some(Sending::Going(late_payload(&files)?, 0)),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return Ok(Ending::Cancelled),
+            }
+        }
+        if let (true, Some(Sending::Going(payload, sent))) = (wanted, &mut sending) {
+            channel.write(payload, sent)?;
+            if *sent == payload.len() {
+                sending = Some(Sending::Sent(Instant::now()));
+            }
+        }
+        channel.read(&mut pending)?;
+        while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+            let bytes: Vec<u8> = pending.drain(..=newline).collect();
+            let line = String::from_utf8_lossy(&bytes);
             seen.push_str(&line);
             match Marker::parse(line.trim_end(), token) {
+                Some(Marker::Want) => wanted = true,
+                Some(Marker::Lost) => {
+                    return Err(anyhow!("the guest could not unpack the files sent to it on ttyS1 (a bug in the harness)"))
+                }
                 Some(Marker::Ready) => booted = true,
                 Some(Marker::Begin(n)) => current = Some((n, Instant::now())),
                 Some(Marker::End(n)) => {
@@ -306,12 +442,19 @@ fn supervise(
                 _ => {}
             }
         }
+        // Booting has a deadline, except while the guest waits for the
+        // host: from the start, or from when the late files were sent.
+        let boot_clock = match &sending {
+            Some(Sending::Sent(at)) => Some(*at),
+            Some(_) if wanted => None,
+            _ => Some(started),
+        };
         if let Some(at) = done_at {
             // `reboot -f` ends QEMU within moments; don't wait on it forever.
             if at.elapsed() > Duration::from_secs(5) {
                 return Ok(Ending::Completed);
             }
-        } else if !booted && started.elapsed() > BOOT_DEADLINE {
+        } else if !booted && boot_clock.is_some_and(|since| since.elapsed() > BOOT_DEADLINE) {
             return Ok(Ending::BootTimeout);
         } else if let Some((n, since)) = current {
             let limit = step_limits.get(n).copied().unwrap_or(Duration::from_secs(60)) + HOST_GRACE;
@@ -322,7 +465,8 @@ fn supervise(
         if std::fs::metadata(console).map(|m| m.len()).unwrap_or(0) > CONSOLE_LIMIT_BYTES {
             return Ok(Ending::ConsoleFlood);
         }
-        std::thread::sleep(Duration::from_millis(if booted { 10 } else { 25 }));
+        let busy = booted || matches!(sending, Some(Sending::Going(..)));
+        std::thread::sleep(Duration::from_millis(if busy { 10 } else { 25 }));
     }
 }
 
@@ -338,4 +482,24 @@ pub(crate) fn check_no_marker(text: &str) -> Result<()> {
         return Err(anyhow!("`{MARKER_PREFIX}` is reserved for the harness's guest protocol"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_files_are_a_length_line_then_a_gzipped_cpio() {
+        let files = [GuestFile { guest_path: "/chapters/01-hello/hello.ko".into(), data: b"\x7fELF module".to_vec(), mode: 0o644, link: None }];
+        let payload = late_payload(&files).unwrap();
+        let newline = payload.iter().position(|&b| b == b'\n').unwrap();
+        let length: usize = std::str::from_utf8(&payload[..newline]).unwrap().parse().unwrap();
+        assert_eq!(length, payload.len() - newline - 1, "the line gives the length of what follows, exactly");
+        let mut cpio = Vec::new();
+        flate2::read::GzDecoder::new(&payload[newline + 1..]).read_to_end(&mut cpio).unwrap();
+        let text = String::from_utf8_lossy(&cpio);
+        assert!(text.starts_with("070701"), "newc format");
+        assert!(text.contains("chapters/01-hello/hello.ko\0") && text.contains("\x7fELF module"));
+        assert!(text.contains("TRAILER!!!"));
+    }
 }

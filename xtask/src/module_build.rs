@@ -131,6 +131,22 @@ pub(crate) fn build_dir(env: &Environment, chapter: &Chapter) -> Result<PathBuf>
     Ok(env.project.cache_dir("modules")?.join(format!("{}-{key}", chapter.name)))
 }
 
+/// Whether [`build_isolated`] would find `chapter`'s modules built, with
+/// nothing to do: a look that changes nothing and takes no lock, so the
+/// answer is a forecast (a run uses it to boot its guest while the build
+/// runs). A sandboxed build always starts afresh.
+pub(crate) fn is_up_to_date(env: &Environment, chapter: &Chapter, isolation: Isolation) -> Result<bool> {
+    if isolation != Isolation::Trusted {
+        return Ok(false);
+    }
+    let build_dir = build_dir(env, chapter)?;
+    let stamp = std::fs::read_to_string(build_dir.join(BUILT_STAMP)).unwrap_or_default();
+    let built_here = stamp.split('\n').next() == Some(kernel_build_id(env).as_str())
+        && !build_dir.join(BUILDING_MARKER).exists()
+        && chapter.modules.iter().all(|name| build_dir.join(format!("{name}.ko")).is_file());
+    Ok(built_here && SourceChanges::between(&chapter.dir, &build_dir)?.is_empty())
+}
+
 /// [`build`], isolated as asked.
 pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Isolation) -> Result<Result<Built, String>> {
     // Untrusted code is built beside its copy (a grading run's own scratch
@@ -338,33 +354,61 @@ pub(crate) fn make_modules(env: &Environment, dir: &Path, extra: &[String]) -> R
     Ok(cmd!(sh, "make -C {kdir} M={dir} {vars...} {extra...} {jobs} modules").quiet().ignore_status().output()?)
 }
 
+/// What [`sync_sources`] would do: the sources of `from` whose contents
+/// differ in `to` (with those contents), and the sources `to` has that
+/// `from` no longer does.
+struct SourceChanges {
+    write: Vec<(String, Vec<u8>)>,
+    remove: Vec<String>,
+}
+
+impl SourceChanges {
+    fn between(from: &Path, to: &Path) -> Result<SourceChanges> {
+        let mut write = Vec::new();
+        let mut wanted = Vec::new();
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !is_module_source(&name) || !entry.file_type()?.is_file() {
+                continue;
+            }
+            let data = std::fs::read(entry.path())?;
+            if std::fs::read(to.join(&name)).ok().as_deref() != Some(&data[..]) {
+                write.push((name.clone(), data));
+            }
+            wanted.push(name);
+        }
+        let mut remove = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(to) {
+            for entry in entries {
+                let name = entry?.file_name().to_string_lossy().to_string();
+                if is_module_source(&name) && !wanted.contains(&name) {
+                    remove.push(name);
+                }
+            }
+        }
+        Ok(SourceChanges { write, remove })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.write.is_empty() && self.remove.is_empty()
+    }
+}
+
 /// Copies the module sources of `from` into `to`, rewriting only files whose
 /// contents changed and removing sources that are gone; the names of those
 /// written or removed.
 pub(crate) fn sync_sources(from: &Path, to: &Path) -> Result<Vec<String>> {
     std::fs::create_dir_all(to)?;
+    let changes = SourceChanges::between(from, to)?;
     let mut changed = Vec::new();
-    let mut wanted = Vec::new();
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !is_module_source(&name) || !entry.file_type()?.is_file() {
-            continue;
-        }
-        let data = std::fs::read(entry.path())?;
-        let dest = to.join(&name);
-        if std::fs::read(&dest).ok().as_deref() != Some(&data[..]) {
-            std::fs::write(&dest, &data)?;
-            changed.push(name.clone());
-        }
-        wanted.push(name);
+    for (name, data) in changes.write {
+        std::fs::write(to.join(&name), data)?;
+        changed.push(name);
     }
-    for entry in std::fs::read_dir(to)? {
-        let name = entry?.file_name().to_string_lossy().to_string();
-        if is_module_source(&name) && !wanted.contains(&name) {
-            std::fs::remove_file(to.join(&name))?;
-            changed.push(name);
-        }
+    for name in changes.remove {
+        std::fs::remove_file(to.join(&name))?;
+        changed.push(name);
     }
     Ok(changed)
 }

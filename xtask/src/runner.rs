@@ -144,25 +144,27 @@ struct Planned {
     step: Step,
 }
 
-/// Builds every chapter, runs those that built in one guest, and judges.
-pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Result<RunResult> {
-    let started = Instant::now();
-    // Two runs into one directory (two terminals checking one chapter) take
-    // turns instead of overwriting each other's console and transcript.
-    let _lock = CacheLock::acquire(&options.work_dir.with_extension("lock"), &format!("a run in {}", options.work_dir.display()))?;
-    let mut results = Vec::new();
-    let mut files = Vec::new();
-    let mut plan: Vec<Planned> = Vec::new();
-    let mut script = String::new();
-    for (index, chapter) in chapters.iter().enumerate() {
-        let build = module_build::build_isolated(env, chapter, options.isolation)?;
-        if let Ok(built) = &build {
-            for (name, image) in &built.modules {
-                let guest_path = format!("/chapters/{}/{name}.ko", chapter.name);
-                files.push(GuestFile { guest_path, data: image.clone(), mode: 0o644, link: None });
+/// What one guest runs: its files, its script, and the steps in it.
+struct Plan {
+    files: Vec<GuestFile>,
+    script: String,
+    steps: Vec<Planned>,
+}
+
+impl Plan {
+    /// Plans every chapter but those whose build failed. `builds[i]` is
+    /// `None` while chapter `i`'s modules are still building: its steps
+    /// are planned, and its modules come late.
+    fn new(env: &Environment, chapters: &[Chapter], builds: &[Option<Result<Built, String>>], options: &RunOptions) -> Result<Plan> {
+        let mut plan = Plan { files: Vec::new(), script: String::new(), steps: Vec::new() };
+        for (index, (chapter, build)) in chapters.iter().zip(builds).enumerate() {
+            match build {
+                Some(Err(_)) => continue,
+                Some(Ok(built)) => plan.files.extend(module_files(chapter, built)),
+                None => {}
             }
             for name in &chapter.files {
-                files.push(GuestFile {
+                plan.files.push(GuestFile {
                     guest_path: format!("/chapters/{}/{name}", chapter.name),
                     data: std::fs::read(chapter.dir.join(name))?,
                     mode: 0o755,
@@ -179,35 +181,56 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
                         programs.names.join(", ")
                     ));
                 }
-                if !files.iter().any(|f| f.guest_path == crate::programs::GUEST_PATH) {
+                if !plan.files.iter().any(|f| f.guest_path == crate::programs::GUEST_PATH) {
                     let data = std::fs::read(&programs.binary)?;
-                    files.push(GuestFile { guest_path: crate::programs::GUEST_PATH.into(), data, mode: 0o755, link: None });
+                    plan.files.push(GuestFile { guest_path: crate::programs::GUEST_PATH.into(), data, mode: 0o755, link: None });
                 }
                 let guest_path = format!("/chapters/{}/{name}", chapter.name);
-                files.push(GuestFile { guest_path, data: Vec::new(), mode: 0o777, link: Some(crate::programs::GUEST_PATH.into()) });
+                plan.files.push(GuestFile { guest_path, data: Vec::new(), mode: 0o777, link: Some(crate::programs::GUEST_PATH.into()) });
             }
-            script.push_str(&format!("wb_chapter {}\n", chapter.name));
+            plan.script.push_str(&format!("wb_chapter {}\n", chapter.name));
             for mut step in chapter.steps.iter().cloned().chain([cleanup_step(chapter)]) {
                 // The debug kernel is slower at everything: its steps get
                 // proportionally longer limits (and say so in a timeout).
                 step.timeout_secs = options.stop.limit_cap().map_or(step.timeout_secs, |cap| step.timeout_secs.min(cap));
                 step.timeout_secs *= env.kernel.flavour.time_scale();
                 guest::check_no_marker(&step.run)?;
-                let n = plan.len();
+                let n = plan.steps.len();
                 if step.cleanup {
-                    script.push_str(&format!("wb_cleanup {n} {}\n", chapter.modules.join(" ")));
+                    plan.script.push_str(&format!("wb_cleanup {n} {}\n", chapter.modules.join(" ")));
                 } else {
-                    script.push_str(&format!("wb_step {n} {} {}\n", step.timeout_secs, shell_quote(&step.run)));
+                    plan.script.push_str(&format!("wb_step {n} {} {}\n", step.timeout_secs, shell_quote(&step.run)));
                 }
-                plan.push(Planned { chapter: index, step });
+                plan.steps.push(Planned { chapter: index, step });
             }
         }
-        results.push(ChapterResult { chapter: chapter.clone(), build, steps: Vec::new() });
+        Ok(plan)
     }
-    if plan.is_empty() {
-        return Ok(RunResult { chapters: results, boots: Vec::new(), elapsed: started.elapsed(), work_dir: options.work_dir.clone() });
+}
+
+/// A built chapter's modules, as the guest has them.
+fn module_files(chapter: &Chapter, built: &Built) -> Vec<GuestFile> {
+    let path = |name: &str| format!("/chapters/{}/{name}.ko", chapter.name);
+    built.modules.iter().map(|(name, image)| GuestFile { guest_path: path(name), data: image.clone(), mode: 0o644, link: None }).collect()
+}
+
+/// Builds every chapter, runs those that built in one guest, and judges.
+/// Modules already built go into the guest's initramfs; the others build
+/// while the guest boots and are sent to it when they are ready (a learner's
+/// edit is rebuilt in about the time the guest takes to boot).
+pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions) -> Result<RunResult> {
+    let started = Instant::now();
+    // Two runs into one directory (two terminals checking one chapter) take
+    // turns instead of overwriting each other's console and transcript.
+    let _lock = CacheLock::acquire(&options.work_dir.with_extension("lock"), &format!("a run in {}", options.work_dir.display()))?;
+    let mut builds = Vec::new();
+    for chapter in chapters {
+        let ready = module_build::is_up_to_date(env, chapter, options.isolation)?;
+        builds.push(if ready { Some(module_build::build_isolated(env, chapter, options.isolation)?) } else { None });
     }
-    let initramfs = guest::initramfs(&env.project, &env.toolchain, &script, &files)?;
+    let plan = Plan::new(env, chapters, &builds, options)?;
+    let late: Vec<usize> = (0..chapters.len()).filter(|&i| builds[i].is_none()).collect();
+    let initramfs = guest::initramfs(&env.project, &env.toolchain, &plan.script, &plan.files, !late.is_empty())?;
     let config = BootConfig {
         qemu: env.toolchain.qemu.clone(),
         image: env.kernel.image.clone(),
@@ -217,20 +240,68 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
         cmdline_extra: env.kernel.flavour.cmdline(),
         tcg_cache_mib: env.kernel.flavour.tcg_cache_mib(),
     };
-    let limits: Vec<Duration> = plan.iter().map(|p| Duration::from_secs(p.step.timeout_secs)).collect();
+    let limits: Vec<Duration> = plan.steps.iter().map(|p| Duration::from_secs(p.step.timeout_secs)).collect();
     let mut stop_after = |n: usize, seen: &str| {
         matches!(&options.stop, Stop::AtFailureNaming(_))
             && Transcript::parse(seen, &initramfs.token)
                 .steps
                 .get(&n)
-                .is_some_and(|record| options.stop.is_met_by(&verdict::judge_step(&plan[n].step, record)))
+                .is_some_and(|record| options.stop.is_met_by(&verdict::judge_step(&plan.steps[n].step, record)))
     };
-    let boot = guest::boot(&config, &initramfs, &limits, &mut stop_after)?;
+    let boot = if late.is_empty() {
+        (!plan.steps.is_empty()).then(|| guest::boot(&config, &initramfs, None, &limits, &mut stop_after)).transpose()?
+    } else {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let runnable = builds.iter().any(|b| matches!(b, Some(Ok(_))));
+        let (boot, built) = std::thread::scope(|scope| {
+            let builder = scope.spawn(|| -> Result<Vec<Result<Built, String>>> {
+                // Owned here, so that it is dropped when this thread ends.
+                let sender = sender;
+                let built = late.iter().map(|&i| module_build::build_isolated(env, &chapters[i], options.isolation)).collect::<Result<Vec<_>>>()?;
+                let mut files = Vec::new();
+                let mut unbuilt = String::new();
+                for (&i, build) in late.iter().zip(&built) {
+                    match build {
+                        Ok(modules) => files.extend(module_files(&chapters[i], modules)),
+                        Err(_) => unbuilt.push_str(&format!("{}\n", chapters[i].name)),
+                    }
+                }
+                if runnable || built.iter().any(Result::is_ok) {
+                    files.push(GuestFile { guest_path: "/workbook/unbuilt".into(), data: unbuilt.into_bytes(), mode: 0o644, link: None });
+                    // The guest may be gone already (it died booting).
+                    let _ = sender.send(files);
+                }
+                // Otherwise no chapter runs: the sender goes unsent, which
+                // stops the guest.
+                Ok(built)
+            });
+            let boot = guest::boot(&config, &initramfs, Some(receiver), &limits, &mut stop_after);
+            (boot, builder.join())
+        });
+        let built = built.map_err(|_| anyhow!("a module build panicked"))??;
+        for (&i, build) in late.iter().zip(built) {
+            builds[i] = Some(build);
+        }
+        Some(boot?).filter(|boot| boot.ending != Ending::Cancelled)
+    };
+    let mut results: Vec<ChapterResult> = chapters
+        .iter()
+        .zip(builds)
+        .map(|(chapter, build)| ChapterResult { chapter: chapter.clone(), build: build.expect("every chapter built"), steps: Vec::new() })
+        .collect();
+    let Some(boot) = boot else {
+        return Ok(RunResult { chapters: results, boots: Vec::new(), elapsed: started.elapsed(), work_dir: options.work_dir.clone() });
+    };
     let transcript = Transcript::parse(&boot.transcript, &boot.token);
     let console: Vec<String> = boot.console.lines().map(String::from).collect();
     let mut death: Option<String> = None;
-    for (n, planned) in plan.iter().enumerate() {
-        let chapter = &results[planned.chapter].chapter.name;
+    for (n, planned) in plan.steps.iter().enumerate() {
+        let chapter = &results[planned.chapter];
+        if chapter.build.is_err() {
+            // Its modules were late and did not build: the guest left it out.
+            continue;
+        }
+        let chapter = &chapter.chapter.name;
         let result = match (transcript.steps.get(&n), &death) {
             (Some(record), _) if record.skipped => verdict::not_finished(
                 &planned.step,
@@ -377,7 +448,7 @@ fn why_unfinished(boot: &Boot, transcript: &Transcript, console: &[String], n: u
         Ending::ConsoleFlood => "the kernel flooded the console (more than 16 MiB): a print in a loop?".to_string(),
         Ending::GuestDied if !transcript.booted => format!("the guest died while booting{cause_text}"),
         Ending::GuestDied => format!("the guest kernel died during this step{cause_text}"),
-        Ending::Completed | Ending::Stopped(_) => format!("the guest finished without running step {n}"),
+        Ending::Completed | Ending::Stopped(_) | Ending::Cancelled => format!("the guest finished without running step {n}"),
     };
     (reason, excerpt)
 }

@@ -83,8 +83,8 @@ fn probe_kvm(env: &Environment) -> Result<Accel> {
             cmdline_extra: env.kernel.flavour.cmdline(),
             tcg_cache_mib: env.kernel.flavour.tcg_cache_mib(),
         };
-        let initramfs = guest::initramfs(&env.project, &env.toolchain, "", &[])?;
-        let probe = std::thread::spawn(move || guest::boot(&config, &initramfs, &[], &mut |_, _| false));
+        let initramfs = guest::initramfs(&env.project, &env.toolchain, "", &[], false)?;
+        let probe = std::thread::spawn(move || guest::boot(&config, &initramfs, None, &[], &mut |_, _| false));
         // The probe's own boot deadline is long; KVM either boots in seconds or not at all.
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         while !probe.is_finished() && std::time::Instant::now() < deadline {

@@ -28,7 +28,11 @@ pub(crate) fn new_token() -> String {
 /// One marker line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Marker {
-    /// The guest booted.
+    /// The guest booted and waits for its late files.
+    Want,
+    /// The late files arrived damaged.
+    Lost,
+    /// The guest booted (and has its late files).
     Ready,
     /// Step N started.
     Begin(usize),
@@ -59,6 +63,8 @@ impl Marker {
         let kind = words.next()?;
         let mut number = || words.next().and_then(|w| w.parse::<i64>().ok());
         Some(match kind {
+            "want" => Marker::Want,
+            "lost" => Marker::Lost,
             "ready" => Marker::Ready,
             "done" => Marker::Done,
             "begin" => Marker::Begin(number()? as usize),
@@ -120,6 +126,8 @@ impl Transcript {
         for line in text.lines() {
             match Marker::parse(line, token) {
                 Some(Marker::Ready) => transcript.booted = true,
+                // Before the first step: the supervisor acts on them.
+                Some(Marker::Want | Marker::Lost) => {}
                 Some(Marker::Done) => transcript.done = true,
                 Some(Marker::Begin(n)) => {
                     transcript.steps.insert(n, StepRecord::default());
