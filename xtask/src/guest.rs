@@ -13,10 +13,10 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use xshell::{cmd, Shell};
@@ -490,7 +490,8 @@ mod tests {
 
     #[test]
     fn late_files_are_a_length_line_then_a_gzipped_cpio() {
-        let files = [GuestFile { guest_path: "/chapters/01-hello/hello.ko".into(), data: b"\x7fELF module".to_vec(), mode: 0o644, link: None }];
+        let files =
+            [GuestFile { guest_path: "/chapters/01-hello/hello.ko".into(), data: b"\x7fELF module".to_vec(), mode: 0o644, link: None }];
         let payload = late_payload(&files).unwrap();
         let newline = payload.iter().position(|&b| b == b'\n').unwrap();
         let length: usize = std::str::from_utf8(&payload[..newline]).unwrap().parse().unwrap();

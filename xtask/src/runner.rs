@@ -257,7 +257,8 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
             let builder = scope.spawn(|| -> Result<Vec<Result<Built, String>>> {
                 // Owned here, so that it is dropped when this thread ends.
                 let sender = sender;
-                let built = late.iter().map(|&i| module_build::build_isolated(env, &chapters[i], options.isolation)).collect::<Result<Vec<_>>>()?;
+                let built =
+                    late.iter().map(|&i| module_build::build_isolated(env, &chapters[i], options.isolation)).collect::<Result<Vec<_>>>()?;
                 let mut files = Vec::new();
                 let mut unbuilt = String::new();
                 for (&i, build) in late.iter().zip(&built) {
