@@ -28,7 +28,9 @@ use crate::transcript::{Marker, MARKER_PREFIX};
 use crate::Result;
 use anyhow::{anyhow, Context};
 
-/// How long the guest may take to reach `/init`'s first marker.
+/// How long the guest may take to boot (to `/init`'s `ready` marker). The
+/// clock stops while the guest waits for late files the host is still
+/// making, and runs again from the last moment the transfer moved.
 pub(crate) const BOOT_DEADLINE: Duration = Duration::from_secs(60);
 /// Extra time the host allows a step beyond the guest's own time limit.
 pub(crate) const HOST_GRACE: Duration = Duration::from_secs(10);
@@ -166,7 +168,7 @@ pub(crate) enum Ending {
     /// QEMU exited before the last step: the kernel panicked or the guest
     /// rebooted.
     GuestDied,
-    /// The guest never reached `/init`'s first marker.
+    /// The guest did not boot within [`BOOT_DEADLINE`].
     BootTimeout,
     /// Step N did not end within its limit.
     StepTimeout(usize),
@@ -283,8 +285,11 @@ pub(crate) fn boot(
     let started = Instant::now();
     let mut child = Qemu(qemu.spawn().with_context(|| format!("cannot start {}", config.qemu.display()))?);
     let mut seen = Observed::default();
-    let ending = supervise(&mut child, &console_path, channel, late, &initramfs.token, step_limits, stop_after, &mut seen)?;
+    let mut channel = channel;
+    let ending = supervise(&mut child, &console_path, &mut channel, late, &initramfs.token, step_limits, stop_after, &mut seen)?;
     drop(child);
+    // What the guest wrote after the supervisor's last look, up to its end.
+    channel.read(&mut Vec::new())?;
     let elapsed = started.elapsed();
     let console = String::from_utf8_lossy(&std::fs::read(&console_path)?).replace('\r', "");
     let transcript = String::from_utf8_lossy(&std::fs::read(&transcript_path)?).replace('\r', "");
@@ -355,8 +360,9 @@ impl Channel {
 enum Sending {
     /// Not come yet from the host's side.
     Awaited(LateFiles),
-    /// The payload, and how much of it the FIFO took.
-    Going(Vec<u8>, usize),
+    /// The payload, how much of it the FIFO took, and when that last grew
+    /// (a guest that stops reading is stuck: the boot deadline runs).
+    Going(Vec<u8>, usize, Instant),
     /// All of it, at this moment.
     Sent(Instant),
 }
@@ -366,7 +372,7 @@ enum Sending {
 fn supervise(
     qemu: &mut Qemu,
     console: &Path,
-    mut channel: Channel,
+    channel: &mut Channel,
     late: Option<LateFiles>,
     token: &str,
     step_limits: &[Duration],
@@ -405,13 +411,17 @@ fn supervise(
         }
         if let Some(Sending::Awaited(files)) = &sending {
             match files.try_recv() {
-                Ok(files) => sending = Some(Sending::Going(late_payload(&files)?, 0)),
+                Ok(files) => sending = Some(Sending::Going(late_payload(&files)?, 0, Instant::now())),
                 Err(TryRecvError::Empty) => {}
                 Err(TryRecvError::Disconnected) => return Ok(Ending::Cancelled),
             }
         }
-        if let (true, Some(Sending::Going(payload, sent))) = (wanted, &mut sending) {
+        if let (true, Some(Sending::Going(payload, sent, moved))) = (wanted, &mut sending) {
+            let before = *sent;
             channel.write(payload, sent)?;
+            if *sent > before {
+                *moved = Instant::now();
+            }
             if *sent == payload.len() {
                 sending = Some(Sending::Sent(Instant::now()));
             }
@@ -442,11 +452,13 @@ fn supervise(
                 _ => {}
             }
         }
-        // Booting has a deadline, except while the guest waits for the
-        // host: from the start, or from when the late files were sent.
+        // Booting has a deadline, except while the guest waits for files
+        // the host is still making: from the start, or from the last moment
+        // the transfer moved.
         let boot_clock = match &sending {
             Some(Sending::Sent(at)) => Some(*at),
-            Some(_) if wanted => None,
+            Some(Sending::Going(_, _, moved)) if wanted => Some(*moved),
+            Some(Sending::Awaited(_)) if wanted => None,
             _ => Some(started),
         };
         if let Some(at) = done_at {

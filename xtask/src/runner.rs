@@ -441,6 +441,9 @@ fn why_unfinished(boot: &Boot, transcript: &Transcript, console: &[String], n: u
     };
     let cause_text = cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
     let reason = match &boot.ending {
+        Ending::BootTimeout if transcript.wanted => {
+            format!("the guest did not finish booting within {}s of receiving its modules{cause_text}", guest::BOOT_DEADLINE.as_secs())
+        }
         Ending::BootTimeout => format!("the guest never booted (no sign of /init within {}s){cause_text}", guest::BOOT_DEADLINE.as_secs()),
         Ending::StepTimeout(_) => format!(
             "no answer from the guest within the step's time limit: it hung{}",

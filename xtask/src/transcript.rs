@@ -105,6 +105,8 @@ pub(crate) struct StepRecord {
 pub(crate) struct Transcript {
     /// Whether the guest reached `/init`.
     pub(crate) booted: bool,
+    /// Whether it asked for late files (it had reached `/init` then).
+    pub(crate) wanted: bool,
     /// Whether every step ran.
     pub(crate) done: bool,
     /// Each step that started.
@@ -126,8 +128,9 @@ impl Transcript {
         for line in text.lines() {
             match Marker::parse(line, token) {
                 Some(Marker::Ready) => transcript.booted = true,
-                // Before the first step: the supervisor acts on them.
-                Some(Marker::Want | Marker::Lost) => {}
+                Some(Marker::Want) => transcript.wanted = true,
+                // Before the first step: the supervisor acts on it.
+                Some(Marker::Lost) => {}
                 Some(Marker::Done) => transcript.done = true,
                 Some(Marker::Begin(n)) => {
                     transcript.steps.insert(n, StepRecord::default());
