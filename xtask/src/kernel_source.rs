@@ -74,7 +74,10 @@ fn unpack_tarball_once(sh: &Shell, tarball: &Path, dest: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial)?;
     eprintln!("setup: unpacking {} (about a minute, once)", tarball.display());
-    cmd!(sh, "tar -C {partial} --strip-components=1 -xf {tarball}").quiet().run()?;
+    // Debian's tarball is xz in many blocks: xz decompresses them on every
+    // core (15.5 s down to 12.9 s on 2 cores).
+    let threads: &[&str] = if tarball.extension().is_some_and(|e| e == "xz") { &["-I", "xz -T0"] } else { &[] };
+    cmd!(sh, "tar {threads...} -C {partial} --strip-components=1 -xf {tarball}").quiet().run()?;
     std::fs::rename(&partial, dest)?;
     Ok(())
 }
