@@ -73,7 +73,7 @@ fn unpack_tarball_once(sh: &Shell, tarball: &Path, dest: &Path) -> Result<()> {
     let partial = dest.with_extension("partial");
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial)?;
-    eprintln!("setup: unpacking {} (about a minute, once)", tarball.display());
+    eprintln!("setup: unpacking {} (about 15 seconds, once)", tarball.display());
     // Debian's tarball is xz in many blocks: xz decompresses them on every
     // core (15.5 s down to 12.9 s on 2 cores).
     let threads: &[&str] = if tarball.extension().is_some_and(|e| e == "xz") { &["-I", "xz -T0"] } else { &[] };
