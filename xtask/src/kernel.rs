@@ -288,7 +288,7 @@ fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, f
     let _ = std::fs::remove_file(&log);
     let minutes = match flavour {
         Flavour::Fast => "about 8 minutes",
-        Flavour::Debug => "about 13 minutes: lockdep and KASAN",
+        Flavour::Debug => "about 9 minutes: lockdep and KASAN",
     };
     eprintln!(
         "setup: building the {} guest kernel in {} ({minutes} on 2 cores, once; log: {})",
