@@ -105,12 +105,7 @@ pub(crate) fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &
     if late {
         cpio.file("workbook/late", 0o644, b"");
     }
-    for file in files {
-        match &file.link {
-            Some(target) => cpio.symlink(&file.guest_path, target),
-            None => cpio.file(&file.guest_path, file.mode, &file.data),
-        };
-    }
+    add_files(&mut cpio, files);
     Ok(Initramfs { bytes: cpio.finish(), token, late })
 }
 
@@ -120,18 +115,23 @@ pub(crate) fn initramfs(project: &Project, tc: &Toolchain, steps: &str, files: &
 /// about 200 KB/s.
 fn late_payload(files: &[GuestFile]) -> Result<Vec<u8>> {
     let mut cpio = Cpio::new();
-    for file in files {
-        match &file.link {
-            Some(target) => cpio.symlink(&file.guest_path, target),
-            None => cpio.file(&file.guest_path, file.mode, &file.data),
-        };
-    }
+    add_files(&mut cpio, files);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&cpio.finish())?;
     let archive = gz.finish()?;
     let mut payload = format!("{}\n", archive.len()).into_bytes();
     payload.extend(archive);
     Ok(payload)
+}
+
+/// Puts `files` into `cpio`, links as links.
+fn add_files(cpio: &mut Cpio, files: &[GuestFile]) {
+    for file in files {
+        match &file.link {
+            Some(target) => cpio.symlink(&file.guest_path, target),
+            None => cpio.file(&file.guest_path, file.mode, &file.data),
+        };
+    }
 }
 
 fn busybox_applets(tc: &Toolchain) -> Result<Vec<String>> {
@@ -250,7 +250,7 @@ pub(crate) fn boot(
         }
         Ok(std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&path)?)
     };
-    let channel = Channel { to_guest: fifo("in")?, from_guest: fifo("out")?, transcript: std::fs::File::create(&transcript_path)? };
+    let mut channel = Channel { to_guest: fifo("in")?, from_guest: fifo("out")?, transcript: std::fs::File::create(&transcript_path)? };
     let tcg = match config.tcg_cache_mib {
         Some(mib) => format!("tcg,tb-size={mib}"),
         None => "tcg".to_string(),
@@ -285,7 +285,6 @@ pub(crate) fn boot(
     let started = Instant::now();
     let mut child = Qemu(qemu.spawn().with_context(|| format!("cannot start {}", config.qemu.display()))?);
     let mut seen = Observed::default();
-    let mut channel = channel;
     let ending = supervise(&mut child, &console_path, &mut channel, late, &initramfs.token, step_limits, stop_after, &mut seen)?;
     drop(child);
     // What the guest wrote after the supervisor's last look, up to its end.

@@ -140,8 +140,7 @@ pub(crate) fn is_up_to_date(env: &Environment, chapter: &Chapter, isolation: Iso
         return Ok(false);
     }
     let build_dir = build_dir(env, chapter)?;
-    let stamp = std::fs::read_to_string(build_dir.join(BUILT_STAMP)).unwrap_or_default();
-    let built_here = stamp.split('\n').next() == Some(kernel_build_id(env).as_str())
+    let built_here = stamp_warnings(&build_dir, &kernel_build_id(env)).is_some()
         && !build_dir.join(BUILDING_MARKER).exists()
         && chapter.modules.iter().all(|name| build_dir.join(format!("{name}.ko")).is_file());
     Ok(built_here && SourceChanges::between(&chapter.dir, &build_dir)?.is_empty())
@@ -176,11 +175,7 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     // the stamp also names the kernel build it was made against, so that a
     // kernel rebuilt in place (`setup --rebuild`) is built against again.
     let kernel_build = kernel_build_id(env);
-    let stamp_text = std::fs::read_to_string(&stamp).ok();
-    let warnings_then = stamp_text.as_deref().and_then(|text| {
-        let (id, warnings) = text.split_once('\n').unwrap_or((text, ""));
-        (id == kernel_build).then(|| warnings.to_string())
-    });
+    let warnings_then = stamp_warnings(&build_dir, &kernel_build);
     if !changed {
         // With the same sources, make would do nothing.
         if let (Some(warnings), Some(modules)) = (warnings_then.clone(), read_modules(chapter, &build_dir)?) {
@@ -250,6 +245,14 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
         std::fs::write(&stamp, format!("{kernel_build}\n{warnings}"))?;
     }
     Ok(Ok(Built { modules, warnings, elapsed: Some(elapsed) }))
+}
+
+/// The warnings a good build in `build_dir` left in its stamp, when the
+/// stamp is there and names `kernel_build` (see [`kernel_build_id`]).
+fn stamp_warnings(build_dir: &Path, kernel_build: &str) -> Option<String> {
+    let text = std::fs::read_to_string(build_dir.join(BUILT_STAMP)).ok()?;
+    let (id, warnings) = text.split_once('\n').unwrap_or((&text, ""));
+    (id == kernel_build).then(|| warnings.to_string())
 }
 
 /// Which build of the kernel modules are made against: its image's
