@@ -12,7 +12,7 @@ const S_IFLNK: u32 = 0o120000;
 const S_IFCHR: u32 = 0o020000;
 
 /// An archive being assembled in memory.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Cpio {
     bytes: Vec<u8>,
     next_inode: u32,

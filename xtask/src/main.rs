@@ -34,6 +34,7 @@ mod planted;
 mod pool;
 mod programs;
 mod progress;
+mod qmp;
 mod report;
 mod runner;
 mod session;

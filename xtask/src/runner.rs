@@ -33,6 +33,19 @@ pub(crate) struct RunOptions {
     pub(crate) isolation: module_build::Isolation,
     /// When the run may end before its last step.
     pub(crate) stop: Stop,
+    /// Whether guests resume a saved booted guest instead of booting (see
+    /// [`guest::Snapshot`]); [`resume_by_default`] says whether they do.
+    pub(crate) resume: bool,
+}
+
+/// Guests resume a snapshot of a booted guest unless `WORKBOOK_SNAPSHOTS`
+/// is `off`.
+pub(crate) fn resume_by_default() -> Result<bool> {
+    match std::env::var("WORKBOOK_SNAPSHOTS").as_deref() {
+        Err(_) | Ok("on") | Ok("") => Ok(true),
+        Ok("off") => Ok(false),
+        Ok(other) => Err(anyhow!("WORKBOOK_SNAPSHOTS must be `on` or `off`, not `{other}`")),
+    }
 }
 
 /// When a run may end before its last step. A negative test needs one
@@ -230,7 +243,10 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
     }
     let plan = Plan::new(env, chapters, &builds, options)?;
     let late: Vec<usize> = (0..chapters.len()).filter(|&i| builds[i].is_none()).collect();
-    let initramfs = guest::initramfs(&env.project, &env.toolchain, &plan.script, &plan.files, !late.is_empty())?;
+    // The guest programs are alike in every run: a snapshot holds them.
+    let (shared, files): (Vec<GuestFile>, Vec<GuestFile>) =
+        plan.files.iter().cloned().partition(|f| f.guest_path == crate::programs::GUEST_PATH);
+    let initramfs = guest::initramfs(&env.project, &env.toolchain, &plan.script, &shared, &files, !late.is_empty())?;
     let config = BootConfig {
         qemu: env.toolchain.qemu.clone(),
         image: env.kernel.image.clone(),
@@ -239,6 +255,7 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
         memory_mb: options.memory_mb,
         cmdline_extra: env.kernel.flavour.cmdline(),
         tcg_cache_mib: env.kernel.flavour.tcg_cache_mib(),
+        snapshots: if options.resume { Some(env.project.cache_dir("snapshots")?) } else { None },
     };
     let limits: Vec<Duration> = plan.steps.iter().map(|p| Duration::from_secs(p.step.timeout_secs)).collect();
     let mut stop_after = |n: usize, seen: &str| {

@@ -35,6 +35,7 @@ pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &Gues
         work_dir: env.project.cache_dir("runs")?.join(run_name),
         isolation: crate::module_build::Isolation::Trusted,
         stop: crate::runner::Stop::Never,
+        resume: crate::runner::resume_by_default()?,
     };
     // Two chapters or more share the cores' guests (one each).
     let result = runner::run_in_guests(env, chapters, &options, crate::pool::guests_at_once())?;
@@ -82,8 +83,9 @@ fn probe_kvm(env: &Environment) -> Result<Accel> {
             memory_mb: env.kernel.flavour.memory_mb(),
             cmdline_extra: env.kernel.flavour.cmdline(),
             tcg_cache_mib: env.kernel.flavour.tcg_cache_mib(),
+            snapshots: None,
         };
-        let initramfs = guest::initramfs(&env.project, &env.toolchain, "", &[], false)?;
+        let initramfs = guest::initramfs(&env.project, &env.toolchain, "", &[], &[], false)?;
         let probe = std::thread::spawn(move || guest::boot(&config, &initramfs, None, &[], &mut |_, _| false));
         // The probe's own boot deadline is long; KVM either boots in seconds or not at all.
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
