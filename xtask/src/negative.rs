@@ -104,7 +104,8 @@ pub(crate) fn planted_jobs(project: &Project) -> Result<Vec<NegativeJob>> {
 /// A job that needs the debug kernel's detectors when only the fast kernel
 /// was asked for is skipped, and said so.
 pub(crate) fn negative_tests(kernels: &Kernels, jobs: Vec<NegativeJob>, accel: Accel) -> Result<Vec<(String, bool)>> {
-    let workers = crate::pool::guests_at_once();
+    // Most jobs are on the fast kernel, and many wait out a hang's limit.
+    let workers = crate::pool::guests_at_once(kernels.default.kernel.flavour.guests_per_core());
     let (jobs, skipped): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| job.kernel == Flavour::Fast || kernels.detectors.is_some());
     for job in &skipped {
         println!("  skip  {}: only the debug kernel's detectors see it (run without --kernel fast)", job.name);

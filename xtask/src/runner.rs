@@ -352,7 +352,7 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
 }
 
 /// [`run`], with the chapters shared among up to `guests` guests that run
-/// at once (one per core: each QEMU emulates one CPU on one host thread),
+/// at once (see [`crate::pool::guests_at_once`]),
 /// balanced by how long each chapter took last time. The results come in
 /// the chapters' order; each guest's logs are in `guest-N` of the run's
 /// directory.

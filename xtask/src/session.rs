@@ -38,7 +38,7 @@ pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &Gues
         resume: crate::runner::resume_by_default()?,
     };
     // Two chapters or more share the cores' guests (one each).
-    let result = runner::run_in_guests(env, chapters, &options, crate::pool::guests_at_once())?;
+    let result = runner::run_in_guests(env, chapters, &options, crate::pool::guests_at_once(env.kernel.flavour.guests_per_core()))?;
     let style = Style::detect();
     for chapter in &result.chapters {
         if guest.root_cause_first {

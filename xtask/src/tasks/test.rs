@@ -104,7 +104,7 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     if wants("chapters") {
         println!(
             "== every chapter, {flavour} kernel, {}: {}",
-            guests_text(),
+            guests_text(env.kernel.flavour),
             chapters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
         );
         let result = run_chapters(&env, &chapters, &flags.guest, &format!("test-chapters-{flavour}"))?;
@@ -156,7 +156,7 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
         // The learner's loop runs on the fast kernel: the reference
         // solutions must pass there too.
         let fast = setup::ensure(&flags.setup, Flavour::Fast)?;
-        println!("== every chapter, fast kernel (the learner's default), {}", guests_text());
+        println!("== every chapter, fast kernel (the learner's default), {}", guests_text(Flavour::Fast));
         let result = run_chapters(&fast, &chapters, &flags.guest, "test-chapters-fast")?;
         record_chapters(&mut tally, &result, "fast");
         times.end("fast");
@@ -180,8 +180,8 @@ fn took(since: std::time::Instant) -> std::time::Instant {
 }
 
 /// How many guests share the chapters, in words.
-fn guests_text() -> String {
-    match crate::pool::guests_at_once() {
+fn guests_text(flavour: Flavour) -> String {
+    match crate::pool::guests_at_once(flavour.guests_per_core()) {
         1 => "one guest".to_string(),
         n => format!("{n} guests at once"),
     }
