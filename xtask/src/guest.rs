@@ -9,6 +9,9 @@
 //! A guest may boot before all its files exist: those still being made
 //! (modules in the middle of their build) are sent once the guest asks,
 //! over ttyS1, which is a pair of FIFOs the supervisor reads and writes.
+//!
+//! Most guests do not even boot: they resume a saved guest that booted once
+//! (see [`Snapshot`]), and are sent their steps and files the same way.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -126,6 +129,10 @@ pub(crate) fn initramfs(
     let mut run_files = vec![
         GuestFile { guest_path: "/workbook/steps.sh".into(), data: steps.as_bytes().to_vec(), mode: 0o644, link: None },
         GuestFile { guest_path: "/workbook/token".into(), data: token.as_bytes().to_vec(), mode: 0o600, link: None },
+        // Resumed guests would otherwise share their random state and the
+        // time their snapshot was taken.
+        GuestFile { guest_path: "/workbook/seed".into(), data: random_bytes(32)?, mode: 0o600, link: None },
+        GuestFile { guest_path: "/workbook/time".into(), data: unix_time().into_bytes(), mode: 0o644, link: None },
     ];
     run_files.extend_from_slice(files);
     add_files(&mut cpio, &run_files);
@@ -133,6 +140,18 @@ pub(crate) fn initramfs(
         cpio.file("workbook/late", 0o644, b"");
     }
     Ok(Initramfs { bytes: cpio.finish(), token, late, base: base.finish(), run_files })
+}
+
+/// `n` bytes from the host's random source.
+fn random_bytes(n: usize) -> Result<Vec<u8>> {
+    let mut bytes = vec![0; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The host's time, in seconds since 1970.
+fn unix_time() -> String {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).to_string()
 }
 
 /// What the guest reads for its late files (see `wb_receive` in `/init`):
@@ -180,6 +199,8 @@ pub(crate) struct Boot {
     pub(crate) ending: Ending,
     /// Wall time from QEMU's start to its end.
     pub(crate) elapsed: Duration,
+    /// Whether the guest resumed a snapshot instead of booting.
+    pub(crate) resumed: bool,
     /// QEMU's peak resident memory in KiB (its high-water mark as last seen).
     pub(crate) peak_rss_kb: u64,
     /// How long each step that ended took, from its begin marker to its end.
@@ -261,19 +282,23 @@ pub(crate) fn boot(
         return Err(anyhow!("the guest waits for late files if and only if some are coming"));
     }
     std::fs::create_dir_all(&config.work_dir)?;
-    let started = Instant::now();
     // What a resumed guest is sent first: too much, and the guest boots.
-    let payload = late_payload(&initramfs.run_files)?;
-    let snapshot = if payload.len() <= RESUME_PAYLOAD_LIMIT { Snapshot::find_or_take(config, &initramfs.base) } else { Ok(None) };
+    let payload = if Snapshot::used_for(config) { Some(late_payload(&initramfs.run_files)?) } else { None };
+    let snapshot = match &payload {
+        Some(payload) if payload.len() <= RESUME_PAYLOAD_LIMIT => Snapshot::find_or_take(config, &initramfs.base),
+        _ => Ok(None),
+    };
+    let started = Instant::now();
     let resumed = match snapshot {
         Ok(Some(snapshot)) => match snapshot.resume(config) {
             Ok(running) => Some((snapshot, running)),
-            Err(e) => {
-                eprintln!(
-                    "note: the guest could not resume from {} ({e:#}); it boots instead, and the snapshot is dropped",
-                    snapshot.dir.display()
-                );
-                let _ = std::fs::remove_dir_all(&snapshot.dir);
+            Err(NotResumed { why, refused: true }) => {
+                eprintln!("note: QEMU could not resume {} ({why:#}): the snapshot is dropped, and the guest boots", snapshot.dir.display());
+                snapshot.drop_files();
+                None
+            }
+            Err(NotResumed { why, refused: false }) => {
+                eprintln!("note: the guest did not resume from {} ({why:#}); it boots instead", snapshot.dir.display());
                 None
             }
         },
@@ -284,14 +309,14 @@ pub(crate) fn boot(
         }
     };
     // A resumed guest waits for its files at once; a booting one asks.
-    let from_snapshot = resumed.as_ref().map(|(snapshot, _)| snapshot.dir.clone());
+    let from_snapshot = resumed.as_ref().map(|(snapshot, _)| Snapshot { dir: snapshot.dir.clone() });
     let (mut child, mut channel, sending, wanted) = match resumed.map(|(_, running)| running) {
         Some((child, channel)) => {
             // An earlier boot's archive would only mislead.
             let _ = std::fs::remove_file(config.work_dir.join("initramfs.cpio"));
             let sending = match late {
                 Some(files) => Sending::Awaited(files, initramfs.run_files.clone()),
-                None => Sending::Going(payload, 0, Instant::now()),
+                None => Sending::Going(payload.unwrap_or_default(), 0, Instant::now()),
             };
             (child, channel, Some(sending), true)
         }
@@ -308,10 +333,12 @@ pub(crate) fn boot(
     drop(child);
     // What the guest wrote after the supervisor's last look, up to its end.
     channel.read(&mut Vec::new())?;
-    if let Some(dir) = from_snapshot.filter(|_| !seen.ready && matches!(ending, Ending::BootTimeout | Ending::GuestDied)) {
+    let from_snapshot_resumed = from_snapshot.is_some();
+    if let Some(snapshot) = from_snapshot.filter(|_| !seen.ready && matches!(ending, Ending::BootTimeout | Ending::GuestDied)) {
         // Nothing of the run had run yet: the snapshot is suspect.
-        eprintln!("note: a guest resumed from {} died before its first step; the snapshot is dropped", dir.display());
-        let _ = std::fs::remove_dir_all(&dir);
+        let what = if ending == Ending::BootTimeout { "was not ready in time" } else { "died" };
+        eprintln!("note: a guest resumed from {} {what} before its first step; the snapshot is dropped", snapshot.dir.display());
+        snapshot.drop_files();
     }
     let elapsed = started.elapsed();
     let console = String::from_utf8_lossy(&std::fs::read(&console_path)?).replace('\r', "");
@@ -322,6 +349,7 @@ pub(crate) fn boot(
         token: initramfs.token.clone(),
         ending,
         elapsed,
+        resumed: from_snapshot_resumed,
         peak_rss_kb: seen.peak_rss_kb,
         step_times: seen.step_times,
     })
@@ -334,6 +362,23 @@ struct Extra<'a> {
     incoming: Option<&'a Path>,
     /// The QMP socket.
     qmp: &'a Path,
+}
+
+/// The machine QEMU emulates, and how: every argument but the files, which
+/// [`start`] adds. A snapshot's key holds them.
+fn machine_args(config: &BootConfig) -> Vec<String> {
+    let accel = match (config.accel, config.tcg_cache_mib) {
+        (Accel::Kvm, _) => "kvm".to_string(),
+        (Accel::Tcg, Some(mib)) => format!("tcg,tb-size={mib}"),
+        (Accel::Tcg, None) => "tcg".to_string(),
+    };
+    let memory = config.memory_mb.to_string();
+    let cmdline = format!("{KERNEL_CMDLINE}{}", config.cmdline_extra);
+    ["-accel", &accel, "-m", &memory, "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
+        .into_iter()
+        .chain(["-monitor", "none", "-append", &cmdline])
+        .map(String::from)
+        .collect()
 }
 
 /// Starts QEMU with `initrd`, its console and ttyS1 in `dir`.
@@ -357,19 +402,12 @@ fn start(config: &BootConfig, dir: &Path, initrd: &Path, extra: Option<Extra>) -
     };
     let channel =
         Channel { to_guest: fifo("in")?, from_guest: fifo("out")?, transcript: std::fs::File::create(dir.join("transcript.log"))? };
-    let tcg = match config.tcg_cache_mib {
-        Some(mib) => format!("tcg,tb-size={mib}"),
-        None => "tcg".to_string(),
-    };
     let mut qemu = Command::new(&config.qemu);
-    qemu.args(["-accel", if config.accel == Accel::Kvm { "kvm" } else { &tcg }])
-        .args(["-m", &config.memory_mb.to_string(), "-smp", "1"])
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-monitor", "none"])
+    qemu.args(machine_args(config))
         .arg("-kernel")
         .arg(&config.image)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", &format!("{KERNEL_CMDLINE}{}", config.cmdline_extra)])
         .arg("-serial")
         .arg(format!("file:{}", console_path.display()))
         .arg("-chardev")
@@ -381,8 +419,7 @@ fn start(config: &BootConfig, dir: &Path, initrd: &Path, extra: Option<Extra>) -
     if let Some(extra) = extra {
         qemu.arg("-qmp").arg(format!("unix:{},server=on,wait=off", extra.qmp.display()));
         if let Some(state) = extra.incoming {
-            let state = state.to_str().filter(|p| !p.contains('\'')).ok_or_else(|| anyhow!("cannot resume from {}", state.display()))?;
-            qemu.arg("-incoming").arg(format!("exec:cat '{state}'"));
+            qemu.arg("-incoming").arg(format!("exec:cat {}", crate::qmp::shell_word(state)?));
         }
     }
     // SAFETY: the closure runs in the child between fork and exec and calls
@@ -402,14 +439,16 @@ fn start(config: &BootConfig, dir: &Path, initrd: &Path, extra: Option<Extra>) -
 /// A guest booted to `/init`'s `want` and saved there (memory and devices,
 /// through QMP), so that later runs resume it in a fraction of a second
 /// instead of booting: 0.1 s against 1.1 s on the fast kernel, 0.2 s
-/// against 6 s on the debug kernel (KASAN and lockdep make its boot slow).
-/// Every run resumes the same freshly booted kernel, so no run sees
-/// another's traces. The resumed guest is sent its steps, its token and its
-/// files as late files are (see `wb_receive` in `/init`).
+/// against 4 to 6 s on the debug kernel (KASAN and lockdep make its boot
+/// slow). Every run resumes the same freshly booted kernel, so no run sees
+/// another's traces; each is sent a random seed and the host's time with
+/// its steps, its token and its files, as late files are sent (see
+/// `wb_receive` in `/init`).
 ///
 /// A snapshot is keyed by everything it depends on: the shared part of the
-/// initramfs, the kernel image, the emulator, the guest's memory, command
-/// line and TCG cache. It is taken once, under a lock, and only for TCG.
+/// initramfs, the kernel image, the emulator, and QEMU's arguments (memory,
+/// command line, TCG cache). It is taken once, under a lock, and only for
+/// TCG.
 pub(crate) struct Snapshot {
     /// Its directory: `initramfs.cpio` (what it booted) and `state`.
     dir: PathBuf,
@@ -426,14 +465,29 @@ const RESUME_PAYLOAD_LIMIT: usize = 64 << 10;
 /// and room for a change in between.
 const SNAPSHOTS_KEPT: usize = 6;
 
+/// How long QEMU may take to load a snapshot and run it (0.1 to 0.2 s
+/// measured).
+const RESUME_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Why a guest did not resume.
+struct NotResumed {
+    why: anyhow::Error,
+    /// QEMU ended on the state: it cannot be resumed.
+    refused: bool,
+}
+
 impl Snapshot {
+    /// Whether guests of `config` may resume snapshots.
+    fn used_for(config: &BootConfig) -> bool {
+        config.snapshots.is_some() && config.accel == Accel::Tcg
+    }
+
     /// The snapshot for `config` and `base`, taken now if there is none
     /// yet; `None` where snapshots are not used.
     fn find_or_take(config: &BootConfig, base: &[u8]) -> Result<Option<Snapshot>> {
-        let Some(root) = &config.snapshots else { return Ok(None) };
-        if config.accel != Accel::Tcg {
-            return Ok(None);
-        }
+        let Some(root) = config.snapshots.as_ref().filter(|_| Snapshot::used_for(config)) else { return Ok(None) };
+        // QEMU is given these paths in a shell command: checked before any boot.
+        crate::qmp::shell_word(root)?;
         let identity = |path: &Path| -> Result<String> {
             let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
             let modified = meta.modified()?.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -443,9 +497,7 @@ impl Snapshot {
             .add(base)
             .add(identity(&config.image)?)
             .add(identity(&config.qemu)?)
-            .add(config.memory_mb.to_string())
-            .add(format!("{KERNEL_CMDLINE}{}", config.cmdline_extra))
-            .add(format!("{:?}", config.tcg_cache_mib))
+            .add(machine_args(config).join(" "))
             .hex();
         let snapshot = Snapshot { dir: root.join(&key) };
         if !snapshot.state().exists() {
@@ -497,46 +549,64 @@ impl Snapshot {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let partial = self.dir.join("state.partial");
-        qmp.save(&partial, Instant::now() + BOOT_DEADLINE)?;
-        drop(child);
-        std::fs::rename(&partial, self.state())?;
+        qmp.save(&self.state(), Instant::now() + BOOT_DEADLINE)?;
         Ok(())
     }
 
     /// Starts QEMU on the saved state and waits until the guest runs.
-    fn resume(&self, config: &BootConfig) -> Result<(Qemu, Channel)> {
-        let socket_dir = tempfile::Builder::new().prefix("workbook-qmp").tempdir()?;
+    fn resume(&self, config: &BootConfig) -> std::result::Result<(Qemu, Channel), NotResumed> {
+        let not = |why: anyhow::Error| NotResumed { why, refused: false };
+        let socket_dir = tempfile::Builder::new().prefix("workbook-qmp").tempdir().map_err(|e| not(e.into()))?;
         let socket = socket_dir.path().join("qmp");
         let state = self.state();
-        let (mut child, channel) = start(config, &config.work_dir, &self.initrd(), Some(Extra { incoming: Some(&state), qmp: &socket }))?;
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut child, channel) =
+            start(config, &config.work_dir, &self.initrd(), Some(Extra { incoming: Some(&state), qmp: &socket })).map_err(not)?;
+        let deadline = Instant::now() + RESUME_DEADLINE;
         let mut alive = || matches!(child.0.try_wait(), Ok(None));
         let waited = crate::qmp::Qmp::connect(&socket, &mut alive, deadline).and_then(|mut qmp| qmp.wait_running(deadline));
-        if let Err(e) = waited {
-            let mut stderr = String::new();
+        if let Err(why) = waited {
+            // QEMU that refuses a state exits at once; the socket may say so first.
+            let exited = Instant::now() + Duration::from_secs(1);
+            while matches!(child.0.try_wait(), Ok(None)) && Instant::now() < exited {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let refused = !matches!(child.0.try_wait(), Ok(None));
             let _ = child.0.kill();
+            let mut stderr = String::new();
             if let Some(mut err) = child.0.stderr.take() {
                 let _ = err.read_to_string(&mut stderr);
             }
-            return Err(if stderr.trim().is_empty() { e } else { e.context(stderr.trim().to_string()) });
+            let why = if stderr.trim().is_empty() { why } else { why.context(stderr.trim().to_string()) };
+            return Err(NotResumed { why, refused });
         }
         Ok((child, channel))
     }
+
+    /// Removes the snapshot (not its lock file: another process may hold
+    /// it); the next run takes it again.
+    fn drop_files(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
-/// Removes all but the `keep` snapshots in `root` used last.
+/// Removes all but the `keep` snapshots in `root` used last, sparing any
+/// used within the hour or being taken. Lock files stay: removing one that
+/// a process waits on would let two processes take the same snapshot.
 fn prune(root: &Path, keep: usize) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
+    let used = |dir: &Path| std::fs::metadata(dir.join("state")).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
     let mut snapshots: Vec<(std::time::SystemTime, PathBuf)> = entries
         .flatten()
-        .filter(|e| e.path().is_dir() && !crate::lock::is_held(&e.path().with_extension("lock")))
-        .map(|e| (std::fs::metadata(e.path().join("state")).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), e.path()))
+        .map(|e| e.path())
+        .filter(|path| path.is_dir() && !crate::lock::is_held(&path.with_extension("lock")))
+        .map(|path| (used(&path), path))
         .collect();
     snapshots.sort_by_key(|s| std::cmp::Reverse(s.0));
-    for (_, dir) in snapshots.into_iter().skip(keep) {
-        let _ = std::fs::remove_dir_all(&dir);
-        let _ = std::fs::remove_file(dir.with_extension("lock"));
+    let recent = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for (used, dir) in snapshots.into_iter().skip(keep) {
+        if used < recent {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }
 
@@ -624,7 +694,8 @@ fn supervise(
     let mut pending = Vec::new();
     // Every whole line read so far, for `stop_after`.
     let mut seen = String::new();
-    let mut booted = false;
+    // A resumed guest waits for its files from the start.
+    let resumed = wanted;
     let mut current: Option<(usize, Instant)> = None;
     let mut done_at: Option<Instant> = None;
     loop {
@@ -635,7 +706,7 @@ fn supervise(
             channel.read(&mut pending)?;
             let rest = String::from_utf8_lossy(&pending);
             let completed = done_at.is_some() || rest.lines().any(|l| Marker::parse(l, token) == Some(Marker::Done));
-            if !completed && !status.success() && !booted && !wanted && seen.is_empty() && rest.is_empty() {
+            if !completed && !status.success() && !observed.ready && !wanted && seen.is_empty() && rest.is_empty() {
                 let mut stderr = String::new();
                 if let Some(mut err) = qemu.0.stderr.take() {
                     let _ = err.read_to_string(&mut stderr);
@@ -668,18 +739,18 @@ fn supervise(
             let bytes: Vec<u8> = pending.drain(..=newline).collect();
             let line = String::from_utf8_lossy(&bytes);
             seen.push_str(&line);
-            // Until a resumed guest has its files, it speaks with the
-            // snapshot's token.
-            let marker = Marker::parse(line.trim_end(), token).or_else(|| Marker::parse(line.trim_end(), SNAPSHOT_TOKEN));
+            let mut marker = Marker::parse(line.trim_end(), token);
+            if resumed && !observed.ready && marker.is_none() {
+                // A resumed guest that fails to unpack its files says so
+                // with the snapshot's token: it never got its own.
+                marker = Marker::parse(line.trim_end(), SNAPSHOT_TOKEN).filter(|m| *m == Marker::Lost);
+            }
             match marker {
                 Some(Marker::Want) => wanted = true,
                 Some(Marker::Lost) => {
                     return Err(anyhow!("the guest could not unpack the files sent to it on ttyS1 (a bug in the harness)"))
                 }
-                Some(Marker::Ready) => {
-                    booted = true;
-                    observed.ready = true;
-                }
+                Some(Marker::Ready) => observed.ready = true,
                 Some(Marker::Begin(n)) => current = Some((n, Instant::now())),
                 Some(Marker::End(n)) => {
                     if let Some((_, since)) = current.take() {
@@ -709,7 +780,7 @@ fn supervise(
             if at.elapsed() > Duration::from_secs(5) {
                 return Ok(Ending::Completed);
             }
-        } else if !booted && boot_clock.is_some_and(|since| since.elapsed() > BOOT_DEADLINE) {
+        } else if !observed.ready && boot_clock.is_some_and(|since| since.elapsed() > BOOT_DEADLINE) {
             return Ok(Ending::BootTimeout);
         } else if let Some((n, since)) = current {
             let limit = step_limits.get(n).copied().unwrap_or(Duration::from_secs(60)) + HOST_GRACE;
@@ -720,7 +791,7 @@ fn supervise(
         if std::fs::metadata(console).map(|m| m.len()).unwrap_or(0) > CONSOLE_LIMIT_BYTES {
             return Ok(Ending::ConsoleFlood);
         }
-        let busy = booted || matches!(sending, Some(Sending::Going(..)));
+        let busy = observed.ready || matches!(sending, Some(Sending::Going(..)));
         std::thread::sleep(Duration::from_millis(if busy { 10 } else { 25 }));
     }
 }

@@ -85,11 +85,12 @@ impl Flavour {
 
     /// How many of this flavour's guests share a core (see
     /// [`crate::pool::guests_at_once`]). Measured with all nine chapters
-    /// on 2 cores: fast guests wait for much of their time, and two per
-    /// core took 17.6 s against 13.1 s (four guests; three took 13.9 to
-    /// 14.6 s); the negative tests of 03, 06 and 08 took 105 s against
-    /// 69 s. Debug guests are busy with KASAN and lockdep: 42.9 s with two
-    /// guests, 45.9 s with three, 44.5 s with four.
+    /// on 2 cores: fast guests wait for much of their time, and took
+    /// 17.6 s one per core (two guests), 13.9 to 14.6 s in three guests and
+    /// 13.1 s two per core (four guests); the negative tests of 03, 06 and
+    /// 08 took 105 s one per core and 69 s two per core. Debug guests are
+    /// busy with KASAN and lockdep: 42.9 s in two guests, 45.9 s in three,
+    /// 44.5 s in four.
     pub(crate) fn guests_per_core(self) -> usize {
         match self {
             Flavour::Fast => 2,

@@ -99,12 +99,13 @@ pub(crate) fn planted_jobs(project: &Project) -> Result<Vec<NegativeJob>> {
         .collect())
 }
 
-/// Runs negative tests two guests at a time (one per core on the reference
-/// machine), each on the kernel it needs, printing each verdict as it comes.
+/// Runs negative tests several guests at a time (see
+/// [`crate::pool::guests_at_once`]), each on the kernel it needs, printing each verdict as it comes.
 /// A job that needs the debug kernel's detectors when only the fast kernel
 /// was asked for is skipped, and said so.
 pub(crate) fn negative_tests(kernels: &Kernels, jobs: Vec<NegativeJob>, accel: Accel) -> Result<Vec<(String, bool)>> {
-    // Most jobs are on the fast kernel, and many wait out a hang's limit.
+    // Most jobs are on the fast kernel, and many wait out a hang's limit;
+    // the few debug jobs among them lose little by sharing a core.
     let workers = crate::pool::guests_at_once(kernels.default.kernel.flavour.guests_per_core());
     let (jobs, skipped): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| job.kernel == Flavour::Fast || kernels.detectors.is_some());
     for job in &skipped {

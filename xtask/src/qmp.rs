@@ -90,23 +90,51 @@ impl Qmp {
     }
 
     /// Saves the running guest's whole state (memory and devices) into
-    /// `path`, the guest running on; returns once the state is complete.
+    /// `path`, leaving it paused; returns once `path` holds all of it.
     pub(crate) fn save(&mut self, path: &Path, deadline: Instant) -> Result<()> {
-        let path = path.to_str().filter(|p| !p.contains('\'')).ok_or_else(|| anyhow!("cannot save a guest into {}", path.display()))?;
+        // QEMU says `completed` before its writer has written the last of
+        // it: the writer moves the file into place when it has.
+        let partial = path.with_extension("partial");
+        let _ = std::fs::remove_file(path);
+        let command = format!("cat > {0} && mv {0} {1}", shell_word(&partial)?, shell_word(path)?);
         // QEMU's default migration bandwidth is 32 MiB/s: a file is not a network.
         self.execute("migrate-set-parameters", serde_json::json!({ "max-bandwidth": 1u64 << 40 }))?;
-        self.execute("migrate", serde_json::json!({ "uri": format!("exec:cat > '{path}'") }))?;
+        self.execute("migrate", serde_json::json!({ "uri": format!("exec:{command}") }))?;
         loop {
             let info = self.execute("query-migrate", Value::Null)?;
             match info.get("status").and_then(Value::as_str) {
-                Some("completed") => return Ok(()),
+                Some("completed") if path.exists() => return Ok(()),
                 Some(status @ ("failed" | "cancelled")) => {
                     let why = info.get("error-desc").and_then(Value::as_str).unwrap_or("no reason given");
                     return Err(anyhow!("saving the guest {status}: {why}"));
                 }
-                _ if Instant::now() > deadline => return Err(anyhow!("saving the guest did not finish in time")),
+                _ if Instant::now() > deadline => return Err(anyhow!("saving the guest into {} did not finish in time", path.display())),
                 _ => std::thread::sleep(Duration::from_millis(10)),
             }
         }
+    }
+}
+
+/// `path` as one word of a shell command (QEMU runs `exec:` migrations
+/// with `sh -c`).
+pub(crate) fn shell_word(path: &Path) -> Result<String> {
+    match path.to_str() {
+        Some(text) if !text.contains('\'') => Ok(format!("'{text}'")),
+        _ => Err(anyhow!(
+            "QEMU cannot be given {} in a shell command: move the cache (WORKBOOK_CACHE) to a path without quotes",
+            path.display()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_quoted_for_the_shell_and_quotes_refused() {
+        assert_eq!(shell_word(Path::new("/cache/snap shots/state")).unwrap(), "'/cache/snap shots/state'");
+        let error = shell_word(Path::new("/it's/state")).unwrap_err().to_string();
+        assert!(error.contains("WORKBOOK_CACHE"), "{error}");
     }
 }

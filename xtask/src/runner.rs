@@ -458,6 +458,10 @@ fn why_unfinished(boot: &Boot, transcript: &Transcript, console: &[String], n: u
     };
     let cause_text = cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
     let reason = match &boot.ending {
+        Ending::BootTimeout if boot.resumed => format!(
+            "the guest, resumed from a snapshot of a booted guest, was not ready within {}s of receiving its files{cause_text}",
+            guest::BOOT_DEADLINE.as_secs()
+        ),
         Ending::BootTimeout if transcript.wanted => {
             format!("the guest did not finish booting within {}s of receiving its modules{cause_text}", guest::BOOT_DEADLINE.as_secs())
         }

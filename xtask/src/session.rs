@@ -26,7 +26,7 @@ pub(crate) struct GuestOptions {
     pub(crate) root_cause_first: bool,
 }
 
-/// Runs chapters (in two guests at once when there are two cores) and
+/// Runs chapters (in several guests at once: see [`crate::pool::guests_at_once`]) and
 /// prints their reports under `run_name`.
 pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &GuestOptions, run_name: &str) -> Result<RunResult> {
     let options = RunOptions {
@@ -37,7 +37,7 @@ pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &Gues
         stop: crate::runner::Stop::Never,
         resume: crate::runner::resume_by_default()?,
     };
-    // Two chapters or more share the cores' guests (one each).
+    // Two chapters or more share the guests.
     let result = runner::run_in_guests(env, chapters, &options, crate::pool::guests_at_once(env.kernel.flavour.guests_per_core()))?;
     let style = Style::detect();
     for chapter in &result.chapters {
