@@ -207,7 +207,6 @@ pub(crate) fn run(setup_options: &SetupOptions, accel: Accel, times: usize) -> R
         work_dir: work.join("run"),
         isolation: crate::module_build::Isolation::Trusted,
         stop: crate::runner::Stop::Never,
-        resume: crate::runner::resume_by_default()?,
     };
 
     // A learner's edit: a copy of chapter 01 whose source changes each time.

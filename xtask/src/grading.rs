@@ -197,7 +197,6 @@ pub(crate) fn grade_one(env: &Environment, options: &GradeOptions, run_dir: &Pat
             work_dir: work.join("run"),
             isolation: options.isolation,
             stop: crate::runner::Stop::Never,
-            resume: crate::runner::resume_by_default()?,
         };
         runner::run(env, &to_run, &run_options)?.chapters
     };

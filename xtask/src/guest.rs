@@ -284,13 +284,10 @@ pub(crate) fn boot(
     std::fs::create_dir_all(&config.work_dir)?;
     // What a resumed guest is sent first: too much, and the guest boots.
     let payload = if Snapshot::used_for(config) { Some(late_payload(&initramfs.run_files)?) } else { None };
-    let snapshot = match &payload {
-        Some(payload) if payload.len() <= RESUME_PAYLOAD_LIMIT => Snapshot::find_or_take(config, &initramfs.base),
-        _ => Ok(None),
-    };
+    let root = config.snapshots.as_deref().filter(|_| payload.as_ref().is_some_and(|p| p.len() <= RESUME_PAYLOAD_LIMIT));
     let started = Instant::now();
-    let resumed = match snapshot {
-        Ok(Some(snapshot)) => match snapshot.resume(config) {
+    let resumed = match root.map(|root| Snapshot::find_or_take(config, root, &initramfs.base)) {
+        Some(Ok(snapshot)) => match snapshot.resume(config) {
             Ok(running) => Some((snapshot, running)),
             Err(NotResumed { why, refused: true }) => {
                 eprintln!("note: QEMU could not resume {} ({why:#}): the snapshot is dropped, and the guest boots", snapshot.dir.display());
@@ -302,15 +299,15 @@ pub(crate) fn boot(
                 None
             }
         },
-        Ok(None) => None,
-        Err(e) => {
+        Some(Err(e)) => {
             eprintln!("note: no snapshot of a booted guest ({e:#}); the guest boots");
             None
         }
+        None => None,
     };
     // A resumed guest waits for its files at once; a booting one asks.
-    let from_snapshot = resumed.as_ref().map(|(snapshot, _)| Snapshot { dir: snapshot.dir.clone() });
-    let (mut child, mut channel, sending, wanted) = match resumed.map(|(_, running)| running) {
+    let (from_snapshot, running) = resumed.unzip();
+    let (mut child, mut channel, sending, wanted) = match running {
         Some((child, channel)) => {
             // An earlier boot's archive would only mislead.
             let _ = std::fs::remove_file(config.work_dir.join("initramfs.cpio"));
@@ -333,7 +330,7 @@ pub(crate) fn boot(
     drop(child);
     // What the guest wrote after the supervisor's last look, up to its end.
     channel.read(&mut Vec::new())?;
-    let from_snapshot_resumed = from_snapshot.is_some();
+    let resumed = from_snapshot.is_some();
     if let Some(snapshot) = from_snapshot.filter(|_| !seen.ready && matches!(ending, Ending::BootTimeout | Ending::GuestDied)) {
         // Nothing of the run had run yet: the snapshot is suspect.
         let what = if ending == Ending::BootTimeout { "was not ready in time" } else { "died" };
@@ -349,7 +346,7 @@ pub(crate) fn boot(
         token: initramfs.token.clone(),
         ending,
         elapsed,
-        resumed: from_snapshot_resumed,
+        resumed,
         peak_rss_kb: seen.peak_rss_kb,
         step_times: seen.step_times,
     })
@@ -482,10 +479,9 @@ impl Snapshot {
         config.snapshots.is_some() && config.accel == Accel::Tcg
     }
 
-    /// The snapshot for `config` and `base`, taken now if there is none
-    /// yet; `None` where snapshots are not used.
-    fn find_or_take(config: &BootConfig, base: &[u8]) -> Result<Option<Snapshot>> {
-        let Some(root) = config.snapshots.as_ref().filter(|_| Snapshot::used_for(config)) else { return Ok(None) };
+    /// The snapshot in `root` for `config` and `base`, taken now if there
+    /// is none yet.
+    fn find_or_take(config: &BootConfig, root: &Path, base: &[u8]) -> Result<Snapshot> {
         // QEMU is given these paths in a shell command: checked before any boot.
         crate::qmp::shell_word(root)?;
         let identity = |path: &Path| -> Result<String> {
@@ -510,7 +506,7 @@ impl Snapshot {
         }
         // When it was last used, for pruning.
         let _ = std::fs::File::open(snapshot.state()).and_then(|f| f.set_modified(std::time::SystemTime::now()));
-        Ok(Some(snapshot))
+        Ok(snapshot)
     }
 
     fn state(&self) -> PathBuf {

@@ -127,7 +127,6 @@ pub(crate) fn negative_tests(kernels: &Kernels, jobs: Vec<NegativeJob>, accel: A
                 Judge::AnyOf(expect) => Stop::AtFailureNaming(expect.clone()),
                 Judge::Planted(_) => Stop::Never,
             },
-            resume: crate::runner::resume_by_default()?,
         };
         let started = std::time::Instant::now();
         let run = runner::run(env, std::slice::from_ref(&job.chapter), &options)?;

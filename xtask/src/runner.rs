@@ -33,17 +33,14 @@ pub(crate) struct RunOptions {
     pub(crate) isolation: module_build::Isolation,
     /// When the run may end before its last step.
     pub(crate) stop: Stop,
-    /// Whether guests resume a saved booted guest instead of booting (see
-    /// [`guest::Snapshot`]); [`resume_by_default`] says whether they do.
-    pub(crate) resume: bool,
 }
 
-/// Guests resume a snapshot of a booted guest unless `WORKBOOK_SNAPSHOTS`
-/// is `off`.
-pub(crate) fn resume_by_default() -> Result<bool> {
+/// Where snapshots of booted guests are kept (see [`guest::Snapshot`]):
+/// none when `WORKBOOK_SNAPSHOTS` is `off`, and every guest boots.
+fn snapshots(env: &Environment) -> Result<Option<PathBuf>> {
     match std::env::var("WORKBOOK_SNAPSHOTS").as_deref() {
-        Err(_) | Ok("on") | Ok("") => Ok(true),
-        Ok("off") => Ok(false),
+        Err(_) | Ok("on") | Ok("") => Ok(Some(env.project.cache_dir("snapshots")?)),
+        Ok("off") => Ok(None),
         Ok(other) => Err(anyhow!("WORKBOOK_SNAPSHOTS must be `on` or `off`, not `{other}`")),
     }
 }
@@ -255,7 +252,7 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
         memory_mb: options.memory_mb,
         cmdline_extra: env.kernel.flavour.cmdline(),
         tcg_cache_mib: env.kernel.flavour.tcg_cache_mib(),
-        snapshots: if options.resume { Some(env.project.cache_dir("snapshots")?) } else { None },
+        snapshots: snapshots(env)?,
     };
     let limits: Vec<Duration> = plan.steps.iter().map(|p| Duration::from_secs(p.step.timeout_secs)).collect();
     let mut stop_after = |n: usize, seen: &str| {

@@ -35,7 +35,6 @@ pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &Gues
         work_dir: env.project.cache_dir("runs")?.join(run_name),
         isolation: crate::module_build::Isolation::Trusted,
         stop: crate::runner::Stop::Never,
-        resume: crate::runner::resume_by_default()?,
     };
     // Two chapters or more share the guests.
     let result = runner::run_in_guests(env, chapters, &options, crate::pool::guests_at_once(env.kernel.flavour.guests_per_core()))?;
