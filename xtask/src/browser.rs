@@ -57,9 +57,16 @@ impl Drop for StaticServer {
 
 fn serve_one(root: &Path, mut stream: TcpStream) {
     let _ = stream.set_nonblocking(false);
+    let mut reader = BufReader::new(&stream);
     let mut request = String::new();
-    if BufReader::new(&stream).read_line(&mut request).is_err() {
+    if reader.read_line(&mut request).is_err() {
         return;
+    }
+    // The headers are read too: closing a socket with unread data resets
+    // the connection, and Chromium may then wait and ask again.
+    let mut header = String::new();
+    while reader.read_line(&mut header).is_ok_and(|n| n > 0) && header.trim_end() != "" {
+        header.clear();
     }
     let path = request.split_whitespace().nth(1).unwrap_or("/").split(['?', '#']).next().unwrap_or("/");
     let response = match resolve(root, path).and_then(|file| std::fs::read(&file).ok().map(|data| (file, data))) {
@@ -196,21 +203,35 @@ pub(crate) fn render(
         "--window-size=1280,900",
         "--virtual-time-budget=3000",
     ];
-    let profile_flag = format!("--user-data-dir={}", profile.display());
-    let mut problems = Vec::new();
-    for (page, heading) in pages {
+    // A page per core at once. Chromium locks its profile, so each launch
+    // borrows one of a profile per core (a profile's first launch is the
+    // slow one: a profile per page doubled the time).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let profiles = std::sync::Mutex::new((0..cores).map(|n| profile.join(n.to_string())).collect::<Vec<_>>());
+    let rendered = crate::pool::run(pages.iter().collect(), cores, |(page, heading)| {
         let url = format!("http://127.0.0.1:{}/{page}", server.port);
-        let dom = cmd!(sh, "{chromium} {flags...} {profile_flag} --dump-dom {url}").quiet().ignore_stderr().read()?;
-        let found = judge(&dom, heading);
         let shot = screenshots.join(page.replace(".html", ".png"));
         if let Some(dir) = shot.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        // An old screenshot must not pass for this run's.
+        let _ = std::fs::remove_file(&shot);
+        // One launch both prints the DOM and takes the screenshot.
         let shot_flag = format!("--screenshot={}", shot.display());
-        cmd!(sh, "{chromium} {flags...} {profile_flag} {shot_flag} {url}").quiet().ignore_stderr().ignore_stdout().run()?;
+        let sh = Shell::new()?;
+        let borrowed = profiles.lock().unwrap().pop().expect("a profile per worker");
+        let profile_flag = format!("--user-data-dir={}", borrowed.display());
+        let dom = cmd!(sh, "{chromium} {flags...} {profile_flag} --dump-dom {shot_flag} {url}").quiet().ignore_stderr().read();
+        profiles.lock().unwrap().push(borrowed);
+        let dom = dom?;
+        let mut found = judge(&dom, heading);
         if !shot.exists() {
-            problems.push(format!("{page}: Chromium made no screenshot"));
+            found.push("Chromium made no screenshot".to_string());
         }
+        Ok((page, shot, found))
+    })?;
+    let mut problems = Vec::new();
+    for (page, shot, found) in rendered {
         if found.is_empty() {
             println!("  ok    {page} renders as it should ({})", shot.display());
         } else {
