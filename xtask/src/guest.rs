@@ -95,7 +95,7 @@ const SNAPSHOT_TOKEN: &str = "5a5a5a5a5a5a5a5a";
 /// dropped without sending cancels the boot (what it waited for failed).
 pub(crate) type LateFiles = Receiver<Vec<GuestFile>>;
 
-/// Builds the guest's initramfs with `steps` as `/workbook/steps.sh` and a
+/// Builds the guest's initramfs with `steps` as `/workbook/steps` and a
 /// fresh marker token as `/workbook/token`; with `late`, `/init` asks for
 /// more files (see [`LateFiles`]) before the steps run. `shared` are files
 /// that many runs have alike (the guest programs): a snapshot holds them.
@@ -127,7 +127,7 @@ pub(crate) fn initramfs(
     base.file("workbook/late", 0o644, b"");
     let token = crate::transcript::new_token();
     let mut run_files = vec![
-        GuestFile { guest_path: "/workbook/steps.sh".into(), data: steps.as_bytes().to_vec(), mode: 0o644, link: None },
+        GuestFile { guest_path: "/workbook/steps".into(), data: steps.as_bytes().to_vec(), mode: 0o644, link: None },
         GuestFile { guest_path: "/workbook/token".into(), data: token.as_bytes().to_vec(), mode: 0o600, link: None },
         // Resumed guests would otherwise share their random state and the
         // time their snapshot was taken.

@@ -143,10 +143,9 @@ fn cleanup_step(chapter: &Chapter) -> Step {
     }
 }
 
-/// Quotes a string for busybox `sh`.
-pub(crate) fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
+/// The guest's step runner (`guest-programs/src/bin/wbsteps.rs`), which
+/// `/init` starts on the steps file (`/workbook/steps`).
+const STEP_RUNNER: &str = "/bin/wbsteps";
 
 /// A step planned into the guest script.
 struct Planned {
@@ -166,7 +165,13 @@ impl Plan {
     /// `None` while chapter `i`'s modules are still building: its steps
     /// are planned, and its modules come late.
     fn new(env: &Environment, chapters: &[Chapter], builds: &[Option<Result<Built, String>>], options: &RunOptions) -> Result<Plan> {
-        let mut plan = Plan { files: Vec::new(), script: String::new(), steps: Vec::new() };
+        // Every guest runs its steps with `wbsteps`, one of the guest programs.
+        let programs = crate::programs::ensure_built(&env.project)?;
+        let files = vec![
+            GuestFile { guest_path: crate::programs::GUEST_PATH.into(), data: std::fs::read(&programs.binary)?, mode: 0o755, link: None },
+            GuestFile { guest_path: STEP_RUNNER.into(), data: Vec::new(), mode: 0o777, link: Some(crate::programs::GUEST_PATH.into()) },
+        ];
+        let mut plan = Plan { files, script: String::new(), steps: Vec::new() };
         for (index, (chapter, build)) in chapters.iter().zip(builds).enumerate() {
             match build {
                 Some(Err(_)) => continue,
@@ -182,7 +187,6 @@ impl Plan {
                 });
             }
             for name in &chapter.programs {
-                let programs = crate::programs::ensure_built(&env.project)?;
                 if !programs.names.contains(name) {
                     return Err(anyhow!(
                         "{}: `programs` names {name}, which guest-programs/ does not have (it has {}); \
@@ -191,14 +195,10 @@ impl Plan {
                         programs.names.join(", ")
                     ));
                 }
-                if !plan.files.iter().any(|f| f.guest_path == crate::programs::GUEST_PATH) {
-                    let data = std::fs::read(&programs.binary)?;
-                    plan.files.push(GuestFile { guest_path: crate::programs::GUEST_PATH.into(), data, mode: 0o755, link: None });
-                }
                 let guest_path = format!("/chapters/{}/{name}", chapter.name);
                 plan.files.push(GuestFile { guest_path, data: Vec::new(), mode: 0o777, link: Some(crate::programs::GUEST_PATH.into()) });
             }
-            plan.script.push_str(&format!("wb_chapter {}\n", chapter.name));
+            plan.script.push_str(&format!("chapter {}\n", chapter.name));
             for mut step in chapter.steps.iter().cloned().chain([cleanup_step(chapter)]) {
                 // The debug kernel is slower at everything: its steps get
                 // proportionally longer limits (and say so in a timeout).
@@ -207,9 +207,9 @@ impl Plan {
                 guest::check_no_marker(&step.run)?;
                 let n = plan.steps.len();
                 if step.cleanup {
-                    plan.script.push_str(&format!("wb_cleanup {n} {}\n", chapter.modules.join(" ")));
+                    plan.script.push_str(&format!("cleanup {n} {}\n", chapter.modules.join(" ")));
                 } else {
-                    plan.script.push_str(&format!("wb_step {n} {} {}\n", step.timeout_secs, shell_quote(&step.run)));
+                    plan.script.push_str(&format!("step {n} {} {}\n{}\n", step.timeout_secs, step.run.len(), step.run));
                 }
                 plan.steps.push(Planned { chapter: index, step });
             }
@@ -242,7 +242,7 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
     let late: Vec<usize> = (0..chapters.len()).filter(|&i| builds[i].is_none()).collect();
     // The guest programs are alike in every run: a snapshot holds them.
     let (shared, files): (Vec<GuestFile>, Vec<GuestFile>) =
-        plan.files.iter().cloned().partition(|f| f.guest_path == crate::programs::GUEST_PATH);
+        plan.files.iter().cloned().partition(|f| f.guest_path == crate::programs::GUEST_PATH || f.guest_path == STEP_RUNNER);
     let initramfs = guest::initramfs(&env.project, &env.toolchain, &plan.script, &shared, &files, !late.is_empty())?;
     let config = BootConfig {
         qemu: env.toolchain.qemu.clone(),
@@ -477,7 +477,7 @@ fn why_unfinished(boot: &Boot, transcript: &Transcript, console: &[String], n: u
 
 #[cfg(test)]
 mod tests {
-    use super::{shell_quote, ChapterCosts, Stop};
+    use super::{ChapterCosts, Stop};
     use crate::chapter::Step;
     use crate::transcript::StepRecord;
 
@@ -525,11 +525,5 @@ mod tests {
         assert_eq!(costs.share(&chapters, 2), vec![vec![0, 2], vec![1, 3]]);
         assert_eq!(costs.share(&chapters, 1), vec![vec![0, 1, 2, 3]]);
         assert_eq!(costs.share(&chapters[..1], 2), vec![vec![0]], "no empty guest");
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(shell_quote("insmod a.ko"), "'insmod a.ko'");
-        assert_eq!(shell_quote("echo 'x'"), r"'echo '\''x'\'''");
     }
 }
