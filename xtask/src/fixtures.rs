@@ -329,8 +329,10 @@ pub(crate) fn check_class(env: &Environment, accel: Accel, install: Install) -> 
     results.push(("grading: JUnit report".to_string(), counted));
     // XML 1.0 allows no control character but tab, newline and return,
     // escaped or not; a student's module prints what it likes.
-    let forbidden = junit.chars().find(|&c| ((c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r')) || junit.contains("&#x1"));
-    let valid = forbidden.is_none();
+    // (The escaped form is looked for once: inside the scan, for each
+    // character, it took 24 s of a 75 KB report.)
+    let raw = junit.chars().any(|c| (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'));
+    let valid = !raw && !junit.contains("&#x1");
     println!("  {}  JUnit report: valid XML characters whatever the modules printed", if valid { "ok  " } else { "FAIL" });
     results.push(("grading: JUnit report stays valid XML with control characters in a reason".to_string(), valid));
     Ok(results)
@@ -487,7 +489,13 @@ pub(crate) fn check_ci_workflow(env: &Environment, install: Install) -> Result<V
         }
         Ok(out.status.success())
     };
-    let mut ran = run(local(&grade_line, 1))? && run(local(&grade_line, 2))?;
+    // The shards at once, as the workflow's matrix runs them.
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| run(local(&grade_line, 1)));
+        let second = run(local(&grade_line, 2));
+        (first.join().expect("a shard's thread does not panic"), second)
+    });
+    let mut ran = first? & second?;
     ran = ran && run(merge_line.replace("cargo xtask", &exe))?;
     let single = local(&grade_line, 1).replace("--shard 1/2", "").replace("--out grades-1", "--out single");
     ran = ran && run(single)?;
