@@ -467,7 +467,9 @@ fn why_unfinished(boot: &Boot, transcript: &Transcript, console: &[String], n: u
             "no answer from the guest within the step's time limit: it hung{}",
             if cause.is_some() { cause_text } else { " (an endless loop in the kernel?)".into() }
         ),
-        Ending::ConsoleFlood => "the kernel flooded the console (more than 16 MiB): a print in a loop?".to_string(),
+        Ending::ConsoleFlood => {
+            format!("the kernel flooded the console (more than {} MiB): a print in a loop?", guest::CONSOLE_LIMIT_BYTES >> 20)
+        }
         Ending::GuestDied if !transcript.booted => format!("the guest died while booting{cause_text}"),
         Ending::GuestDied => format!("the guest kernel died during this step{cause_text}"),
         Ending::Completed | Ending::Stopped(_) | Ending::Cancelled => format!("the guest finished without running step {n}"),
