@@ -461,8 +461,7 @@ pub(crate) struct Snapshot {
 /// A chapter or two is well under this.
 const RESUME_PAYLOAD_LIMIT: usize = 64 << 10;
 
-/// Snapshots kept: two kernel flavours, with and without the guest programs,
-/// and room for a change in between.
+/// Snapshots kept: two kernel flavours, and room for changes in between.
 const SNAPSHOTS_KEPT: usize = 6;
 
 /// How long QEMU may take to load a snapshot and run it (0.1 to 0.2 s

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! User-space test programs for the guest: the programs of the workspace's
+//! User-space programs for the guest (the step runner `wbsteps` and the
+//! chapters' test programs): the programs of the workspace's
 //! `guest-programs` crate, built static (the guest has busybox and no C
 //! library) into `target/guest/` as one binary, `wbtools`, that runs each
 //! by the name it is called by. Cargo rebuilds only what changed, once per

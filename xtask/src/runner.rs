@@ -131,7 +131,7 @@ impl RunResult {
 fn cleanup_step(chapter: &Chapter) -> Step {
     Step {
         name: "the modules are unloaded at the end (nothing left behind)".into(),
-        run: format!("wb_cleanup {}", chapter.modules.join(" ")),
+        run: format!("(wbsteps) rmmod any of {} still loaded", chapter.modules.join(" ")),
         exit: 0,
         timeout_secs: crate::chapter::DEFAULT_STEP_TIMEOUT_SECS,
         output: Vec::new(),
@@ -147,13 +147,14 @@ fn cleanup_step(chapter: &Chapter) -> Step {
 /// `/init` starts on the steps file (`/workbook/steps`).
 const STEP_RUNNER: &str = "/bin/wbsteps";
 
-/// A step planned into the guest script.
+/// A step planned into the guest's steps file.
 struct Planned {
     chapter: usize,
     step: Step,
 }
 
-/// What one guest runs: its files, its script, and the steps in it.
+/// What one guest runs: its files, its steps file (for `wbsteps`: see
+/// `guest-programs/src/bin/wbsteps.rs`), and the steps in it.
 struct Plan {
     files: Vec<GuestFile>,
     script: String,

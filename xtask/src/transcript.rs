@@ -95,7 +95,7 @@ pub(crate) struct StepRecord {
     pub(crate) ended: bool,
     /// Whether the guest skipped it after an earlier step oopsed.
     pub(crate) skipped: bool,
-    /// The watchdog's report when the step hit its time limit: each task
+    /// The step runner's report when the step hit its time limit: each task
     /// and its kernel stack.
     pub(crate) stuck: Option<Vec<String>>,
 }

@@ -110,7 +110,8 @@ pub(crate) fn not_finished(step: &Step, reason: String, excerpt: &[String]) -> S
     }
 }
 
-/// The step ended on its own, not because the watchdog killed it.
+/// The step ended on its own, not because the step runner killed it at its
+/// time limit.
 fn time_limit(step: &Step, record: &StepRecord) -> CheckResult {
     let what = format!("finishes within its time limit ({}s)", step.timeout_secs);
     match &record.stuck {

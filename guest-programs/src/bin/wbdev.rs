@@ -11,7 +11,14 @@
 //! wbdev udp ADDR PORT PAYLOAD...     send each datagram, expect it echoed
 //! wbdev flood ADDR PORT SECONDS      send 512-byte datagrams without pause
 //!                                   (SECONDS may be a fraction: 0.5)
+//! wbdev unanswered ADDR SIZE         send one ICMP echo request with SIZE
+//!                                    bytes of data, as `ping -s SIZE` does,
+//!                                    and expect no reply within 300 ms
 //! ```
+//!
+//! `unanswered` is for a ping that must get no answer: busybox `ping -W`
+//! waits whole seconds, and across the pair, inside one guest, an echo
+//! takes milliseconds.
 //!
 //! A PAYLOAD is `size:N` (N bytes of a counting pattern) or text.
 //!
@@ -21,12 +28,14 @@
 //! leaves it above zero.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// How long an echo may take.
 const ANSWER_WAIT: Duration = Duration::from_secs(2);
+/// How long an echo that must not come is waited for.
+const SILENCE_WAIT: Duration = Duration::from_millis(300);
 /// How long the send queue may take to empty.
 const DRAIN_WAIT: Duration = Duration::from_secs(3);
 
@@ -170,6 +179,81 @@ fn flood(to: SocketAddr, seconds: f64) -> Result<bool, String> {
     drained(&format!("flood {to}"), &socket)
 }
 
+/// The Internet checksum (RFC 1071) of `data`.
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Sends one ICMP echo request with `size` bytes of data to `to` over a raw
+/// socket (the frame `ping -s SIZE` sends: 14 + 20 + 8 + SIZE bytes), then
+/// waits [`SILENCE_WAIT`] for its reply; true when none came.
+fn unanswered(to: Ipv4Addr, size: usize) -> Result<bool, String> {
+    // SAFETY: `socket` takes three integers and returns a new descriptor,
+    // owned below, or -1.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP) };
+    if fd < 0 {
+        return Err(format!("raw ICMP socket: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let id = std::process::id() as u16;
+    let mut request = vec![8u8, 0, 0, 0];
+    request.extend_from_slice(&id.to_be_bytes());
+    request.extend_from_slice(&1u16.to_be_bytes());
+    request.extend((0..size).map(|i| i as u8));
+    let sum = checksum(&request);
+    request[2..4].copy_from_slice(&sum.to_be_bytes());
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: u32::from(to).to_be() },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `sendto` reads `request.len()` bytes from `request` and a
+    // `sockaddr_in` of the length given from `addr`; both outlive the call.
+    let sent = unsafe {
+        libc::sendto(
+            socket.as_raw_fd(),
+            request.as_ptr().cast(),
+            request.len(),
+            0,
+            std::ptr::addr_of!(addr).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        println!("unanswered {to}: {size} bytes: cannot send: {}", errno_name(&std::io::Error::last_os_error()));
+        return Ok(false);
+    }
+    let until = Instant::now() + SILENCE_WAIT;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            println!("unanswered {to}: {size} bytes: no reply within {} ms", SILENCE_WAIT.as_millis());
+            return Ok(true);
+        }
+        let mut poll = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: `poll` reads and writes one `pollfd`, on this stack frame.
+        if unsafe { libc::poll(&mut poll, 1, left.as_millis() as libc::c_int) } <= 0 {
+            continue;
+        }
+        // SAFETY: `recv` writes at most `buf.len()` bytes to `buf`.
+        let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        // A raw socket gets every ICMP message, with its IP header: the
+        // reply is type 0 with this request's identifier.
+        let Some(icmp) = usize::try_from(n).ok().and_then(|n| buf.get(usize::from(buf[0] & 0x0f) * 4..n)) else { continue };
+        if icmp.len() >= 8 && icmp[0] == 0 && icmp[4..6] == id.to_be_bytes() {
+            println!("unanswered {to}: {size} bytes: answered");
+            return Ok(false);
+        }
+    }
+}
+
 fn run(args: &[String]) -> Result<bool, String> {
     let to = || addr(args.get(1).ok_or("an address is missing")?, args.get(2).ok_or("a port is missing")?);
     match args.first().map(String::as_str) {
@@ -179,7 +263,13 @@ fn run(args: &[String]) -> Result<bool, String> {
             let seconds = args.get(3).and_then(|s| s.parse::<f64>().ok()).filter(|s| *s > 0.0).ok_or("flood ADDR PORT SECONDS")?;
             flood(to()?, seconds)
         }
-        _ => Err("usage: wbdev echo ADDR PORT | udp ADDR PORT PAYLOAD... | flood ADDR PORT SECONDS".into()),
+        Some("unanswered") => {
+            let to = args.get(1).and_then(|a| a.parse().ok()).ok_or("unanswered ADDR SIZE: ADDR is an IPv4 address")?;
+            let size =
+                args.get(2).and_then(|s| s.parse().ok()).filter(|s| *s <= 65000).ok_or("unanswered ADDR SIZE: SIZE is 0 to 65000")?;
+            unanswered(to, size)
+        }
+        _ => Err("usage: wbdev echo ADDR PORT | udp ADDR PORT PAYLOAD... | flood ADDR PORT SECONDS | unanswered ADDR SIZE".into()),
     }
 }
 

@@ -16,11 +16,16 @@
 //! since the previous step. One process for every step, where the shell
 //! forked a watchdog, a `setsid` and a `dmesg` for each: on the debug
 //! kernel a process costs tens of milliseconds.
+//!
+//! A step starts with every signal at its default action (busybox `sh` ran
+//! its background jobs with SIGINT and SIGQUIT ignored), standard input
+//! from `/dev/null`, and its output and errors on the host's line.
 
 use std::io::{BufRead, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the kernel log shows after an oops: the chapter's remaining steps
 /// are skipped (its module is usually stuck half-loaded, so they would only
@@ -57,15 +62,17 @@ fn parse(mut text: &[u8]) -> Result<Vec<Entry>, String> {
             "chapter" if words.len() == 2 => entries.push(Entry::Chapter(words[1].to_string())),
             "step" if words.len() == 4 => {
                 let len = number(words.get(3))? as usize;
-                if text.len() < len + 1 || text[len] != b'\n' {
+                if text.len() <= len || text[len] != b'\n' {
                     return Err(format!("`{line}`: the command is not {len} bytes and a newline"));
                 }
                 let command = String::from_utf8(text[..len].to_vec()).map_err(|_| "a command that is not UTF-8")?;
                 text = &text[len + 1..];
                 entries.push(Entry::Step { n: number(words.get(1))? as usize, seconds: number(words.get(2))?, command });
             }
-            "cleanup" if words.len() >= 2 => entries
-                .push(Entry::Cleanup { n: number(words.get(1))? as usize, modules: words[2..].iter().map(|m| m.to_string()).collect() }),
+            "cleanup" if words.len() >= 2 => entries.push(Entry::Cleanup {
+                n: number(words.get(1))? as usize,
+                modules: words[2..].iter().filter(|m| !m.is_empty()).map(|m| m.to_string()).collect(),
+            }),
             _ => return Err(format!("`{line}`: not a line of a steps file")),
         }
     }
@@ -139,14 +146,16 @@ impl Runner {
                     // SAFETY: `kill` has no memory-safety preconditions.
                     unsafe { libc::kill(task, libc::SIGKILL) };
                 }
-                match wait_for(pid, Some(KILL_GRACE))? {
+                let ended = wait_for(pid, Some(KILL_GRACE))?;
+                // A task stuck in the kernel (the step's shell, or a
+                // command it ran): the host stops the guest when it reads
+                // this.
+                if ended.is_none() || tasks[1..].iter().any(|&task| alive(task)) {
+                    self.mark(format_args!("hung {n}"));
+                }
+                match ended {
                     Some(status) => status,
-                    None => {
-                        // A task stuck in the kernel: the host stops the
-                        // guest when it reads this.
-                        self.mark(format_args!("hung {n}"));
-                        wait_for(pid, None)?.expect("a wait without a deadline ends with the child")
-                    }
+                    None => wait_for(pid, None)?.expect("a wait without a deadline ends with the child"),
                 }
             }
         };
@@ -199,26 +208,27 @@ fn say(text: std::fmt::Arguments<'_>) {
 /// Waits for child `pid` to end, at most `deadline`; its status, or `None`
 /// when the deadline passed first.
 fn wait_for(pid: libc::pid_t, deadline: Option<Duration>) -> Result<Option<std::process::ExitStatus>, String> {
-    // SAFETY: `pidfd_open` takes a pid and flags and returns a new file
-    // descriptor or -1; no memory is passed.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+    // SAFETY: `syscall` passes its variadic arguments as `long`s, as the
+    // kernel's `pidfd_open(pid_t, unsigned int)` takes them here; it
+    // returns a new descriptor, owned below, or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
     if fd < 0 {
         return Err(format!("pidfd_open: {}", std::io::Error::last_os_error()));
     }
-    let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    let timeout = deadline.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as libc::c_int);
-    let ready = loop {
+    // SAFETY: `fd` was just opened by pidfd_open and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let until = deadline.map(|d| Instant::now() + d);
+    loop {
+        let timeout = until.map_or(-1, |t| t.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as libc::c_int);
+        let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: `poll` reads and writes one `pollfd`, which lives on this
         // stack frame for the whole call.
-        let ready = unsafe { libc::poll(&mut poll, 1, timeout) };
-        if ready >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            break ready;
+        match unsafe { libc::poll(&mut poll, 1, timeout) } {
+            0 => return Ok(None),
+            n if n > 0 => break,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => continue,
+            _ => return Err(format!("poll: {}", std::io::Error::last_os_error())),
         }
-    };
-    // SAFETY: `fd` is the descriptor opened above, closed once.
-    unsafe { libc::close(fd) };
-    if ready == 0 {
-        return Ok(None);
     }
     let mut status = 0;
     // SAFETY: `waitpid` writes the status to the `c_int` it is given, which
@@ -227,6 +237,14 @@ fn wait_for(pid: libc::pid_t, deadline: Option<Duration>) -> Result<Option<std::
         return Err(format!("waitpid: {}", std::io::Error::last_os_error()));
     }
     Ok(Some(std::process::ExitStatus::from_raw(status)))
+}
+
+/// Whether `task` still runs (is neither gone nor a zombie).
+fn alive(task: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{task}/stat"))
+        .ok()
+        .and_then(|stat| stat.rfind(')').map(|i| stat[i + 1..].trim_start().starts_with('Z')))
+        .is_some_and(|zombie| !zombie)
 }
 
 /// The status as the shell's `$?` gives it: 128 + the signal for a killed
@@ -281,10 +299,20 @@ fn read_clear_log() -> String {
     // SAFETY: klogctl writes at most its third argument's count of bytes to
     // its second, which holds that many.
     let len = unsafe { libc::klogctl(SYSLOG_ACTION_READ_CLEAR, buf.as_mut_ptr().cast(), buf.len() as libc::c_int) };
+    if len < 0 {
+        eprintln!("wbsteps: klogctl: {}", std::io::Error::last_os_error());
+    }
     buf.truncate(len.max(0) as usize);
     let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> =
-        text.split('\n').map(|line| line.strip_prefix('<').and_then(|rest| rest.split_once('>')).map_or(line, |(_, rest)| rest)).collect();
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|mut line| {
+            while let Some((_, rest)) = line.strip_prefix('<').and_then(|rest| rest.split_once('>')) {
+                line = rest;
+            }
+            line
+        })
+        .collect();
     lines.join("\n").trim_end_matches('\n').to_string()
 }
 
@@ -314,8 +342,32 @@ pub(crate) fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // On the host's line, and in the kernel log, which the host
+            // shows when the steps end early.
             eprintln!("wbsteps: {e}");
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/kmsg")
+                .and_then(|mut kmsg| kmsg.write_all(format!("wbsteps: {e}\n").as_bytes()));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse, Entry};
+
+    #[test]
+    fn a_steps_file_is_read_back_as_written() {
+        let command = "echo 'it''s' \"two\nlines\" \u{e9}t\u{e9}";
+        let text = format!("chapter 01-hello\nstep 0 10 {}\n{command}\ncleanup 1 hello other\ncleanup 2 \n", command.len());
+        let entries = parse(text.as_bytes()).unwrap();
+        assert!(matches!(&entries[0], Entry::Chapter(name) if name == "01-hello"));
+        assert!(matches!(&entries[1], Entry::Step { n: 0, seconds: 10, command: c } if c == command));
+        assert!(matches!(&entries[2], Entry::Cleanup { n: 1, modules } if modules == &["hello", "other"]));
+        assert!(matches!(&entries[3], Entry::Cleanup { n: 2, modules } if modules.is_empty()));
+        assert!(parse(b"step 0 10 99\nshort\n").is_err(), "a command shorter than its length");
+        assert!(parse(b"wb_step 0 10 'true'\n").is_err(), "the old shell format");
     }
 }

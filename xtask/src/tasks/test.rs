@@ -77,7 +77,7 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     let mut times = PhaseTimes::new();
 
     if wants("unit") {
-        println!("== unit tests: cargo test -p xtask");
+        println!("== unit tests: cargo test -p xtask -p guest-programs");
         let (unit_passed, unit_failed) = unit_tests(&project)?;
         tally.passed += unit_passed;
         tally.failed.extend((0..unit_failed).map(|i| format!("unit test failure {}", i + 1)));
@@ -245,7 +245,7 @@ fn record_chapters(tally: &mut Tally, result: &RunResult, flavour: &str) {
 fn unit_tests(project: &Project) -> Result<(usize, usize)> {
     let sh = xshell::Shell::new()?;
     sh.change_dir(&project.root);
-    let out = xshell::cmd!(sh, "cargo test --quiet -p xtask --color never").quiet().ignore_status().output()?;
+    let out = xshell::cmd!(sh, "cargo test --quiet -p xtask -p guest-programs --color never").quiet().ignore_status().output()?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let (mut passed, mut failed) = (0, 0);
     for line in text.lines().filter(|l| l.starts_with("test result:")) {
