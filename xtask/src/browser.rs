@@ -206,7 +206,7 @@ pub(crate) fn render(
     // A page per core at once. Chromium locks its profile, so each launch
     // borrows one of a profile per core (a profile's first launch is the
     // slow one: a profile per page doubled the time).
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::pool::cores();
     let profiles = std::sync::Mutex::new((0..cores).map(|n| profile.join(n.to_string())).collect::<Vec<_>>());
     let rendered = crate::pool::run(pages.iter().collect(), cores, |(page, heading)| {
         let url = format!("http://127.0.0.1:{}/{page}", server.port);

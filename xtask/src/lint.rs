@@ -85,8 +85,7 @@ pub(crate) fn all(env: &Environment, chapters: &[Chapter], install: Install) -> 
     let dirs = [env.project.chapters_dir(), crate::planted::root(&env.project)];
     outcomes.push(("lint: chapters formatted with the kernel's rustfmt".to_string(), kernel_rustfmt(env, &dirs)?));
     // A chapter's build is one rustc, one core: a build per core at once.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let clippy = crate::pool::run(chapters.iter().collect(), cores, |chapter| kernel_clippy(env, chapter))?;
+    let clippy = crate::pool::run(chapters.iter().collect(), crate::pool::cores(), |chapter| kernel_clippy(env, chapter))?;
     for (chapter, outcome) in chapters.iter().zip(clippy) {
         outcomes.push((format!("lint: {} has no warning under the kernel's CLIPPY=1", chapter.name), outcome));
     }

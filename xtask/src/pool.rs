@@ -8,13 +8,18 @@ use std::sync::Mutex;
 
 use crate::Result;
 
+/// The machine's cores (1 when it cannot say).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// How many guests may run at once: `per_core` for each core, counting two
 /// cores at most (a 2-core machine is the reference; more would starve the
 /// host's own work). Each QEMU emulates one CPU on one host thread: a guest
 /// that is mostly busy wants a core, one that mostly waits (for timers,
 /// packets, a hung task's deadline) leaves room for another.
 pub(crate) fn guests_at_once(per_core: usize) -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2) * per_core.max(1)
+    cores().clamp(1, 2) * per_core.max(1)
 }
 
 /// Runs `work` on every item with up to `workers` threads at once, items
