@@ -156,6 +156,10 @@ struct Planned {
 /// What one guest runs: its files, its steps file (for `wbsteps`: see
 /// `guest-programs/src/bin/wbsteps.rs`), and the steps in it.
 struct Plan {
+    /// The guest programs (`wbtools` and the step runner's link to it):
+    /// alike in every run, so a snapshot holds them.
+    shared: Vec<GuestFile>,
+    /// The run's own files: modules, the chapters' files and program links.
     files: Vec<GuestFile>,
     script: String,
     steps: Vec<Planned>,
@@ -168,11 +172,11 @@ impl Plan {
     fn new(env: &Environment, chapters: &[Chapter], builds: &[Option<Result<Built, String>>], options: &RunOptions) -> Result<Plan> {
         // Every guest runs its steps with `wbsteps`, one of the guest programs.
         let programs = crate::programs::ensure_built(&env.project)?;
-        let files = vec![
+        let shared = vec![
             GuestFile { guest_path: crate::programs::GUEST_PATH.into(), data: std::fs::read(&programs.binary)?, mode: 0o755, link: None },
             GuestFile { guest_path: STEP_RUNNER.into(), data: Vec::new(), mode: 0o777, link: Some(crate::programs::GUEST_PATH.into()) },
         ];
-        let mut plan = Plan { files, script: String::new(), steps: Vec::new() };
+        let mut plan = Plan { shared, files: Vec::new(), script: String::new(), steps: Vec::new() };
         for (index, (chapter, build)) in chapters.iter().zip(builds).enumerate() {
             match build {
                 Some(Err(_)) => continue,
@@ -241,10 +245,7 @@ pub(crate) fn run(env: &Environment, chapters: &[Chapter], options: &RunOptions)
     }
     let plan = Plan::new(env, chapters, &builds, options)?;
     let late: Vec<usize> = (0..chapters.len()).filter(|&i| builds[i].is_none()).collect();
-    // The guest programs are alike in every run: a snapshot holds them.
-    let (shared, files): (Vec<GuestFile>, Vec<GuestFile>) =
-        plan.files.iter().cloned().partition(|f| f.guest_path == crate::programs::GUEST_PATH || f.guest_path == STEP_RUNNER);
-    let initramfs = guest::initramfs(&env.project, &env.toolchain, &plan.script, &shared, &files, !late.is_empty())?;
+    let initramfs = guest::initramfs(&env.project, &env.toolchain, &plan.script, &plan.shared, &plan.files, !late.is_empty())?;
     let config = BootConfig {
         qemu: env.toolchain.qemu.clone(),
         image: env.kernel.image.clone(),
