@@ -132,8 +132,8 @@ impl Runner {
             // ended with it.
             sh.pre_exec(|| if libc::setsid() < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
         }
-        let child = sh.spawn().map_err(|e| format!("cannot run /bin/sh: {e}"))?;
-        let pid = child.id() as libc::pid_t;
+        // Waited for below, by pid: the `Child` is not kept.
+        let pid = sh.spawn().map_err(|e| format!("cannot run /bin/sh: {e}"))?.id() as libc::pid_t;
         let status = match wait_for(pid, Some(Duration::from_secs(seconds)))? {
             Some(status) => status,
             None => {
@@ -163,7 +163,6 @@ impl Runner {
         // SAFETY: `kill` has no memory-safety preconditions; a negative pid
         // names the step's process group, which its session leader made.
         unsafe { libc::kill(-pid, libc::SIGKILL) };
-        drop(child);
         self.mark(format_args!("exit {n} {}", shell_status(status)));
         self.dmesg(n);
         Ok(())
