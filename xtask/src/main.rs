@@ -41,6 +41,7 @@ mod session;
 mod setup;
 mod submission;
 mod tasks;
+mod timings;
 mod toolchain;
 mod transcript;
 mod verdict;

@@ -379,49 +379,38 @@ pub(crate) fn run_in_guests(env: &Environment, chapters: &[Chapter], options: &R
         }
         boots.extend(result.boots);
     }
-    // Only a guide for the next run's sharing: a cache that cannot be
-    // written costs balance, not correctness.
-    let _ = costs.write(&costs_file);
+    costs.write();
     let chapters = placed.into_iter().map(|c| c.expect("every chapter ran in one guest")).collect();
     Ok(RunResult { chapters, boots, elapsed: started.elapsed(), work_dir: options.work_dir.clone() })
 }
 
 /// How long each chapter's steps took in its last run, in seconds.
-#[derive(Debug, Default)]
-struct ChapterCosts(std::collections::BTreeMap<String, f64>);
+#[derive(Debug)]
+struct ChapterCosts(crate::timings::Timings);
 
 impl ChapterCosts {
     /// A chapter never timed counts this much per step.
     const SECONDS_PER_STEP: f64 = 0.3;
 
-    /// The costs in `file` (`NAME SECONDS` lines); none if it is unreadable.
+    /// The costs in `file`.
     fn read(file: &std::path::Path) -> ChapterCosts {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        ChapterCosts(
-            text.lines()
-                .filter_map(|line| {
-                    let (name, seconds) = line.split_once(' ')?;
-                    Some((name.to_string(), seconds.trim().parse().ok()?))
-                })
-                .collect(),
-        )
+        ChapterCosts(crate::timings::Timings::read(file))
     }
 
-    fn write(&self, file: &std::path::Path) -> Result<()> {
-        let text: String = self.0.iter().map(|(name, seconds)| format!("{name} {seconds:.2}\n")).collect();
-        Ok(std::fs::write(file, text)?)
+    fn write(&self) {
+        self.0.write();
     }
 
     /// Records what a chapter's steps took, when every step ended.
     fn record(&mut self, result: &ChapterResult) {
         let times: Option<Vec<Duration>> = result.steps.iter().map(|s| s.took).collect();
         if let Some(times) = times.filter(|t| !t.is_empty()) {
-            self.0.insert(result.chapter.name.clone(), times.iter().map(Duration::as_secs_f64).sum());
+            self.0.set(&result.chapter.name, times.iter().sum());
         }
     }
 
     fn cost(&self, chapter: &Chapter) -> f64 {
-        self.0.get(&chapter.name).copied().unwrap_or(chapter.steps.len() as f64 * Self::SECONDS_PER_STEP)
+        self.0.get(&chapter.name).unwrap_or(chapter.steps.len() as f64 * Self::SECONDS_PER_STEP)
     }
 
     /// The chapters' indices in `guests` groups of about equal cost: the
@@ -524,7 +513,9 @@ mod tests {
             crate::chapter::Chapter::parse(name, std::path::Path::new("/c"), &text).unwrap()
         };
         let chapters = [chapter("01-a", 1), chapter("02-b", 1), chapter("03-c", 1), chapter("04-d", 10)];
-        let costs = ChapterCosts([("01-a", 5.0), ("02-b", 4.0), ("03-c", 2.0)].map(|(n, s)| (n.to_string(), s)).into());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("costs"), "01-a 5.0\n02-b 4.0\n03-c 2.0\n").unwrap();
+        let costs = ChapterCosts::read(&dir.path().join("costs"));
         // 04-d was never timed: 10 steps at 0.3 s are 3 s.
         assert_eq!(costs.share(&chapters, 2), vec![vec![0, 2], vec![1, 3]]);
         assert_eq!(costs.share(&chapters, 1), vec![vec![0, 1, 2, 3]]);
