@@ -525,7 +525,7 @@ impl Snapshot {
         std::fs::create_dir_all(&self.dir)?;
         std::fs::write(self.initrd(), base)?;
         eprintln!("guest: booting once to save a booted guest, which later runs resume ({})", self.dir.display());
-        let socket_dir = tempfile::Builder::new().prefix("workbook-qmp").tempdir()?;
+        let socket_dir = qmp_socket_dir()?;
         let socket = socket_dir.path().join("qmp");
         let (mut child, mut channel) = start(config, &self.dir, &self.initrd(), Some(Extra { incoming: None, qmp: &socket }))?;
         let deadline = Instant::now() + BOOT_DEADLINE;
@@ -554,7 +554,7 @@ impl Snapshot {
     /// Starts QEMU on the saved state and waits until the guest runs.
     fn resume(&self, config: &BootConfig) -> std::result::Result<(Qemu, Channel), NotResumed> {
         let not = |why: anyhow::Error| NotResumed { why, refused: false };
-        let socket_dir = tempfile::Builder::new().prefix("workbook-qmp").tempdir().map_err(|e| not(e.into()))?;
+        let socket_dir = qmp_socket_dir().map_err(not)?;
         let socket = socket_dir.path().join("qmp");
         let state = self.state();
         let (mut child, channel) =
@@ -584,6 +584,42 @@ impl Snapshot {
     /// it); the next run takes it again.
     fn drop_files(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The prefix of the temporary directories that hold a QMP socket (in the
+/// system's temporary directory: a socket's path must be short).
+const QMP_DIR_PREFIX: &str = "workbook-qmp";
+
+/// A new directory for a QMP socket, removed when it is dropped. A process
+/// killed by SIGKILL cannot remove its own: the first call of each process
+/// removes those left over, each older than any guest waits for its socket.
+fn qmp_socket_dir() -> Result<tempfile::TempDir> {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let dir = tempfile::Builder::new().prefix(QMP_DIR_PREFIX).tempdir()?;
+    SWEPT.call_once(|| {
+        if let Ok(mine) = std::fs::metadata(dir.path()) {
+            sweep_qmp_dirs(&std::env::temp_dir(), std::os::unix::fs::MetadataExt::uid(&mine), BOOT_DEADLINE * 10);
+        }
+    });
+    Ok(dir)
+}
+
+/// Removes the QMP socket directories in `tmp` that `owner` made and did
+/// not change for `age`: one is in use only while a guest starts (at most
+/// [`BOOT_DEADLINE`] and a save), so an older one was left by a killed
+/// process.
+fn sweep_qmp_dirs(tmp: &Path, owner: u32, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for entry in entries.flatten() {
+        let old_enough = entry.metadata().is_ok_and(|m| {
+            std::os::unix::fs::MetadataExt::uid(&m) == owner
+                && m.is_dir()
+                && m.modified().is_ok_and(|at| at.elapsed().is_ok_and(|e| e > age))
+        });
+        if old_enough && entry.file_name().to_string_lossy().starts_with(QMP_DIR_PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -811,6 +847,26 @@ pub(crate) fn check_no_marker(text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn left_over_qmp_dirs_are_swept_once_old() {
+        let tmp = tempfile::tempdir().unwrap();
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(tmp.path()).unwrap());
+        for name in ["workbook-qmpOLD", "workbook-qmpNEW", "other-OLD"] {
+            std::fs::create_dir(tmp.path().join(name)).unwrap();
+            std::fs::write(tmp.path().join(name).join("qmp"), b"").unwrap();
+        }
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for name in ["workbook-qmpOLD", "other-OLD"] {
+            std::fs::File::open(tmp.path().join(name)).unwrap().set_modified(old).unwrap();
+        }
+        sweep_qmp_dirs(tmp.path(), owner, Duration::from_secs(600));
+        assert!(!tmp.path().join("workbook-qmpOLD").exists(), "left over by a killed run");
+        assert!(tmp.path().join("workbook-qmpNEW").exists(), "may be in use");
+        assert!(tmp.path().join("other-OLD").exists(), "not the harness's");
+        sweep_qmp_dirs(tmp.path(), owner + 1, Duration::ZERO);
+        assert!(tmp.path().join("workbook-qmpNEW").exists(), "another user's is never touched");
+    }
 
     #[test]
     fn late_files_are_a_length_line_then_a_gzipped_cpio() {

@@ -207,9 +207,14 @@ pub(crate) const KERNEL_KEY_FILE: &str = ".workbook-kernel";
 /// they did) is kept after its last use.
 const UNNAMED_MODULE_BUILDS_KEPT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// The file in a module build directory that names the chapter directory
+/// it builds.
+pub(crate) const SOURCE_DIR_FILE: &str = ".workbook-source";
+
 /// Removes the module build directories whose kernel build is gone from the
-/// cache (nothing can use them again), and those that name no kernel and
-/// were not used for a day. Returns how many went.
+/// cache, or whose chapter directory is gone (a deleted clone): nothing can
+/// use them again. Also those that name no kernel and were not used for a
+/// day. Returns how many went.
 pub(crate) fn prune_module_builds(cache: &Path) -> Result<usize> {
     let Ok(entries) = std::fs::read_dir(cache.join("modules")) else {
         return Ok(0);
@@ -220,12 +225,15 @@ pub(crate) fn prune_module_builds(cache: &Path) -> Result<usize> {
         if crate::lock::is_held(&dir.with_extension("lock")) {
             continue;
         }
-        let stale = match std::fs::read_to_string(dir.join(KERNEL_KEY_FILE)) {
-            Ok(key) => !cache.join("kernel").join(key.trim()).join(".workbook-complete").exists(),
-            Err(_) => std::fs::metadata(&dir)
-                .and_then(|m| m.modified())
-                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > UNNAMED_MODULE_BUILDS_KEPT)),
-        };
+        let source_gone = std::fs::read(dir.join(SOURCE_DIR_FILE))
+            .is_ok_and(|source| !Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&source)).is_dir());
+        let stale = source_gone
+            || match std::fs::read_to_string(dir.join(KERNEL_KEY_FILE)) {
+                Ok(key) => !cache.join("kernel").join(key.trim()).join(".workbook-complete").exists(),
+                Err(_) => std::fs::metadata(&dir)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > UNNAMED_MODULE_BUILDS_KEPT)),
+            };
         if stale {
             std::fs::remove_dir_all(&dir)?;
             let _ = std::fs::remove_file(dir.with_extension("lock"));
@@ -406,7 +414,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn module_builds_of_a_kernel_that_is_gone_are_removed() {
+    fn module_builds_of_a_kernel_or_sources_that_are_gone_are_removed() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = tmp.path();
         std::fs::create_dir_all(cache.join("kernel/k1")).unwrap();
@@ -417,8 +425,15 @@ mod tests {
                 std::fs::write(cache.join("modules").join(dir).join(KERNEL_KEY_FILE), key).unwrap();
             }
         }
-        assert_eq!(prune_module_builds(cache).unwrap(), 1);
+        for (dir, source) in [("01-hello-d", cache.join("kernel")), ("01-hello-e", cache.join("deleted-clone/chapters/01-hello"))] {
+            std::fs::create_dir_all(cache.join("modules").join(dir)).unwrap();
+            std::fs::write(cache.join("modules").join(dir).join(KERNEL_KEY_FILE), "k1").unwrap();
+            std::fs::write(cache.join("modules").join(dir).join(SOURCE_DIR_FILE), source.to_str().unwrap()).unwrap();
+        }
+        assert_eq!(prune_module_builds(cache).unwrap(), 2);
         assert!(cache.join("modules/01-hello-a").exists(), "its kernel is cached");
+        assert!(cache.join("modules/01-hello-d").exists(), "its kernel and its sources are there");
+        assert!(!cache.join("modules/01-hello-e").exists(), "its sources are gone");
         assert!(!cache.join("modules/01-hello-b").exists(), "its kernel is gone");
         assert!(cache.join("modules/01-hello-c").exists(), "it names no kernel and was used today");
     }

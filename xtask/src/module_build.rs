@@ -169,6 +169,8 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     if isolation == Isolation::Trusted {
         // Names its kernel, so that it goes when that kernel's build does.
         std::fs::write(build_dir.join(crate::kernel::KERNEL_KEY_FILE), &env.kernel.key)?;
+        // And its sources, so that it goes when they do (a deleted clone).
+        std::fs::write(build_dir.join(crate::kernel::SOURCE_DIR_FILE), std::os::unix::ffi::OsStrExt::as_bytes(chapter.dir.as_os_str()))?;
     }
     let stamp = build_dir.join(BUILT_STAMP);
     // The directory is keyed by the kernel's inputs (and so the toolchain);
