@@ -300,6 +300,16 @@ pub(crate) fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<Sub
             results_dir.display()
         );
     }
+    if todo.len() > 1 {
+        // The workbook's own chapters first (cached after the first class):
+        // each submission's build then runs the compiler commands Kbuild
+        // saved for them, without make. For one submission it would not
+        // pay. A chapter that does not build only leaves its submissions
+        // to make, which reports the same.
+        for chapter in &options.chapters {
+            let _ = crate::module_build::build_isolated(env, chapter, Isolation::Trusted);
+        }
+    }
     let run_dir = RunDir::create(env)?;
     let progress = std::sync::Mutex::new(Progress::new("grading", mine.len() as u64));
     progress.lock().unwrap().advance((mine.len() - todo.len()) as u64);
