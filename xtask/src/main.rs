@@ -35,6 +35,7 @@ mod pool;
 mod programs;
 mod progress;
 mod qmp;
+mod replay;
 mod report;
 mod runner;
 mod session;

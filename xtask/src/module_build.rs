@@ -13,6 +13,7 @@ use xshell::cmd;
 use crate::chapter::Chapter;
 use crate::hash::CacheKey;
 use crate::lock::CacheLock;
+use crate::replay::Plan;
 use crate::setup::Environment;
 use crate::Result;
 
@@ -165,7 +166,6 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     }
     let changed = sync_sources(&chapter.dir, &build_dir)?;
     let kbuild_changed = changed.iter().any(|name| name == "Kbuild");
-    let changed = !changed.is_empty();
     if isolation == Isolation::Trusted {
         // Names its kernel, so that it goes when that kernel's build does.
         std::fs::write(build_dir.join(crate::kernel::KERNEL_KEY_FILE), &env.kernel.key)?;
@@ -178,7 +178,7 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     // kernel rebuilt in place (`setup --rebuild`) is built against again.
     let kernel_build = kernel_build_id(env);
     let warnings_then = stamp_warnings(&build_dir, &kernel_build);
-    if !changed {
+    if changed.is_empty() {
         // With the same sources, make would do nothing.
         if let (Some(warnings), Some(modules)) = (warnings_then.clone(), read_modules(chapter, &build_dir)?) {
             return Ok(Ok(Built { modules, warnings, elapsed: None }));
@@ -187,7 +187,10 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     let replayable_file = build_dir.join(REPLAYABLE);
     let replay_failed_last = std::fs::read_to_string(&replayable_file).is_ok_and(|id| id == kernel_build);
     let _ = std::fs::remove_file(&replayable_file);
-    let stamp_was_there = (std::fs::remove_file(&stamp).is_ok() && warnings_then.is_some()) || replay_failed_last;
+    // A good build's objects stand for its sources; after a failed replay,
+    // which objects are stale is not known.
+    let built_good_last = std::fs::remove_file(&stamp).is_ok() && warnings_then.is_some();
+    let stamp_was_there = built_good_last || replay_failed_last;
     std::fs::write(&marker, b"")?;
     let started = Instant::now();
     let sh = env.shell()?;
@@ -198,9 +201,21 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     // it saved here; in a new directory, those of another good build of
     // the same Kbuild against the same kernel build (the commands name the
     // sources relative to their directory).
-    let saved = if stamp_was_there && !kbuild_changed { saved_build(&build_dir) } else { from_template(env, chapter, &build_dir) };
-    let replayed = match saved {
-        Some(stages) => replay(env, &build_dir, &stages, isolation)?,
+    let plan = if stamp_was_there && !kbuild_changed {
+        Plan::saved(&build_dir).map(|mut plan| {
+            if built_good_last {
+                plan.keep_unchanged(&changed);
+            }
+            plan
+        })
+    } else {
+        from_template(env, chapter, &build_dir)
+    };
+    let replayed = match plan {
+        Some(plan) => {
+            let sandbox = if isolation == Isolation::Sandboxed { sandbox_args(env, &build_dir) } else { Vec::new() };
+            plan.run(env, &build_dir, &sandbox)?
+        }
         None => None,
     };
     let was_replayed = replayed.is_some();
@@ -268,77 +283,16 @@ fn kernel_build_id(env: &Environment) -> String {
     format!("kernel {} {nanos}", env.kernel.key)
 }
 
-/// The commands Kbuild saved in `dir` (the first line of each
-/// `.TARGET.cmd`) that build every module there from its sources, in
-/// stages as make runs them: every object (rustc or clang, and objtool);
-/// each module of several objects, linked from them; modpost; each
-/// `.mod.o`; each `.ko`. The commands of a stage do not depend on each
-/// other. They name the sources relative to `dir` and the kernel by
-/// absolute path, so they build the same sources in another directory.
-/// `None` when one is missing.
-fn saved_build(dir: &Path) -> Option<Vec<Vec<String>>> {
-    let order = std::fs::read_to_string(dir.join("modules.order")).ok()?;
-    let modules: Vec<&str> = order.lines().filter_map(|l| l.trim().trim_start_matches("./").strip_suffix(".o")).collect();
-    if modules.is_empty() {
-        return None;
-    }
-    let saved = |target: &str| -> Option<String> {
-        let text = std::fs::read_to_string(dir.join(format!(".{target}.cmd"))).ok()?;
-        Some(unescape_saved(text.lines().next()?.strip_prefix(&format!("savedcmd_{target} := "))?))
-    };
-    let (mut objects, mut linked) = (Vec::new(), Vec::new());
-    for module in &modules {
-        // `NAME.mod` lists the module's objects, one `./OBJECT.o` a line.
-        let listed = std::fs::read_to_string(dir.join(format!("{module}.mod"))).ok()?;
-        let parts: Vec<&str> = listed.split_whitespace().map(|o| o.trim_start_matches("./")).collect();
-        if parts.is_empty() {
-            return None;
-        }
-        if parts == [format!("{module}.o")] {
-            objects.push(saved(parts[0])?);
-        } else {
-            for part in parts {
-                objects.push(saved(part)?);
-            }
-            linked.push(saved(&format!("{module}.o"))?);
-        }
-    }
-    let each = |suffix: &str| modules.iter().map(|m| saved(&format!("{m}{suffix}"))).collect::<Option<Vec<_>>>();
-    let stages = vec![objects, linked, vec![saved("Module.symvers")?], each(".mod.o")?, each(".ko")?];
-    Some(stages.into_iter().filter(|stage| !stage.is_empty()).collect())
-}
-
-/// A saved command as the shell runs it: Kbuild writes `$` as `$$` and `#`
-/// as `$(pound)`, for make to read the `.cmd` file back.
-fn unescape_saved(command: &str) -> String {
-    let mut out = String::with_capacity(command.len());
-    let mut rest = command;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        if let Some(after) = rest.strip_prefix("$$") {
-            out.push('$');
-            rest = after;
-        } else if let Some(after) = rest.strip_prefix("$(pound)") {
-            out.push('#');
-            rest = after;
-        } else {
-            out.push('$');
-            rest = &rest[1..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The saved commands (see [`saved_build`]) of another good build of
-/// `chapter`'s modules against this kernel build, from the same `Kbuild`,
-/// the most recent in the cache, with what they need besides the sources
-/// copied into `build_dir`. A fresh clone, a mutant and a submission then
-/// cost their compilers, not make's reading of the kernel's Makefiles
-/// (about 1.7 s a build on 2 cores). A build directory another process
-/// holds is passed over: its files may be changing.
-fn from_template(env: &Environment, chapter: &Chapter, build_dir: &Path) -> Option<Vec<Vec<String>>> {
+/// The saved commands of another good build of `chapter`'s modules against
+/// this kernel build, from the same `Kbuild`, the most recent in the
+/// cache, with what they need besides the sources copied into `build_dir`
+/// and its objects whose sources are the same (see [`crate::replay`]). A
+/// fresh clone, a mutant and a submission then cost their compilers, not
+/// make's reading of the kernel's Makefiles (about 1.7 s a build on 2
+/// cores), and a mutant of one module of several compiles only that one. A
+/// build directory another process holds is passed over: its files may be
+/// changing.
+fn from_template(env: &Environment, chapter: &Chapter, build_dir: &Path) -> Option<Plan> {
     let kbuild = std::fs::read(build_dir.join("Kbuild")).ok()?;
     let kernel_build = kernel_build_id(env);
     let prefix = format!("{}-", chapter.name);
@@ -356,94 +310,11 @@ fn from_template(env: &Environment, chapter: &Chapter, build_dir: &Path) -> Opti
         let good = stamp_warnings(&from, &kernel_build).is_some()
             && !from.join(BUILDING_MARKER).exists()
             && std::fs::read(from.join("Kbuild")).is_ok_and(|theirs| theirs == kbuild);
-        let stages = saved_build(&from).filter(|_| good)?;
-        seed_from(&from, build_dir).ok()?;
-        Some(stages)
+        let mut plan = Plan::saved(&from).filter(|_| good)?;
+        crate::replay::seed(&from, build_dir).ok()?;
+        plan.reuse_objects(&from, build_dir).ok()?;
+        Some(plan)
     })
-}
-
-/// Copies into `to` what Kbuild made in `from` that does not depend on the
-/// modules' sources: the saved commands (make reads them on a later build
-/// of `to`), the module list, each module's object list and the object
-/// common to every module (built from the kernel's own sources).
-fn seed_from(from: &Path, to: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        let wanted = (name.starts_with('.') && name.ends_with(".cmd"))
-            || name == "modules.order"
-            || name == ".module-common.o"
-            || (name.ends_with(".mod") && !name.starts_with('.'));
-        if wanted {
-            std::fs::copy(from.join(&name), to.join(&name))?;
-        }
-    }
-    Ok(())
-}
-
-/// Builds the modules in `build_dir` by running `stages` of commands (see
-/// [`saved_build`]) there, a stage's commands a core each at once, in the
-/// build's sandbox if it has one: the very commands make would run, with
-/// the same flags and kernel, without make's second of reading the
-/// kernel's Makefiles four times. `None` when they did not make every
-/// object and module afresh: make does it.
-fn replay(env: &Environment, build_dir: &Path, stages: &[Vec<String>], isolation: Isolation) -> Result<Option<std::process::Output>> {
-    // What the kernel's Makefile exports that the commands themselves need:
-    // rustc takes the kernel's `-Z` flags only with RUSTC_BOOTSTRAP.
-    let vars = [("RUSTC_BOOTSTRAP", "1"), ("LC_COLLATE", "C"), ("LC_NUMERIC", "C")];
-    let mut sandbox = Vec::new();
-    if isolation == Isolation::Sandboxed {
-        sandbox = sandbox_args(env, build_dir);
-        for (name, value) in vars {
-            sandbox.extend(["--setenv".to_string(), name.to_string(), value.to_string()]);
-        }
-    }
-    let started = std::time::SystemTime::now();
-    let mut stderr = Vec::new();
-    for stage in stages {
-        let outs = crate::pool::run(stage.iter().collect(), crate::pool::cores(), |command: &String| {
-            // `-e`, as Kbuild runs them: in `rustc ...; objtool ...`, a
-            // failed compile must not go on to objtool on the old object.
-            let sandbox = &sandbox;
-            let sh = env.shell()?;
-            sh.change_dir(build_dir);
-            Ok(if sandbox.is_empty() {
-                for (name, value) in vars {
-                    sh.set_var(name, value);
-                }
-                cmd!(sh, "sh -e -c {command}").quiet().ignore_status().output()?
-            } else {
-                cmd!(sh, "bwrap {sandbox...} -- sh -e -c {command}").quiet().ignore_status().output()?
-            })
-        })?;
-        // In the commands' order, as make shows them with one job.
-        let failed = outs.iter().find(|out| !out.status.success()).map(|out| out.status);
-        for out in outs {
-            stderr.extend_from_slice(&out.stderr);
-        }
-        if let Some(status) = failed {
-            return Ok(Some(std::process::Output { status, stdout: Vec::new(), stderr }));
-        }
-    }
-    // Every object and module must be new: anything else is a replay that
-    // did not do what make would have, and make does it.
-    let fresh = |name: &str| std::fs::metadata(build_dir.join(name)).and_then(|m| m.modified()).is_ok_and(|at| at >= started);
-    let order = std::fs::read_to_string(build_dir.join("modules.order"))?;
-    for module in order.lines().filter_map(|l| l.trim().trim_start_matches("./").strip_suffix(".o")) {
-        let listed = std::fs::read_to_string(build_dir.join(format!("{module}.mod")))?;
-        let objects = listed.split_whitespace().map(|o| o.trim_start_matches("./").to_string());
-        if !objects.chain([format!("{module}.o"), format!("{module}.ko")]).all(|name| fresh(&name)) {
-            return Ok(None);
-        }
-    }
-    // The dependency files make would have folded into the `.cmd` files.
-    for entry in std::fs::read_dir(build_dir)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.ends_with(".o.d") {
-            let _ = std::fs::remove_file(build_dir.join(name));
-        }
-    }
-    let status = std::os::unix::process::ExitStatusExt::from_raw(0);
-    Ok(Some(std::process::Output { status, stdout: Vec::new(), stderr }))
 }
 
 /// Each of the chapter's modules with its `.ko`, or `None` when one is missing.
@@ -541,50 +412,6 @@ mod tests {
         assert!(at("/tmp") < at("/tmp/cache/kernel") && at("/tmp") < at("/tmp/cache/build"), "{args:?}");
         assert!(args.windows(3).any(|w| w == ["--bind", "/tmp/cache/build", "/tmp/cache/build"]));
         assert!(!args.iter().any(|a| a.starts_with("/etc/") && a != "/etc/alternatives"), "no host configuration: {args:?}");
-    }
-
-    #[test]
-    fn saved_commands_are_unescaped_as_make_reads_them() {
-        assert_eq!(unescape_saved("awk '!x[$$0]++ { print(\"./\"$$0) }' $(pound) $$$$ $x"), "awk '!x[$0]++ { print(\"./\"$0) }' # $$ $x");
-    }
-
-    #[test]
-    fn a_build_is_replayed_in_stages_from_its_saved_commands() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        let save = |target: &str, command: &str| {
-            std::fs::write(dir.join(format!(".{target}.cmd")), format!("savedcmd_{target} := {command}\n\ndeps_{target} := x\n")).unwrap()
-        };
-        std::fs::write(dir.join("modules.order"), "hello.o\npair.o\n").unwrap();
-        std::fs::write(dir.join("hello.mod"), "./hello.o\n").unwrap();
-        std::fs::write(dir.join("pair.mod"), "./pair_main.o\n./pair_shim.o\n").unwrap();
-        for target in ["hello.o", "pair_main.o", "pair_shim.o", "pair.o", "hello.mod.o", "pair.mod.o", "hello.ko", "pair.ko"] {
-            save(target, &format!("make {target}"));
-        }
-        assert_eq!(saved_build(dir), None, "modpost's command is missing");
-        save("Module.symvers", "modpost $$x");
-        let stages = saved_build(dir).unwrap();
-        let expected: Vec<Vec<&str>> = vec![
-            vec!["make hello.o", "make pair_main.o", "make pair_shim.o"],
-            vec!["make pair.o"],
-            vec!["modpost $x"],
-            vec!["make hello.mod.o", "make pair.mod.o"],
-            vec!["make hello.ko", "make pair.ko"],
-        ];
-        assert_eq!(stages, expected);
-        // What a new directory needs besides the sources and the commands.
-        let to = tmp.path().join("new");
-        std::fs::create_dir(&to).unwrap();
-        std::fs::write(dir.join(".module-common.o"), "o").unwrap();
-        std::fs::write(dir.join("hello.rs"), "source").unwrap();
-        std::fs::write(dir.join("hello.ko"), "module").unwrap();
-        seed_from(dir, &to).unwrap();
-        let mut copied: Vec<String> = std::fs::read_dir(&to).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        copied.sort();
-        assert!(copied.contains(&".pair.o.cmd".to_string()) && copied.contains(&".module-common.o".to_string()));
-        assert!(copied.contains(&"pair.mod".to_string()) && copied.contains(&"modules.order".to_string()));
-        assert!(!copied.contains(&"hello.rs".to_string()) && !copied.contains(&"hello.ko".to_string()), "{copied:?}");
-        assert_eq!(saved_build(&to), Some(stages));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub(crate) struct NegativeJob {
     work: std::path::PathBuf,
     /// The kernel that shows its failure.
     kernel: Flavour,
+    /// The workbook's chapter it breaks, if any: built first (see
+    /// [`negative_tests`]).
+    reference: Option<Chapter>,
 }
 
 /// The kernels negative tests run on.
@@ -68,7 +71,8 @@ pub(crate) fn negative_jobs(project: &Project, chapters: &[Chapter]) -> Result<V
             let mutated = mutation::apply(chapter, &mutation, &work)?;
             let name = format!("{}: mutant `{}`", chapter.name, mutation.name);
             let expect = mutation.expect.texts().into_iter().map(String::from).collect();
-            jobs.push(NegativeJob { name, chapter: mutated, judge: Judge::AnyOf(expect), work, kernel: mutation.kernel });
+            let reference = Some(chapter.clone());
+            jobs.push(NegativeJob { name, chapter: mutated, judge: Judge::AnyOf(expect), work, kernel: mutation.kernel, reference });
         }
         if !crate::exercise::regions(chapter)?.is_empty() {
             // The learner's starting point must not pass: the checks must see
@@ -78,8 +82,9 @@ pub(crate) fn negative_jobs(project: &Project, chapters: &[Chapter]) -> Result<V
             let _ = std::fs::remove_dir_all(&dir);
             crate::exercise::write_skeleton(chapter, &dir)?;
             let name = format!("{}: exercise skeleton", chapter.name);
+            let reference = Some(chapter.clone());
             let chapter = Chapter::load(&dir)?;
-            jobs.push(NegativeJob { name, chapter, judge: Judge::AnyOf(Vec::new()), work, kernel: Flavour::Fast });
+            jobs.push(NegativeJob { name, chapter, judge: Judge::AnyOf(Vec::new()), work, kernel: Flavour::Fast, reference });
         }
     }
     Ok(jobs)
@@ -96,6 +101,7 @@ pub(crate) fn planted_jobs(project: &Project) -> Result<Vec<NegativeJob>> {
             chapter,
             judge: Judge::Planted(planted),
             kernel: Flavour::Debug,
+            reference: None,
         })
         .collect())
 }
@@ -122,6 +128,25 @@ pub(crate) fn negative_tests(kernels: &Kernels, jobs: Vec<NegativeJob>, accel: A
     for job in &skipped {
         println!("  skip  {}: only the debug kernel's detectors see it (run without --kernel fast)", job.name);
     }
+    // The workbook's chapters first, on each kernel their jobs use (cached
+    // after the first run): each broken copy's build then runs the compiler
+    // commands Kbuild saved for them, without make, however many copies
+    // start at once. A chapter that does not build leaves its copies to
+    // make, which reports the same.
+    let mut references: Vec<(&Chapter, Flavour)> = Vec::new();
+    for job in &jobs {
+        if let Some(reference) = &job.reference {
+            if !references.iter().any(|(c, k)| c.dir == reference.dir && *k == job.kernel) {
+                references.push((reference, job.kernel));
+            }
+        }
+    }
+    crate::pool::run(references, crate::pool::cores(), |(chapter, kernel)| {
+        let env =
+            if kernel == Flavour::Debug { kernels.detectors.expect("jobs without their kernel were skipped") } else { kernels.default };
+        let _ = crate::module_build::build_isolated(env, chapter, crate::module_build::Isolation::Trusted);
+        Ok(())
+    })?;
     // The longest first (by their last run), each beside one of the
     // shortest: a hang's long wait starts early, beside busy guests, instead
     // of ending the phase alone or idling beside other waits. The results

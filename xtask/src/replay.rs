@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Building modules without make. For every file it makes, Kbuild saves the
+//! command that made it and what it read (`.TARGET.cmd`: `savedcmd_`,
+//! `source_`, `deps_`). Run again, in stages, those commands build the same
+//! modules byte for byte, without make's second of reading the kernel's
+//! Makefiles four times: after an edit in the same directory (only the
+//! objects whose sources changed), or in a new directory with the same
+//! `Kbuild` (the commands name the sources relative to their directory and
+//! the kernel by absolute path; objects whose sources are the same are
+//! copied).
+
+use std::path::Path;
+
+use xshell::cmd;
+
+use crate::setup::Environment;
+use crate::Result;
+
+/// One saved command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Saved {
+    /// The file it makes, in the build directory.
+    target: String,
+    /// The command, as the shell runs it.
+    line: String,
+    /// The files of the build directory it reads (its source and local
+    /// headers or Rust modules); the kernel's files are the same for every
+    /// build against one kernel build.
+    sources: Vec<String>,
+    /// For a link or a `.mod.o`: the files made earlier in the build that
+    /// it reads. It runs only when one of them was made anew, or its own
+    /// file is missing, as make decides.
+    inputs: Vec<String>,
+}
+
+/// The saved commands that build every module of a directory, in stages as
+/// make runs them: every object (rustc or clang, and objtool); each module
+/// of several objects, linked from them; modpost; each `.mod.o`; each
+/// `.ko`. The commands of a stage do not depend on each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    stages: Vec<Vec<Saved>>,
+    /// Objects copied from another build (see [`Plan::reuse_objects`]).
+    copied: Vec<String>,
+}
+
+impl Plan {
+    /// The commands Kbuild saved in `dir`; `None` when one is missing.
+    pub(crate) fn saved(dir: &Path) -> Option<Plan> {
+        let modules = modules(dir)?;
+        let (mut objects, mut linked) = (Vec::new(), Vec::new());
+        for module in &modules {
+            let parts = objects_of(dir, module)?;
+            if parts != [format!("{module}.o")] {
+                for part in &parts {
+                    objects.push(saved(dir, part)?);
+                }
+                linked.push(Saved { inputs: parts, ..saved(dir, &format!("{module}.o"))? });
+            } else {
+                objects.push(saved(dir, &parts[0])?);
+            }
+        }
+        let each = |suffix: &str, inputs: &[&str]| {
+            modules
+                .iter()
+                .map(|m| Some(Saved { inputs: inputs.iter().map(|i| format!("{m}{i}")).collect(), ..saved(dir, &format!("{m}{suffix}"))? }))
+                .collect::<Option<Vec<_>>>()
+        };
+        let stages =
+            vec![objects, linked, vec![saved(dir, "Module.symvers")?], each(".mod.o", &[".mod.c"])?, each(".ko", &[".o", ".mod.o"])?];
+        Some(Plan { stages: stages.into_iter().filter(|stage| !stage.is_empty()).collect(), copied: Vec::new() })
+    }
+
+    /// Leaves out the objects none of whose sources are among `changed`:
+    /// those the last good build in the same directory made stand.
+    pub(crate) fn keep_unchanged(&mut self, changed: &[String]) {
+        self.stages[0].retain(|object| object.sources.iter().any(|source| changed.contains(source)));
+    }
+
+    /// Copies from `from` (a good build of the same `Kbuild` against the
+    /// same kernel build) into `to` each object whose sources have the same
+    /// contents in both, and leaves its command out.
+    pub(crate) fn reuse_objects(&mut self, from: &Path, to: &Path) -> Result<()> {
+        let same = |name: &String| match (std::fs::read(from.join(name)), std::fs::read(to.join(name))) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        let mut compile = Vec::new();
+        for object in std::mem::take(&mut self.stages[0]) {
+            if !object.sources.is_empty() && object.sources.iter().all(same) && from.join(&object.target).is_file() {
+                std::fs::copy(from.join(&object.target), to.join(&object.target))?;
+                self.copied.push(object.target);
+            } else {
+                compile.push(object);
+            }
+        }
+        self.stages[0] = compile;
+        Ok(())
+    }
+
+    /// Runs the commands in `dir`, a stage's commands a core each at once,
+    /// in bubblewrap with `sandbox`'s arguments unless they are none. `None`
+    /// when they did not make every file they should afresh: make does it.
+    pub(crate) fn run(&self, env: &Environment, dir: &Path, sandbox: &[String]) -> Result<Option<std::process::Output>> {
+        let mut sandbox = sandbox.to_vec();
+        if !sandbox.is_empty() {
+            for (name, value) in EXPORTED {
+                sandbox.extend(["--setenv".to_string(), name.to_string(), value.to_string()]);
+            }
+        }
+        let started = std::time::SystemTime::now();
+        let mut stderr = Vec::new();
+        // What this build made anew, so far; modpost rewrites a module's
+        // `.mod.c` only when it changes, and its `.mod.o` is compiled again
+        // only then.
+        let mut made: std::collections::HashSet<String> = self.copied.iter().cloned().collect();
+        let mod_c = |dir: &Path| -> Vec<(String, Option<Vec<u8>>)> {
+            let modules = modules(dir).unwrap_or_default();
+            modules.into_iter().map(|m| format!("{m}.mod.c")).map(|name| (name.clone(), std::fs::read(dir.join(&name)).ok())).collect()
+        };
+        let before = mod_c(dir);
+        let mut ran = Vec::new();
+        for stage in &self.stages {
+            let due: Vec<&Saved> = stage
+                .iter()
+                .filter(|saved| {
+                    saved.inputs.is_empty() || !dir.join(&saved.target).exists() || saved.inputs.iter().any(|i| made.contains(i))
+                })
+                .collect();
+            let outs = crate::pool::run(due.clone(), crate::pool::cores(), |saved: &Saved| {
+                let sh = env.shell()?;
+                sh.change_dir(dir);
+                let line = &saved.line;
+                // `-e`, as Kbuild runs them: in `rustc ...; objtool ...`, a
+                // failed compile must not go on to objtool on the old object.
+                Ok(if sandbox.is_empty() {
+                    for (name, value) in EXPORTED {
+                        sh.set_var(name, value);
+                    }
+                    cmd!(sh, "sh -e -c {line}").quiet().ignore_status().output()?
+                } else {
+                    let sandbox = &sandbox;
+                    cmd!(sh, "bwrap {sandbox...} -- sh -e -c {line}").quiet().ignore_status().output()?
+                })
+            })?;
+            // In the commands' order, as make shows them with one job.
+            let failed = outs.iter().find(|out| !out.status.success()).map(|out| out.status);
+            for out in outs {
+                stderr.extend_from_slice(&out.stderr);
+            }
+            if let Some(status) = failed {
+                return Ok(Some(std::process::Output { status, stdout: Vec::new(), stderr }));
+            }
+            made.extend(due.iter().map(|saved| saved.target.clone()));
+            ran.extend(due);
+            if stage.iter().any(|saved| saved.target == "Module.symvers") {
+                let after = mod_c(dir);
+                made.extend(after.into_iter().filter(|file| !before.contains(file)).map(|(name, _)| name));
+            }
+        }
+        // Everything run must have made its file anew: anything else is a
+        // replay that did not do what make would have, and make does it.
+        let fresh = |name: &str| std::fs::metadata(dir.join(name)).and_then(|m| m.modified()).is_ok_and(|at| at >= started);
+        if !ran.iter().all(|saved| fresh(&saved.target)) {
+            return Ok(None);
+        }
+        // The dependency files make would have folded into the `.cmd` files.
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".o.d") {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+        }
+        let status = std::os::unix::process::ExitStatusExt::from_raw(0);
+        Ok(Some(std::process::Output { status, stdout: Vec::new(), stderr }))
+    }
+}
+
+/// What the kernel's Makefile exports that the saved commands need: rustc
+/// takes the kernel's `-Z` flags only with RUSTC_BOOTSTRAP.
+const EXPORTED: [(&str, &str); 3] = [("RUSTC_BOOTSTRAP", "1"), ("LC_COLLATE", "C"), ("LC_NUMERIC", "C")];
+
+/// Copies into `to` what Kbuild made in `from` that does not depend on the
+/// modules' sources: the saved commands (make reads them on a later build
+/// of `to`), the module list, each module's object list and the object
+/// common to every module (built from the kernel's own sources).
+pub(crate) fn seed(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let wanted = (name.starts_with('.') && name.ends_with(".cmd"))
+            || name == "modules.order"
+            || name == ".module-common.o"
+            || (name.ends_with(".mod") && !name.starts_with('.'));
+        if wanted {
+            std::fs::copy(from.join(&name), to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// The modules `dir` builds (`modules.order`: `NAME.o` a line).
+fn modules(dir: &Path) -> Option<Vec<String>> {
+    let order = std::fs::read_to_string(dir.join("modules.order")).ok()?;
+    let modules: Vec<String> =
+        order.lines().filter_map(|l| l.trim().trim_start_matches("./").strip_suffix(".o")).map(String::from).collect();
+    (!modules.is_empty()).then_some(modules)
+}
+
+/// The objects of a module (`NAME.mod`: `./OBJECT.o` a line).
+fn objects_of(dir: &Path, module: &str) -> Option<Vec<String>> {
+    let listed = std::fs::read_to_string(dir.join(format!("{module}.mod"))).ok()?;
+    let objects: Vec<String> = listed.split_whitespace().map(|o| o.trim_start_matches("./").to_string()).collect();
+    (!objects.is_empty()).then_some(objects)
+}
+
+/// The command saved for `target` in `dir`, with the files of `dir` it read.
+fn saved(dir: &Path, target: &str) -> Option<Saved> {
+    let text = std::fs::read_to_string(dir.join(format!(".{target}.cmd"))).ok()?;
+    let line = unescape(text.lines().next()?.strip_prefix(&format!("savedcmd_{target} := "))?);
+    // `source_T := FILE`, then `deps_T := \` and a dependency a line; a
+    // file of the directory is named without a directory (the kernel's
+    // are absolute, or relative to its tree, or `$(wildcard ...)`).
+    let mut sources = Vec::new();
+    let mut in_deps = false;
+    for text_line in text.lines().skip(1) {
+        if let Some(source) = text_line.strip_prefix(&format!("source_{target} := ")) {
+            sources.push(source.trim().to_string());
+        } else if text_line.starts_with(&format!("deps_{target} := ")) {
+            in_deps = true;
+        } else if in_deps {
+            let dep = text_line.trim().trim_end_matches('\\').trim();
+            if dep.is_empty() {
+                in_deps = false;
+            } else if !dep.contains('/') && !dep.starts_with("$(") {
+                sources.push(dep.to_string());
+            }
+        }
+    }
+    Some(Saved { target: target.to_string(), line, sources, inputs: Vec::new() })
+}
+
+/// A saved command as the shell runs it: Kbuild writes `$` as `$$` and `#`
+/// as `$(pound)`, for make to read the `.cmd` file back.
+fn unescape(command: &str) -> String {
+    let mut out = String::with_capacity(command.len());
+    let mut rest = command;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("$(pound)") {
+            out.push('#');
+            rest = after;
+        } else {
+            out.push('$');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_commands_are_unescaped_as_make_reads_them() {
+        assert_eq!(unescape("awk '!x[$$0]++ { print(\"./\"$$0) }' $(pound) $$$$ $x"), "awk '!x[$0]++ { print(\"./\"$0) }' # $$ $x");
+    }
+
+    /// A directory as Kbuild leaves it: `hello` of one Rust object, `pair`
+    /// of a Rust object and a C one that includes `pair_shim.h`.
+    fn built(dir: &Path) {
+        let save = |target: &str, extra: &str| {
+            let text = format!("savedcmd_{target} := make {target} $$x\n\n{extra}\n");
+            std::fs::write(dir.join(format!(".{target}.cmd")), text).unwrap()
+        };
+        std::fs::write(dir.join("modules.order"), "hello.o\npair.o\n").unwrap();
+        std::fs::write(dir.join("hello.mod"), "./hello.o\n").unwrap();
+        std::fs::write(dir.join("pair.mod"), "./pair_main.o\n./pair_shim.o\n").unwrap();
+        save("hello.o", "source_hello.o := hello.rs\n\ndeps_hello.o := \\\n  /k/rust/libkernel.rmeta \\\n\nhello.o: $(deps_hello.o)");
+        save("pair_main.o", "source_pair_main.o := pair_main.rs\n\ndeps_pair_main.o := \\\n  /k/rust/libkernel.rmeta \\\n");
+        save(
+            "pair_shim.o",
+            "source_pair_shim.o := pair_shim.c\n\ndeps_pair_shim.o := \\\n  include/linux/x.h \\\n  $(wildcard include/config/Y) \\\n  pair_shim.h \\\n",
+        );
+        for target in ["pair.o", "Module.symvers", "hello.mod.o", "pair.mod.o", "hello.ko", "pair.ko"] {
+            save(target, "");
+        }
+        for (name, text) in [("hello.rs", "h"), ("pair_main.rs", "m"), ("pair_shim.c", "c"), ("pair_shim.h", "h")] {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        for object in ["hello.o", "pair_main.o", "pair_shim.o", "hello.ko", ".module-common.o"] {
+            std::fs::write(dir.join(object), "object").unwrap();
+        }
+    }
+
+    fn targets(plan: &Plan) -> Vec<Vec<&str>> {
+        plan.stages.iter().map(|stage| stage.iter().map(|s| s.target.as_str()).collect()).collect()
+    }
+
+    #[test]
+    fn a_build_is_replayed_in_stages() {
+        let tmp = tempfile::tempdir().unwrap();
+        built(tmp.path());
+        let plan = Plan::saved(tmp.path()).unwrap();
+        assert_eq!(
+            targets(&plan),
+            vec![
+                vec!["hello.o", "pair_main.o", "pair_shim.o"],
+                vec!["pair.o"],
+                vec!["Module.symvers"],
+                vec!["hello.mod.o", "pair.mod.o"],
+                vec!["hello.ko", "pair.ko"]
+            ]
+        );
+        assert_eq!(plan.stages[0][0].line, "make hello.o $x");
+        assert_eq!(plan.stages[0][2].sources, vec!["pair_shim.c", "pair_shim.h"], "the kernel's headers are not the directory's");
+        let mut edited = plan.clone();
+        edited.keep_unchanged(&["pair_shim.h".to_string()]);
+        assert_eq!(targets(&edited)[0], vec!["pair_shim.o"], "only what reads the edited header");
+        std::fs::remove_file(tmp.path().join(".Module.symvers.cmd")).unwrap();
+        assert_eq!(Plan::saved(tmp.path()), None, "modpost's command is missing");
+    }
+
+    #[test]
+    fn a_new_directory_is_seeded_and_reuses_the_objects_of_unchanged_sources() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
+        std::fs::create_dir_all(&from).unwrap();
+        std::fs::create_dir_all(&to).unwrap();
+        built(&from);
+        for (name, text) in [("hello.rs", "h"), ("pair_main.rs", "changed"), ("pair_shim.c", "c"), ("pair_shim.h", "h")] {
+            std::fs::write(to.join(name), text).unwrap();
+        }
+        seed(&from, &to).unwrap();
+        let mut copied: Vec<String> =
+            std::fs::read_dir(&to).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        copied.sort();
+        for name in [".pair.o.cmd", ".module-common.o", "pair.mod", "modules.order"] {
+            assert!(copied.contains(&name.to_string()), "{name} in {copied:?}");
+        }
+        assert!(!copied.contains(&"hello.ko".to_string()) && !copied.contains(&"hello.o".to_string()), "{copied:?}");
+        let mut plan = Plan::saved(&to).unwrap();
+        plan.reuse_objects(&from, &to).unwrap();
+        assert_eq!(targets(&plan)[0], vec!["pair_main.o"], "the only object whose source differs");
+        assert!(to.join("hello.o").is_file() && to.join("pair_shim.o").is_file());
+    }
+}
