@@ -12,7 +12,8 @@ use std::path::Path;
 use crate::Result;
 use anyhow::{anyhow, Context};
 
-/// An exclusive lock, released when dropped or when the process dies.
+/// A lock, exclusive unless taken shared, released when dropped or when
+/// the process dies.
 #[derive(Debug)]
 pub(crate) struct CacheLock {
     file: std::fs::File,
@@ -56,6 +57,18 @@ impl CacheLock {
     pub(crate) fn try_acquire(path: &Path) -> Result<Option<CacheLock>> {
         let file = open(path)?;
         Ok(try_flock(&file)?.then_some(CacheLock { file }))
+    }
+
+    /// Takes the lock shared, for reading what it guards, if no process
+    /// has it exclusively: readers do not wait for each other, and no
+    /// process changes it meanwhile.
+    pub(crate) fn try_acquire_shared(path: &Path) -> Result<Option<CacheLock>> {
+        let file = open(path)?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(CacheLock { file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(anyhow!("cannot lock {}: {e}", path.display())),
+        }
     }
 
     /// Writes who holds the lock into the lock file, for a refused process
@@ -105,6 +118,19 @@ pub(crate) fn format_utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readers_share_a_lock_that_a_writer_excludes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.lock");
+        let first = CacheLock::try_acquire_shared(&path).unwrap().expect("free");
+        let second = CacheLock::try_acquire_shared(&path).unwrap().expect("readers share it");
+        assert!(CacheLock::try_acquire(&path).unwrap().is_none(), "a writer waits for the readers");
+        drop((first, second));
+        let writer = CacheLock::try_acquire(&path).unwrap().expect("free again");
+        assert!(CacheLock::try_acquire_shared(&path).unwrap().is_none(), "a reader waits for the writer");
+        drop(writer);
+    }
 
     #[test]
     fn a_lock_is_exclusive_and_released_on_drop() {

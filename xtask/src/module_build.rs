@@ -201,20 +201,21 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     // it saved here; in a new directory, those of another good build of
     // the same Kbuild against the same kernel build (the commands name the
     // sources relative to their directory).
+    // (The template's lock is held, shared, until the replay ends.)
     let plan = if stamp_was_there && !kbuild_changed {
         Plan::saved(&build_dir).map(|mut plan| {
             if built_good_last {
                 plan.keep_unchanged(&changed);
             }
-            plan
+            (plan, None)
         })
     } else {
-        from_template(env, chapter, &build_dir)
+        from_template(env, chapter, &build_dir).map(|(plan, from, lock)| (plan, Some((from, lock))))
     };
     let replayed = match plan {
-        Some(plan) => {
+        Some((plan, template)) => {
             let sandbox = if isolation == Isolation::Sandboxed { sandbox_args(env, &build_dir) } else { Vec::new() };
-            plan.run(env, &build_dir, &sandbox)?
+            plan.run(env, &build_dir, &sandbox, template.as_ref().map(|(from, _)| from.as_path()))?
         }
         None => None,
     };
@@ -290,9 +291,9 @@ fn kernel_build_id(env: &Environment) -> String {
 /// fresh clone, a mutant and a submission then cost their compilers, not
 /// make's reading of the kernel's Makefiles (about 1.7 s a build on 2
 /// cores), and a mutant of one module of several compiles only that one. A
-/// build directory another process holds is passed over: its files may be
-/// changing.
-fn from_template(env: &Environment, chapter: &Chapter, build_dir: &Path) -> Option<Plan> {
+/// build directory is read under its lock, shared: other builds read it at
+/// once, and one being rebuilt is passed over.
+fn from_template(env: &Environment, chapter: &Chapter, build_dir: &Path) -> Option<(Plan, PathBuf, CacheLock)> {
     let kbuild = std::fs::read(build_dir.join("Kbuild")).ok()?;
     let kernel_build = kernel_build_id(env);
     let prefix = format!("{}-", chapter.name);
@@ -306,14 +307,14 @@ fn from_template(env: &Environment, chapter: &Chapter, build_dir: &Path) -> Opti
         .collect();
     found.sort();
     found.into_iter().rev().find_map(|(_, from)| {
-        let _lock = CacheLock::try_acquire(&from.with_extension("lock")).ok()??;
+        let lock = CacheLock::try_acquire_shared(&from.with_extension("lock")).ok()??;
         let good = stamp_warnings(&from, &kernel_build).is_some()
             && !from.join(BUILDING_MARKER).exists()
             && std::fs::read(from.join("Kbuild")).is_ok_and(|theirs| theirs == kbuild);
         let mut plan = Plan::saved(&from).filter(|_| good)?;
         crate::replay::seed(&from, build_dir).ok()?;
         plan.reuse_objects(&from, build_dir).ok()?;
-        Some(plan)
+        Some((plan, from, lock))
     })
 }
 

@@ -100,9 +100,19 @@ impl Plan {
     }
 
     /// Runs the commands in `dir`, a stage's commands a core each at once,
-    /// in bubblewrap with `sandbox`'s arguments unless they are none. `None`
-    /// when they did not make every file they should afresh: make does it.
-    pub(crate) fn run(&self, env: &Environment, dir: &Path, sandbox: &[String]) -> Result<Option<std::process::Output>> {
+    /// in bubblewrap with `sandbox`'s arguments unless they are none. A link
+    /// or `.mod.o` whose inputs have the same contents in `template` (a good
+    /// build of the same `Kbuild` against the same kernel build, which the
+    /// caller keeps from changing meanwhile) is copied from there instead.
+    /// `None` when they did not make every file they should afresh: make
+    /// does it.
+    pub(crate) fn run(
+        &self,
+        env: &Environment,
+        dir: &Path,
+        sandbox: &[String],
+        template: Option<&Path>,
+    ) -> Result<Option<std::process::Output>> {
         let mut sandbox = sandbox.to_vec();
         if !sandbox.is_empty() {
             for (name, value) in EXPORTED {
@@ -121,13 +131,27 @@ impl Plan {
         };
         let before = mod_c(dir);
         let mut ran = Vec::new();
+        let same_in_template = |saved: &Saved| {
+            template.is_some_and(|from| {
+                let same =
+                    |name: &String| std::fs::read(from.join(name)).ok().is_some_and(|a| std::fs::read(dir.join(name)).ok() == Some(a));
+                !saved.inputs.is_empty() && saved.inputs.iter().all(same) && from.join(&saved.target).is_file()
+            })
+        };
         for stage in &self.stages {
-            let due: Vec<&Saved> = stage
-                .iter()
-                .filter(|saved| {
-                    saved.inputs.is_empty() || !dir.join(&saved.target).exists() || saved.inputs.iter().any(|i| made.contains(i))
-                })
-                .collect();
+            let mut due: Vec<&Saved> = Vec::new();
+            for saved in stage {
+                if !(saved.inputs.is_empty() || !dir.join(&saved.target).exists() || saved.inputs.iter().any(|i| made.contains(i))) {
+                    continue;
+                }
+                match template {
+                    Some(from) if same_in_template(saved) => {
+                        std::fs::copy(from.join(&saved.target), dir.join(&saved.target))?;
+                        made.insert(saved.target.clone());
+                    }
+                    _ => due.push(saved),
+                }
+            }
             let outs = crate::pool::run(due.clone(), crate::pool::cores(), |saved: &Saved| {
                 let sh = env.shell()?;
                 sh.change_dir(dir);
