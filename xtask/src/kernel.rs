@@ -222,9 +222,12 @@ pub(crate) fn prune_module_builds(cache: &Path) -> Result<usize> {
     let mut removed = 0;
     for entry in entries.filter_map(|e| e.ok()).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
         let dir = entry.path();
-        if crate::lock::is_held(&dir.with_extension("lock")) {
+        // Held while the directory is judged and removed: a build, or a
+        // build reading it as its template, holds it too. (The lock file
+        // stays: a process may have it open.)
+        let Ok(Some(_lock)) = crate::lock::CacheLock::try_acquire(&dir.with_extension("lock")) else {
             continue;
-        }
+        };
         let source_gone = std::fs::read(dir.join(SOURCE_DIR_FILE))
             .is_ok_and(|source| !Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&source)).is_dir());
         let stale = source_gone
@@ -236,7 +239,6 @@ pub(crate) fn prune_module_builds(cache: &Path) -> Result<usize> {
             };
         if stale {
             std::fs::remove_dir_all(&dir)?;
-            let _ = std::fs::remove_file(dir.with_extension("lock"));
             removed += 1;
         }
     }

@@ -47,6 +47,10 @@ const BUILT_STAMP: &str = ".workbook-built";
 /// Kbuild saved still describe the last good build, so the next edit may be
 /// replayed too (a learner's typo does not cost the next build a make).
 const REPLAYABLE: &str = ".workbook-replayable";
+/// The file a replay leaves (see [`crate::replay`]): make, if it runs here
+/// later, starts from the sources, since the dependency lists in the `.cmd`
+/// files may not name what a replayed object read.
+const REPLAYED: &str = ".workbook-replayed";
 
 /// Whether a file is part of a module's source (copied into the build).
 /// `NAME.mod.c` is Kbuild's output (modpost writes it), never a source.
@@ -187,10 +191,7 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     let replayable_file = build_dir.join(REPLAYABLE);
     let replay_failed_last = std::fs::read_to_string(&replayable_file).is_ok_and(|id| id == kernel_build);
     let _ = std::fs::remove_file(&replayable_file);
-    // A good build's objects stand for its sources; after a failed replay,
-    // which objects are stale is not known.
-    let built_good_last = std::fs::remove_file(&stamp).is_ok() && warnings_then.is_some();
-    let stamp_was_there = built_good_last || replay_failed_last;
+    let stamp_was_there = (std::fs::remove_file(&stamp).is_ok() && warnings_then.is_some()) || replay_failed_last;
     std::fs::write(&marker, b"")?;
     let started = Instant::now();
     let sh = env.shell()?;
@@ -202,16 +203,27 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     // the same Kbuild against the same kernel build (the commands name the
     // sources relative to their directory).
     // (The template's lock is held, shared, until the replay ends.)
-    let plan = if stamp_was_there && !kbuild_changed {
-        Plan::saved(&build_dir).map(|mut plan| {
-            if built_good_last {
-                plan.keep_unchanged(&changed);
-            }
-            (plan, None)
-        })
+    let plan = if !replayable(env) {
+        None
+    } else if stamp_was_there && !kbuild_changed {
+        Plan::saved(&build_dir).map(|plan| (plan, None))
     } else {
         from_template(env, chapter, &build_dir).map(|(plan, from, lock)| (plan, Some((from, lock))))
     };
+    let replayed_here = build_dir.join(REPLAYED);
+    if plan.is_some() {
+        std::fs::write(&replayed_here, b"")?;
+    } else if replayed_here.exists() {
+        // A replay does not bring the dependency lists in the `.cmd` files
+        // up to date (make's `fixdep` does): make starts from the sources.
+        for entry in std::fs::read_dir(&build_dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".o") || name.ends_with(".ko") {
+                std::fs::remove_file(build_dir.join(name))?;
+            }
+        }
+        std::fs::remove_file(&replayed_here)?;
+    }
     let replayed = match plan {
         Some((plan, template)) => {
             let sandbox = if isolation == Isolation::Sandboxed { sandbox_args(env, &build_dir) } else { Vec::new() };
@@ -284,15 +296,25 @@ fn kernel_build_id(env: &Environment) -> String {
     format!("kernel {} {nanos}", env.kernel.key)
 }
 
+/// Whether this kernel's module builds are what [`Plan`] replays: without
+/// the steps Kbuild runs beside the saved commands for these options
+/// (symbol CRCs appended to the `.cmd` files, BTF added to each `.ko`,
+/// `recordmcount` on each object), which no workbook kernel sets.
+fn replayable(env: &Environment) -> bool {
+    let config = std::fs::read_to_string(env.kernel.dir.join("include/config/auto.conf")).unwrap_or_default();
+    let set = |option: &str| config.lines().any(|line| line == format!("{option}=y"));
+    !config.is_empty()
+        && !["CONFIG_MODVERSIONS", "CONFIG_DEBUG_INFO_BTF_MODULES", "CONFIG_FTRACE_MCOUNT_USE_RECORDMCOUNT"].iter().any(|o| set(o))
+}
+
 /// The saved commands of another good build of `chapter`'s modules against
 /// this kernel build, from the same `Kbuild`, the most recent in the
 /// cache, with what they need besides the sources copied into `build_dir`
-/// and its objects whose sources are the same (see [`crate::replay`]). A
-/// fresh clone, a mutant and a submission then cost their compilers, not
-/// make's reading of the kernel's Makefiles (about 1.7 s a build on 2
-/// cores), and a mutant of one module of several compiles only that one. A
-/// build directory is read under its lock, shared: other builds read it at
-/// once, and one being rebuilt is passed over.
+/// (see [`crate::replay`]). A fresh clone, a mutant and a submission then
+/// cost their compilers, not make's reading of the kernel's Makefiles
+/// (about 1.7 s a build on 2 cores). A build directory is read under its
+/// lock, shared: other builds read it at once, and one being rebuilt is
+/// passed over.
 fn from_template(env: &Environment, chapter: &Chapter, build_dir: &Path) -> Option<(Plan, PathBuf, CacheLock)> {
     let kbuild = std::fs::read(build_dir.join("Kbuild")).ok()?;
     let kernel_build = kernel_build_id(env);
@@ -311,9 +333,8 @@ fn from_template(env: &Environment, chapter: &Chapter, build_dir: &Path) -> Opti
         let good = stamp_warnings(&from, &kernel_build).is_some()
             && !from.join(BUILDING_MARKER).exists()
             && std::fs::read(from.join("Kbuild")).is_ok_and(|theirs| theirs == kbuild);
-        let mut plan = Plan::saved(&from).filter(|_| good)?;
+        let plan = Plan::saved(&from).filter(|_| good)?;
         crate::replay::seed(&from, build_dir).ok()?;
-        plan.reuse_objects(&from, build_dir).ok()?;
         Some((plan, from, lock))
     })
 }

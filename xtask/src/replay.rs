@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Building modules without make. For every file it makes, Kbuild saves the
-//! command that made it and what it read (`.TARGET.cmd`: `savedcmd_`,
-//! `source_`, `deps_`). Run again, in stages, those commands build the same
-//! modules byte for byte, without make's second of reading the kernel's
-//! Makefiles four times: after an edit in the same directory (only the
-//! objects whose sources changed), or in a new directory with the same
-//! `Kbuild` (the commands name the sources relative to their directory and
-//! the kernel by absolute path; objects whose sources are the same are
-//! copied).
+//! command that made it (`.TARGET.cmd`). Run again, in stages, those
+//! commands build the same modules byte for byte, without make's second of
+//! reading the kernel's Makefiles four times: in the same directory after an
+//! edit, or in a new directory with the same `Kbuild` (the commands name the
+//! sources relative to their directory and the kernel by absolute path).
+//!
+//! Every object is compiled: the dependency lists Kbuild keeps in the
+//! `.cmd` files are only brought up to date by make (`fixdep`), so they are
+//! not trusted to say which objects an edit leaves alone. A link, `.mod.o`
+//! or `.ko` is made as make decides (one of its inputs is new), or copied
+//! from the other build when its inputs are the same bytes there.
 
 use std::path::Path;
 
@@ -24,13 +27,9 @@ pub(crate) struct Saved {
     target: String,
     /// The command, as the shell runs it.
     line: String,
-    /// The files of the build directory it reads (its source and local
-    /// headers or Rust modules); the kernel's files are the same for every
-    /// build against one kernel build.
-    sources: Vec<String>,
     /// For a link or a `.mod.o`: the files made earlier in the build that
-    /// it reads. It runs only when one of them was made anew, or its own
-    /// file is missing, as make decides.
+    /// it reads. It runs only when one of them is newer than its own file,
+    /// or was made anew, or its own file is missing, as make decides.
     inputs: Vec<String>,
 }
 
@@ -41,8 +40,6 @@ pub(crate) struct Saved {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
     stages: Vec<Vec<Saved>>,
-    /// Objects copied from another build (see [`Plan::reuse_objects`]).
-    copied: Vec<String>,
 }
 
 impl Plan {
@@ -69,34 +66,7 @@ impl Plan {
         };
         let stages =
             vec![objects, linked, vec![saved(dir, "Module.symvers")?], each(".mod.o", &[".mod.c"])?, each(".ko", &[".o", ".mod.o"])?];
-        Some(Plan { stages: stages.into_iter().filter(|stage| !stage.is_empty()).collect(), copied: Vec::new() })
-    }
-
-    /// Leaves out the objects none of whose sources are among `changed`:
-    /// those the last good build in the same directory made stand.
-    pub(crate) fn keep_unchanged(&mut self, changed: &[String]) {
-        self.stages[0].retain(|object| object.sources.iter().any(|source| changed.contains(source)));
-    }
-
-    /// Copies from `from` (a good build of the same `Kbuild` against the
-    /// same kernel build) into `to` each object whose sources have the same
-    /// contents in both, and leaves its command out.
-    pub(crate) fn reuse_objects(&mut self, from: &Path, to: &Path) -> Result<()> {
-        let same = |name: &String| match (std::fs::read(from.join(name)), std::fs::read(to.join(name))) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
-        let mut compile = Vec::new();
-        for object in std::mem::take(&mut self.stages[0]) {
-            if !object.sources.is_empty() && object.sources.iter().all(same) && from.join(&object.target).is_file() {
-                std::fs::copy(from.join(&object.target), to.join(&object.target))?;
-                self.copied.push(object.target);
-            } else {
-                compile.push(object);
-            }
-        }
-        self.stages[0] = compile;
-        Ok(())
+        Some(Plan { stages: stages.into_iter().filter(|stage| !stage.is_empty()).collect() })
     }
 
     /// Runs the commands in `dir`, a stage's commands a core each at once,
@@ -124,7 +94,7 @@ impl Plan {
         // What this build made anew, so far; modpost rewrites a module's
         // `.mod.c` only when it changes, and its `.mod.o` is compiled again
         // only then.
-        let mut made: std::collections::HashSet<String> = self.copied.iter().cloned().collect();
+        let mut made: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mod_c = |dir: &Path| -> Vec<(String, Option<Vec<u8>>)> {
             let modules = modules(dir).unwrap_or_default();
             modules.into_iter().map(|m| format!("{m}.mod.c")).map(|name| (name.clone(), std::fs::read(dir.join(&name)).ok())).collect()
@@ -140,8 +110,12 @@ impl Plan {
         };
         for stage in &self.stages {
             let mut due: Vec<&Saved> = Vec::new();
+            let modified = |name: &str| std::fs::metadata(dir.join(name)).and_then(|m| m.modified()).ok();
             for saved in stage {
-                if !(saved.inputs.is_empty() || !dir.join(&saved.target).exists() || saved.inputs.iter().any(|i| made.contains(i))) {
+                let needed = saved.inputs.is_empty()
+                    || saved.inputs.iter().any(|i| made.contains(i))
+                    || modified(&saved.target).is_none_or(|made_at| saved.inputs.iter().any(|i| modified(i).is_none_or(|at| at > made_at)));
+                if !needed {
                     continue;
                 }
                 match template {
@@ -168,6 +142,14 @@ impl Plan {
                     cmd!(sh, "bwrap {sandbox...} -- sh -e -c {line}").quiet().ignore_status().output()?
                 })
             })?;
+            // A failed command's file is removed, as Kbuild's make does
+            // (`.DELETE_ON_ERROR`): `rustc` may have made it before `objtool`
+            // failed on it.
+            for (saved, out) in due.iter().zip(&outs) {
+                if !out.status.success() {
+                    let _ = std::fs::remove_file(dir.join(&saved.target));
+                }
+            }
             // In the commands' order, as make shows them with one job.
             let failed = outs.iter().find(|out| !out.status.success()).map(|out| out.status);
             for out in outs {
@@ -238,30 +220,11 @@ fn objects_of(dir: &Path, module: &str) -> Option<Vec<String>> {
     (!objects.is_empty()).then_some(objects)
 }
 
-/// The command saved for `target` in `dir`, with the files of `dir` it read.
+/// The command saved for `target` in `dir`.
 fn saved(dir: &Path, target: &str) -> Option<Saved> {
     let text = std::fs::read_to_string(dir.join(format!(".{target}.cmd"))).ok()?;
     let line = unescape(text.lines().next()?.strip_prefix(&format!("savedcmd_{target} := "))?);
-    // `source_T := FILE`, then `deps_T := \` and a dependency a line; a
-    // file of the directory is named without a directory (the kernel's
-    // are absolute, or relative to its tree, or `$(wildcard ...)`).
-    let mut sources = Vec::new();
-    let mut in_deps = false;
-    for text_line in text.lines().skip(1) {
-        if let Some(source) = text_line.strip_prefix(&format!("source_{target} := ")) {
-            sources.push(source.trim().to_string());
-        } else if text_line.starts_with(&format!("deps_{target} := ")) {
-            in_deps = true;
-        } else if in_deps {
-            let dep = text_line.trim().trim_end_matches('\\').trim();
-            if dep.is_empty() {
-                in_deps = false;
-            } else if !dep.contains('/') && !dep.starts_with("$(") {
-                sources.push(dep.to_string());
-            }
-        }
-    }
-    Some(Saved { target: target.to_string(), line, sources, inputs: Vec::new() })
+    Some(Saved { target: target.to_string(), line, inputs: Vec::new() })
 }
 
 /// A saved command as the shell runs it: Kbuild writes `$` as `$$` and `#`
@@ -343,24 +306,19 @@ mod tests {
             ]
         );
         assert_eq!(plan.stages[0][0].line, "make hello.o $x");
-        assert_eq!(plan.stages[0][2].sources, vec!["pair_shim.c", "pair_shim.h"], "the kernel's headers are not the directory's");
-        let mut edited = plan.clone();
-        edited.keep_unchanged(&["pair_shim.h".to_string()]);
-        assert_eq!(targets(&edited)[0], vec!["pair_shim.o"], "only what reads the edited header");
+        assert_eq!(plan.stages[1][0].inputs, vec!["pair_main.o", "pair_shim.o"]);
+        assert_eq!(plan.stages[4][1].inputs, vec!["pair.o", "pair.mod.o"]);
         std::fs::remove_file(tmp.path().join(".Module.symvers.cmd")).unwrap();
         assert_eq!(Plan::saved(tmp.path()), None, "modpost's command is missing");
     }
 
     #[test]
-    fn a_new_directory_is_seeded_and_reuses_the_objects_of_unchanged_sources() {
+    fn a_new_directory_is_seeded_with_what_does_not_depend_on_the_sources() {
         let tmp = tempfile::tempdir().unwrap();
         let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
         std::fs::create_dir_all(&from).unwrap();
         std::fs::create_dir_all(&to).unwrap();
         built(&from);
-        for (name, text) in [("hello.rs", "h"), ("pair_main.rs", "changed"), ("pair_shim.c", "c"), ("pair_shim.h", "h")] {
-            std::fs::write(to.join(name), text).unwrap();
-        }
         seed(&from, &to).unwrap();
         let mut copied: Vec<String> =
             std::fs::read_dir(&to).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -368,10 +326,9 @@ mod tests {
         for name in [".pair.o.cmd", ".module-common.o", "pair.mod", "modules.order"] {
             assert!(copied.contains(&name.to_string()), "{name} in {copied:?}");
         }
-        assert!(!copied.contains(&"hello.ko".to_string()) && !copied.contains(&"hello.o".to_string()), "{copied:?}");
-        let mut plan = Plan::saved(&to).unwrap();
-        plan.reuse_objects(&from, &to).unwrap();
-        assert_eq!(targets(&plan)[0], vec!["pair_main.o"], "the only object whose source differs");
-        assert!(to.join("hello.o").is_file() && to.join("pair_shim.o").is_file());
+        for name in ["hello.ko", "hello.o", "hello.rs", "pair_shim.h"] {
+            assert!(!copied.contains(&name.to_string()), "{name} in {copied:?}");
+        }
+        assert_eq!(Plan::saved(&to), Plan::saved(&from));
     }
 }
