@@ -301,14 +301,9 @@ pub(crate) fn grade(env: &Environment, options: &GradeOptions) -> Result<Vec<Sub
         );
     }
     if todo.len() > 1 {
-        // The workbook's own chapters first (cached after the first class):
-        // each submission's build then runs the compiler commands Kbuild
-        // saved for them, without make. For one submission it would not
-        // pay. A chapter that does not build only leaves its submissions
-        // to make, which reports the same.
-        for chapter in &options.chapters {
-            let _ = crate::module_build::build_isolated(env, chapter, Isolation::Trusted);
-        }
+        // The workbook's own chapters first, so that every submission's
+        // build replays; for one submission it would not pay.
+        crate::module_build::build_templates(options.chapters.iter().map(|chapter| (env, chapter)).collect())?;
     }
     let run_dir = RunDir::create(env)?;
     let progress = std::sync::Mutex::new(Progress::new("grading", mine.len() as u64));

@@ -296,6 +296,19 @@ fn kernel_build_id(env: &Environment) -> String {
     format!("kernel {} {nanos}", env.kernel.key)
 }
 
+/// Builds the workbook's own `chapters` (each against its kernel), a core
+/// each at once, so that later builds of their copies (mutants, students'
+/// submissions) find a template (see [`from_template`]) and replay instead
+/// of running make. Cached after the first time. A chapter that does not
+/// build only leaves its copies to make, which reports the same.
+pub(crate) fn build_templates(chapters: Vec<(&Environment, &Chapter)>) -> Result<()> {
+    crate::pool::run(chapters, crate::pool::cores(), |(env, chapter)| {
+        let _ = build_isolated(env, chapter, Isolation::Trusted);
+        Ok(())
+    })?;
+    Ok(())
+}
+
 /// Whether this kernel's module builds are what [`Plan`] replays: without
 /// the steps Kbuild runs beside the saved commands for these options
 /// (symbol CRCs appended to the `.cmd` files, BTF added to each `.ko`,

@@ -50,6 +50,14 @@ pub(crate) struct Kernels<'a> {
 }
 
 impl<'a> Kernels<'a> {
+    /// Where a job meant for `flavour` runs (a debug job only when it is not skipped).
+    fn for_flavour(&self, flavour: Flavour) -> &'a Environment {
+        match flavour {
+            Flavour::Debug => self.detectors.expect("jobs without their kernel were skipped"),
+            Flavour::Fast => self.default,
+        }
+    }
+
     /// From the fast kernel, set up when no flavour was asked for, and
     /// `asked`: the debug kernel, or the one flavour asked for.
     pub(crate) fn new(fast: Option<&'a Environment>, asked: &'a Environment) -> Kernels<'a> {
@@ -128,25 +136,18 @@ pub(crate) fn negative_tests(kernels: &Kernels, jobs: Vec<NegativeJob>, accel: A
     for job in &skipped {
         println!("  skip  {}: only the debug kernel's detectors see it (run without --kernel fast)", job.name);
     }
-    // The workbook's chapters first, on each kernel their jobs use (cached
-    // after the first run): each broken copy's build then runs the compiler
-    // commands Kbuild saved for them, without make, however many copies
-    // start at once. A chapter that does not build leaves its copies to
-    // make, which reports the same.
-    let mut references: Vec<(&Chapter, Flavour)> = Vec::new();
+    // The workbook's chapters first, on each kernel their jobs use, so
+    // that every broken copy's build replays, however many start at once.
+    let mut references: Vec<(&Environment, &Chapter)> = Vec::new();
     for job in &jobs {
         if let Some(reference) = &job.reference {
-            if !references.iter().any(|(c, k)| c.dir == reference.dir && *k == job.kernel) {
-                references.push((reference, job.kernel));
+            let env = kernels.for_flavour(job.kernel);
+            if !references.iter().any(|(e, c)| c.dir == reference.dir && std::ptr::eq(*e, env)) {
+                references.push((env, reference));
             }
         }
     }
-    crate::pool::run(references, crate::pool::cores(), |(chapter, kernel)| {
-        let env =
-            if kernel == Flavour::Debug { kernels.detectors.expect("jobs without their kernel were skipped") } else { kernels.default };
-        let _ = crate::module_build::build_isolated(env, chapter, crate::module_build::Isolation::Trusted);
-        Ok(())
-    })?;
+    crate::module_build::build_templates(references)?;
     // The longest first (by their last run), each beside one of the
     // shortest: a hang's long wait starts early, beside busy guests, instead
     // of ending the phase alone or idling beside other waits. The results
@@ -156,10 +157,7 @@ pub(crate) fn negative_tests(kernels: &Kernels, jobs: Vec<NegativeJob>, accel: A
     let mut slots: Vec<Option<NegativeJob>> = jobs.into_iter().map(Some).collect();
     let ordered: Vec<(usize, NegativeJob)> = order.into_iter().map(|i| (i, slots[i].take().expect("each index once"))).collect();
     let mut outcomes = crate::pool::run(ordered, workers, |(index, job)| {
-        let env = match job.kernel {
-            Flavour::Debug => kernels.detectors.expect("jobs without their kernel were skipped"),
-            Flavour::Fast => kernels.default,
-        };
+        let env = kernels.for_flavour(job.kernel);
         let options = RunOptions {
             accel,
             memory_mb: env.kernel.flavour.memory_mb(),

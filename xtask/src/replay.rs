@@ -91,15 +91,10 @@ impl Plan {
         }
         let started = std::time::SystemTime::now();
         let mut stderr = Vec::new();
-        // What this build made anew, so far; modpost rewrites a module's
-        // `.mod.c` only when it changes, and its `.mod.o` is compiled again
-        // only then.
+        // What this build made anew, so far. (modpost rewrites a module's
+        // `.mod.c` only when it changes: then it is newer than the `.mod.o`.)
         let mut made: std::collections::HashSet<String> = std::collections::HashSet::new();
-        let mod_c = |dir: &Path| -> Vec<(String, Option<Vec<u8>>)> {
-            let modules = modules(dir).unwrap_or_default();
-            modules.into_iter().map(|m| format!("{m}.mod.c")).map(|name| (name.clone(), std::fs::read(dir.join(&name)).ok())).collect()
-        };
-        let before = mod_c(dir);
+        let modified = |name: &str| std::fs::metadata(dir.join(name)).and_then(|m| m.modified()).ok();
         let mut ran = Vec::new();
         let same_in_template = |saved: &Saved| {
             template.is_some_and(|from| {
@@ -110,7 +105,6 @@ impl Plan {
         };
         for stage in &self.stages {
             let mut due: Vec<&Saved> = Vec::new();
-            let modified = |name: &str| std::fs::metadata(dir.join(name)).and_then(|m| m.modified()).ok();
             for saved in stage {
                 let needed = saved.inputs.is_empty()
                     || saved.inputs.iter().any(|i| made.contains(i))
@@ -160,10 +154,6 @@ impl Plan {
             }
             made.extend(due.iter().map(|saved| saved.target.clone()));
             ran.extend(due);
-            if stage.iter().any(|saved| saved.target == "Module.symvers") {
-                let after = mod_c(dir);
-                made.extend(after.into_iter().filter(|file| !before.contains(file)).map(|(name, _)| name));
-            }
         }
         // Everything run must have made its file anew: anything else is a
         // replay that did not do what make would have, and make does it.
