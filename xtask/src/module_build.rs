@@ -47,9 +47,10 @@ const BUILT_STAMP: &str = ".workbook-built";
 /// Kbuild saved still describe the last good build, so the next edit may be
 /// replayed too (a learner's typo does not cost the next build a make).
 const REPLAYABLE: &str = ".workbook-replayable";
-/// The file a replay leaves (see [`crate::replay`]): make, if it runs here
-/// later, starts from the sources, since the dependency lists in the `.cmd`
-/// files may not name what a replayed object read.
+/// The file a replay left before replays ran `fixdep` (see
+/// [`crate::replay`]): the dependency lists in the `.cmd` files may not
+/// name what a replayed object read, so every object is compiled again (or
+/// make starts from the sources), and then the file goes.
 const REPLAYED: &str = ".workbook-replayed";
 
 /// Whether a file is part of a module's source (copied into the build).
@@ -203,34 +204,36 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     // the same Kbuild against the same kernel build (the commands name the
     // sources relative to their directory).
     // (The template's lock is held, shared, until the replay ends.)
+    let replayed_here = build_dir.join(REPLAYED);
     let plan = if !replayable(env) {
         None
     } else if stamp_was_there && !kbuild_changed {
-        Plan::saved(&build_dir).map(|plan| (plan, None))
+        Plan::saved(&build_dir).map(|plan| (plan, None, !replayed_here.exists()))
     } else {
-        from_template(env, chapter, &build_dir).map(|(plan, from, lock)| (plan, Some((from, lock))))
+        from_template(env, chapter, &build_dir).map(|(plan, from, lock)| {
+            let deps_known = !from.join(REPLAYED).exists();
+            (plan, Some((from, lock)), deps_known)
+        })
     };
-    let replayed_here = build_dir.join(REPLAYED);
-    if plan.is_some() {
-        std::fs::write(&replayed_here, b"")?;
-    } else if replayed_here.exists() {
-        // A replay does not bring the dependency lists in the `.cmd` files
-        // up to date (make's `fixdep` does): make starts from the sources.
+    if plan.is_none() && replayed_here.exists() {
+        // An old replay left dependency lists make cannot trust: make
+        // starts from the sources.
         for entry in std::fs::read_dir(&build_dir)? {
             let name = entry?.file_name().to_string_lossy().into_owned();
             if name.ends_with(".o") || name.ends_with(".ko") {
                 std::fs::remove_file(build_dir.join(name))?;
             }
         }
-        std::fs::remove_file(&replayed_here)?;
     }
     let replayed = match plan {
-        Some((plan, template)) => {
+        Some((plan, template, deps_known)) => {
             let sandbox = if isolation == Isolation::Sandboxed { sandbox_args(env, &build_dir) } else { Vec::new() };
-            plan.run(env, &build_dir, &sandbox, template.as_ref().map(|(from, _)| from.as_path()))?
+            plan.run(env, &build_dir, &sandbox, template.as_ref().map(|(from, _)| from.as_path()), deps_known)?
         }
         None => None,
     };
+    // Every object here is now absent or described by `fixdep`.
+    let _ = std::fs::remove_file(&replayed_here);
     let was_replayed = replayed.is_some();
     let out = match (replayed, isolation) {
         (Some(out), _) => out,

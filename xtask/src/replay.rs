@@ -7,11 +7,16 @@
 //! edit, or in a new directory with the same `Kbuild` (the commands name the
 //! sources relative to their directory and the kernel by absolute path).
 //!
-//! Every object is compiled: the dependency lists Kbuild keeps in the
-//! `.cmd` files are only brought up to date by make (`fixdep`), so they are
-//! not trusted to say which objects an edit leaves alone. A link, `.mod.o`
-//! or `.ko` is made as make decides (one of its inputs is new), or copied
-//! from the other build when its inputs are the same bytes there.
+//! Each compile is followed by what Kbuild's rule runs after it: `fixdep`
+//! turns the compiler's list of the files it read into the `.cmd` file's
+//! dependency list, and the objtool line is appended again. The `.cmd`
+//! files stay what make would have left, so that they say which objects an
+//! edit leaves alone: in the same directory, an object none of whose
+//! dependencies is newer (make's rule); in a new directory, an object of
+//! the other build whose local dependencies (the sources, the module's own
+//! headers) are the same bytes here, copied. A link, `.mod.o` or `.ko` is
+//! made as make decides (one of its inputs is new), or copied from the
+//! other build when its inputs are the same bytes there.
 
 use std::path::Path;
 
@@ -31,6 +36,17 @@ pub(crate) struct Saved {
     /// it reads. It runs only when one of them is newer than its own file,
     /// or was made anew, or its own file is missing, as make decides.
     inputs: Vec<String>,
+    /// For an object: the command as Kbuild wrote it (escaped for make),
+    /// which `fixdep` writes back, and what Kbuild appends to the `.cmd`
+    /// file after `fixdep`'s part (the objtool dependency, if any).
+    compiled: Option<Compiled>,
+}
+
+/// What Kbuild does after compiling an object, to redo after a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Compiled {
+    escaped: String,
+    appended: String,
 }
 
 /// The saved commands that build every module of a directory, in stages as
@@ -51,11 +67,11 @@ impl Plan {
             let parts = objects_of(dir, module)?;
             if parts != [format!("{module}.o")] {
                 for part in &parts {
-                    objects.push(saved(dir, part)?);
+                    objects.push(object(dir, part)?);
                 }
                 linked.push(Saved { inputs: parts, ..saved(dir, &format!("{module}.o"))? });
             } else {
-                objects.push(saved(dir, &parts[0])?);
+                objects.push(object(dir, &parts[0])?);
             }
         }
         let each = |suffix: &str, inputs: &[&str]| {
@@ -70,18 +86,22 @@ impl Plan {
     }
 
     /// Runs the commands in `dir`, a stage's commands a core each at once,
-    /// in bubblewrap with `sandbox`'s arguments unless they are none. A link
-    /// or `.mod.o` whose inputs have the same contents in `template` (a good
-    /// build of the same `Kbuild` against the same kernel build, which the
-    /// caller keeps from changing meanwhile) is copied from there instead.
-    /// `None` when they did not make every file they should afresh: make
-    /// does it.
+    /// in bubblewrap with `sandbox`'s arguments unless they are none. A file
+    /// whose inputs have the same contents in `template` (a good build of
+    /// the same `Kbuild` against the same kernel build, whose `.cmd` files
+    /// were copied here and which the caller keeps from changing meanwhile)
+    /// is copied from there instead. Objects are judged by the dependency
+    /// lists of the `.cmd` files in `dir` only when `deps_known` (they are
+    /// Kbuild's, not left by a replay that did not run `fixdep`): else
+    /// every one is compiled. `None` when the commands did not make every
+    /// file they should afresh: make does it.
     pub(crate) fn run(
         &self,
         env: &Environment,
         dir: &Path,
         sandbox: &[String],
         template: Option<&Path>,
+        deps_known: bool,
     ) -> Result<Option<std::process::Output>> {
         let mut sandbox = sandbox.to_vec();
         if !sandbox.is_empty() {
@@ -96,19 +116,36 @@ impl Plan {
         let mut made: std::collections::HashSet<String> = std::collections::HashSet::new();
         let modified = |name: &str| std::fs::metadata(dir.join(name)).and_then(|m| m.modified()).ok();
         let mut ran = Vec::new();
+        let same =
+            |from: &Path, name: &String| std::fs::read(from.join(name)).ok().is_some_and(|a| std::fs::read(dir.join(name)).ok() == Some(a));
+        // An object's inputs: its local dependencies when they are known.
+        let inputs = |saved: &Saved| -> Option<Vec<String>> {
+            match &saved.compiled {
+                Some(_) => deps_known.then(|| local_deps(dir, &saved.target)).flatten(),
+                None => Some(saved.inputs.clone()),
+            }
+        };
         let same_in_template = |saved: &Saved| {
             template.is_some_and(|from| {
-                let same =
-                    |name: &String| std::fs::read(from.join(name)).ok().is_some_and(|a| std::fs::read(dir.join(name)).ok() == Some(a));
-                !saved.inputs.is_empty() && saved.inputs.iter().all(same) && from.join(&saved.target).is_file()
+                inputs(saved).is_some_and(|inputs| !inputs.is_empty() && inputs.iter().all(|i| same(from, i)))
+                    && from.join(&saved.target).is_file()
             })
         };
         for stage in &self.stages {
             let mut due: Vec<&Saved> = Vec::new();
             for saved in stage {
-                let needed = saved.inputs.is_empty()
-                    || saved.inputs.iter().any(|i| made.contains(i))
-                    || modified(&saved.target).is_none_or(|made_at| saved.inputs.iter().any(|i| modified(i).is_none_or(|at| at > made_at)));
+                // make's rule: due when its file is missing, or an input was
+                // made anew or is newer. An object in a new directory is due
+                // unless the template's can be copied.
+                let new_object = saved.compiled.is_some() && template.is_some();
+                let needed = match inputs(saved) {
+                    Some(inputs) if !new_object && !inputs.is_empty() => {
+                        inputs.iter().any(|i| made.contains(i))
+                            || modified(&saved.target)
+                                .is_none_or(|made_at| inputs.iter().any(|i| modified(i).is_none_or(|at| at > made_at)))
+                    }
+                    _ => true,
+                };
                 if !needed {
                     continue;
                 }
@@ -120,10 +157,21 @@ impl Plan {
                     _ => due.push(saved),
                 }
             }
+            let fixdep = env.kernel.dir.join("scripts/basic/fixdep");
             let outs = crate::pool::run(due.clone(), crate::pool::cores(), |saved: &Saved| {
                 let sh = env.shell()?;
                 sh.change_dir(dir);
-                let line = &saved.line;
+                let line = &match &saved.compiled {
+                    // As Kbuild's `cmd_and_fixdep`.
+                    Some(compiled) => format!(
+                        "{}\n{} ./.{target}.d {target} '{}' > ./.{target}.cmd\nrm -f ./.{target}.d",
+                        saved.line,
+                        fixdep.display(),
+                        compiled.escaped.replace('\'', "'\\''"),
+                        target = saved.target
+                    ),
+                    None => saved.line.clone(),
+                };
                 // `-e`, as Kbuild runs them: in `rustc ...; objtool ...`, a
                 // failed compile must not go on to objtool on the old object.
                 Ok(if sandbox.is_empty() {
@@ -138,10 +186,17 @@ impl Plan {
             })?;
             // A failed command's file is removed, as Kbuild's make does
             // (`.DELETE_ON_ERROR`): `rustc` may have made it before `objtool`
-            // failed on it.
+            // failed on it. After a compile, what Kbuild appends after
+            // `fixdep` (`cmd_gen_objtooldep`).
             for (saved, out) in due.iter().zip(&outs) {
                 if !out.status.success() {
                     let _ = std::fs::remove_file(dir.join(&saved.target));
+                } else if let Some(compiled) = &saved.compiled {
+                    use std::io::Write;
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(dir.join(format!(".{}.cmd", saved.target)))?
+                        .write_all(compiled.appended.as_bytes())?;
                 }
             }
             // In the commands' order, as make shows them with one job.
@@ -214,7 +269,37 @@ fn objects_of(dir: &Path, module: &str) -> Option<Vec<String>> {
 fn saved(dir: &Path, target: &str) -> Option<Saved> {
     let text = std::fs::read_to_string(dir.join(format!(".{target}.cmd"))).ok()?;
     let line = unescape(text.lines().next()?.strip_prefix(&format!("savedcmd_{target} := "))?);
-    Some(Saved { target: target.to_string(), line, inputs: Vec::new() })
+    Some(Saved { target: target.to_string(), line, inputs: Vec::new(), compiled: None })
+}
+
+/// The command saved for the object `target` in `dir`, with what a replay
+/// redoes after it: `fixdep` wrote the file up to its dependency list's
+/// last line (`$(deps_TARGET):`); Kbuild appended the rest.
+fn object(dir: &Path, target: &str) -> Option<Saved> {
+    let text = std::fs::read_to_string(dir.join(format!(".{target}.cmd"))).ok()?;
+    let escaped = text.lines().next()?.strip_prefix(&format!("savedcmd_{target} := "))?.to_string();
+    let end = format!("\n$(deps_{target}):\n");
+    let appended = text[text.find(&end)? + end.len()..].to_string();
+    Some(Saved { compiled: Some(Compiled { escaped, appended }), ..saved(dir, target)? })
+}
+
+/// The files in `dir` the object `target` was made from, as the `.cmd`
+/// file Kbuild's `fixdep` wrote says: its source and the dependencies named
+/// relative to the directory (the module's own headers and included files).
+/// The others are the kernel's, the same for every build against it.
+/// `None` when the file says none.
+fn local_deps(dir: &Path, target: &str) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(dir.join(format!(".{target}.cmd"))).ok()?;
+    let source = text.lines().find_map(|l| l.strip_prefix(&format!("source_{target} := ")))?;
+    let start = text.find(&format!("\ndeps_{target} := \\\n"))?;
+    let listed = text[start..].lines().skip(2).take_while(|l| l.ends_with('\\')).map(|l| l.trim_end_matches('\\').trim());
+    let mut deps = vec![source.trim().to_string()];
+    for dep in listed {
+        if !dep.starts_with('/') && !dep.starts_with("$(wildcard") && !deps.iter().any(|d| d == dep) {
+            deps.push(dep.to_string());
+        }
+    }
+    Some(deps)
 }
 
 /// A saved command as the shell runs it: Kbuild writes `$` as `$$` and `#`
@@ -259,12 +344,18 @@ mod tests {
         std::fs::write(dir.join("modules.order"), "hello.o\npair.o\n").unwrap();
         std::fs::write(dir.join("hello.mod"), "./hello.o\n").unwrap();
         std::fs::write(dir.join("pair.mod"), "./pair_main.o\n./pair_shim.o\n").unwrap();
-        save("hello.o", "source_hello.o := hello.rs\n\ndeps_hello.o := \\\n  /k/rust/libkernel.rmeta \\\n\nhello.o: $(deps_hello.o)");
-        save("pair_main.o", "source_pair_main.o := pair_main.rs\n\ndeps_pair_main.o := \\\n  /k/rust/libkernel.rmeta \\\n");
-        save(
-            "pair_shim.o",
-            "source_pair_shim.o := pair_shim.c\n\ndeps_pair_shim.o := \\\n  include/linux/x.h \\\n  $(wildcard include/config/Y) \\\n  pair_shim.h \\\n",
-        );
+        // As `fixdep` writes them, then Kbuild's objtool line.
+        let object = |target: &str, source: &str, deps: &[&str], objtool: bool| {
+            let deps: String = deps.iter().map(|d| format!("  {d} \\\n")).collect();
+            let objtool = if objtool { format!("\n\n{target}: $(wildcard /k/tools/objtool/objtool)") } else { String::new() };
+            let text = format!(
+                "source_{target} := {source}\n\ndeps_{target} := \\\n{deps}\n{target}: $(deps_{target})\n\n$(deps_{target}):{objtool}"
+            );
+            save(target, &text)
+        };
+        object("hello.o", "hello.rs", &["/k/rust/libkernel.rmeta"], true);
+        object("pair_main.o", "pair_main.rs", &["/k/rust/libkernel.rmeta"], false);
+        object("pair_shim.o", "pair_shim.c", &["/k/include/linux/x.h", "$(wildcard include/config/Y)", "pair_shim.h"], false);
         for target in ["pair.o", "Module.symvers", "hello.mod.o", "pair.mod.o", "hello.ko", "pair.ko"] {
             save(target, "");
         }
@@ -298,8 +389,21 @@ mod tests {
         assert_eq!(plan.stages[0][0].line, "make hello.o $x");
         assert_eq!(plan.stages[1][0].inputs, vec!["pair_main.o", "pair_shim.o"]);
         assert_eq!(plan.stages[4][1].inputs, vec!["pair.o", "pair.mod.o"]);
+        let compiled = |stage: usize, at: usize| plan.stages[stage][at].compiled.clone().map(|c| (c.escaped, c.appended));
+        assert_eq!(compiled(0, 0), Some(("make hello.o $$x".into(), "\nhello.o: $(wildcard /k/tools/objtool/objtool)\n".into())));
+        assert_eq!(compiled(0, 2), Some(("make pair_shim.o $$x".into(), String::new())));
+        assert_eq!(compiled(1, 0), None, "a link is not compiled");
         std::fs::remove_file(tmp.path().join(".Module.symvers.cmd")).unwrap();
         assert_eq!(Plan::saved(tmp.path()), None, "modpost's command is missing");
+    }
+
+    #[test]
+    fn an_object_is_made_from_its_source_and_local_dependencies() {
+        let tmp = tempfile::tempdir().unwrap();
+        built(tmp.path());
+        assert_eq!(local_deps(tmp.path(), "pair_shim.o").unwrap(), ["pair_shim.c", "pair_shim.h"], "the kernel's files are left out");
+        assert_eq!(local_deps(tmp.path(), "hello.o").unwrap(), ["hello.rs"]);
+        assert_eq!(local_deps(tmp.path(), "pair.o"), None, "a link has no dependency list");
     }
 
     #[test]

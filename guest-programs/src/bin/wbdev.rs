@@ -9,8 +9,9 @@
 //! wbdev echo ADDR PORT               echo datagrams sent to ADDR:PORT, until
 //!                                    10 s pass without one
 //! wbdev udp ADDR PORT PAYLOAD...     send each datagram, expect it echoed
-//! wbdev flood ADDR PORT SECONDS      send 512-byte datagrams without pause
-//!                                   (SECONDS may be a fraction: 0.5)
+//! wbdev flood ADDR PORT SECONDS [N]  send 512-byte datagrams without pause,
+//!                                    for SECONDS (a fraction too: 0.5) or
+//!                                    until N are sent, whichever is first
 //! wbdev unanswered ADDR SIZE         send one ICMP echo request with SIZE
 //!                                    bytes of data, as `ping -s SIZE` does,
 //!                                    and expect no reply within 300 ms
@@ -147,7 +148,7 @@ fn udp(to: SocketAddr, specs: &[String]) -> Result<bool, String> {
     Ok(drained(&format!("udp {to}"), &socket)? && all)
 }
 
-fn flood(to: SocketAddr, seconds: f64) -> Result<bool, String> {
+fn flood(to: SocketAddr, seconds: f64, most: Option<u64>) -> Result<bool, String> {
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|e| format!("bind: {e}"))?;
     // A send that waits for room in the send buffer waits at most this long:
     // room comes back only as the device frees what it was given.
@@ -156,7 +157,7 @@ fn flood(to: SocketAddr, seconds: f64) -> Result<bool, String> {
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let mut sent = 0u64;
     let mut ended = None;
-    while Instant::now() < until {
+    while Instant::now() < until && most.is_none_or(|most| sent < most) {
         match socket.send_to(&data, to) {
             Ok(_) => sent += 1,
             // The qdisc is full for a moment: drop it and go on, as UDP does.
@@ -260,8 +261,10 @@ fn run(args: &[String]) -> Result<bool, String> {
         Some("echo") => echo(to()?),
         Some("udp") => udp(to()?, &args[3.min(args.len())..]),
         Some("flood") => {
-            let seconds = args.get(3).and_then(|s| s.parse::<f64>().ok()).filter(|s| *s > 0.0).ok_or("flood ADDR PORT SECONDS")?;
-            flood(to()?, seconds)
+            let usage = "flood ADDR PORT SECONDS [N]";
+            let seconds = args.get(3).and_then(|s| s.parse::<f64>().ok()).filter(|s| *s > 0.0).ok_or(usage)?;
+            let most = args.get(4).map(|n| n.parse::<u64>().ok().filter(|n| *n > 0).ok_or(usage)).transpose()?;
+            flood(to()?, seconds, most)
         }
         Some("unanswered") => {
             let to = args.get(1).and_then(|a| a.parse().ok()).ok_or("unanswered ADDR SIZE: ADDR is an IPv4 address")?;

@@ -302,15 +302,29 @@ fn mq_poll() -> Result<(), String> {
 
 fn mq_wait() -> Result<(), String> {
     let fd = open(MSGQ, libc::O_RDWR)?;
-    let started = Instant::now();
-    let reader = std::thread::spawn(move || (read_message(fd), started.elapsed()));
-    std::thread::sleep(Duration::from_millis(500));
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).ok();
+        read_message(fd)
+    });
+    let tid = tid_rx.recv().map_err(|_| "the reader thread died")?;
+    // The message is written only once the reader sleeps in read(): a
+    // read that does not wait for it returns first.
+    let slept = waits_in(tid, libc::SYS_read, &["S", "D"]);
+    let written = Instant::now();
     write(fd, b"event");
-    let (got, after) = reader.join().map_err(|_| "the reader panicked")?;
+    let got = reader.join().map_err(|_| "the reader panicked")?;
+    let after = written.elapsed();
+    let shown = got.as_ref().map(|m| String::from_utf8_lossy(m).to_string());
     check(
         "a blocked reader slept until the message came, then woke",
-        got.as_deref() == Ok(b"event".as_slice()) && after >= Duration::from_millis(450),
-        format!(": woke after {} ms with {:?}", after.as_millis(), got.map(|m| String::from_utf8_lossy(&m).to_string())),
+        slept && got.as_deref() == Ok(b"event".as_slice()),
+        if slept {
+            format!(": woke after {} ms with {shown:?}", after.as_millis())
+        } else {
+            format!(": the reader never slept in read(); it returned {shown:?}")
+        },
     );
     close(fd);
     Ok(())
@@ -322,12 +336,15 @@ fn mq_signal() -> Result<(), String> {
     let fd = open(MSGQ, libc::O_RDWR)?;
     catch_sigusr1();
     // The guest kernel has no POSIX timers (no alarm()): a helper thread
-    // sends the signal to this thread after a second.
-    // SAFETY: pthread_self has no preconditions.
-    let me = unsafe { libc::pthread_self() };
+    // sends the signal to this thread once it sleeps in read() (or after
+    // 5 s, if it never does).
+    // SAFETY: pthread_self and gettid have no preconditions.
+    let (me, my_tid) = unsafe { (libc::pthread_self(), libc::gettid()) };
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(1));
-        // SAFETY: `me` is the main thread, alive: it is blocked in read.
+        waits_in(my_tid, libc::SYS_read, &["S", "D"]);
+        // SAFETY: pthread_kill needs a thread ID that is still valid:
+        // `me` is the main thread's, valid while the process runs (its
+        // return from main ends the process, this thread with it).
         unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
     });
     let started = Instant::now();
@@ -398,6 +415,13 @@ impl Sleeper {
 /// Whether thread `tid` of this process sleeps interruptibly in system
 /// call `nr` within 5 s (from /proc: its state and its current system call).
 fn asleep_in(tid: i32, nr: libc::c_long) -> bool {
+    waits_in(tid, nr, &["S"])
+}
+
+/// Whether thread `tid` of this process is in system call `nr`, in one of
+/// the scheduler states `states` (`S`: asleep, interruptibly; `D`: not),
+/// within 5 s.
+fn waits_in(tid: i32, nr: libc::c_long, states: &[&str]) -> bool {
     let task = format!("/proc/self/task/{tid}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -405,7 +429,7 @@ fn asleep_in(tid: i32, nr: libc::c_long) -> bool {
         let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
         // The state is the first field after the command name's `)`.
         let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
-        if state == Some("S") && syscall.split_whitespace().next() == Some(nr.to_string().as_str()) {
+        if state.is_some_and(|state| states.contains(&state)) && syscall.split_whitespace().next() == Some(nr.to_string().as_str()) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(10));
