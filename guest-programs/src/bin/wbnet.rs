@@ -9,7 +9,9 @@
 //! wbnet udp PORT PAYLOAD...        send each datagram, expect it echoed
 //! wbnet tcp PORT TEXT...           one connection; send each text, expect it echoed
 //! wbnet tcp-hold PORT SECONDS      connect, send nothing, wait for the server to close
-//! wbnet udp-flood PORT SECONDS     send datagrams without pause, ignoring errors
+//! wbnet udp-flood PORT SECONDS     send datagrams without pause, ignoring errors,
+//!                                  for SECONDS or until the port closes
+//!                                  after the server has answered
 //! wbnet port-free udp|tcp PORT     whether a socket can bind the port
 //! wbnet reuse-bind udp|tcp PORT UID
 //!                                  as user UID, whether a socket with
@@ -142,15 +144,35 @@ fn tcp_hold(port: u16, seconds: u64) -> Result<bool, String> {
 
 fn udp_flood(port: u16, seconds: f64) -> Result<bool, String> {
     let socket = UdpSocket::bind(local(0)).map_err(|e| format!("bind: {e}"))?;
+    // Connected, the socket is told when the port closes: the ICMP port
+    // unreachable that comes back fails its next call with ECONNREFUSED.
+    socket.connect(local(port)).map_err(|e| format!("connect: {e}"))?;
+    socket.set_nonblocking(true).map_err(|e| e.to_string())?;
     let data = payload("size:512")?;
     let until = Instant::now() + Duration::from_secs_f64(seconds);
-    let mut sent = 0u64;
-    while Instant::now() < until {
-        if socket.send_to(&data, local(port)).is_ok() {
-            sent += 1;
+    let (mut sent, mut answered, mut closed) = (0u64, false, false);
+    let mut echo = [0u8; 1024];
+    // Refused before the server ever answered, the port may not be bound
+    // yet: the flood goes on. Refused after, the server has gone.
+    let refused = |r: &std::io::Result<usize>| matches!(r, Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED));
+    while Instant::now() < until && !closed {
+        let sending = socket.send(&data);
+        sent += u64::from(sending.is_ok());
+        closed = refused(&sending) && answered;
+        loop {
+            let received = socket.recv(&mut echo);
+            answered |= received.is_ok();
+            closed |= refused(&received) && answered;
+            if received.is_err() {
+                break;
+            }
         }
     }
-    println!("udp-flood {port}: sent {sent} datagrams in {seconds}s");
+    if closed {
+        println!("udp-flood {port}: sent {sent} datagrams, then the port closed (ECONNREFUSED)");
+    } else {
+        println!("udp-flood {port}: sent {sent} datagrams in {seconds}s");
+    }
     Ok(true)
 }
 
