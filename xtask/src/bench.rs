@@ -167,7 +167,7 @@ fn verdict_figures(env: &Environment, chapters: &[Chapter], options: &RunOptions
     figures.push(
         Figure { name: format!("peak memory of a guest (QEMU's RSS, all chapters){suffix}"), runs: peaks, unit: Unit::Mebibytes }.report(),
     );
-    let guests = crate::pool::guests_at_once(env.kernel.flavour.guests_per_core());
+    let guests = env.kernel.flavour.guests_at_once();
     if guests > 1 {
         // What `run` and `test` do with several chapters on this machine.
         figures.push(measure(&format!("all {} chapters, {guests} guests at once{suffix}", chapters.len()), times, || {

@@ -390,7 +390,7 @@ pub(crate) fn check_gradescope(env: &Environment) -> Result<Vec<(String, bool)>>
     // Two submissions at a time, as Gradescope runs each in a container of
     // its own: each gets its own root (`submission/`, `results/`) around
     // one shared `source/`.
-    let workers = crate::pool::guests_at_once(crate::kernel::Flavour::Debug.guests_per_core());
+    let workers = crate::kernel::Flavour::Debug.guests_at_once();
     let verdicts = crate::pool::run(fixtures, workers, |fixture| {
         let name = fixture.name.as_str();
         let root = tmp.path().join(format!("root-{name}"));

@@ -98,6 +98,12 @@ impl Flavour {
         }
     }
 
+    /// How many guests of this flavour run at once here (see
+    /// [`crate::pool::guests_at_once`]).
+    pub(crate) fn guests_at_once(self) -> usize {
+        crate::pool::guests_at_once(self.guests_per_core())
+    }
+
     /// Guest memory in MiB: what every chapter needs in one boot, measured
     /// (`cargo xtask bench` reports QEMU's resident set). KASAN's shadow
     /// (an eighth of memory) and lockdep's tables need the debug flavour's
@@ -342,7 +348,7 @@ fn build(project: &Project, tc: &Toolchain, source: &KernelSource, dir: &Path, f
             log.display()
         ));
     }
-    let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let jobs = format!("-j{}", crate::pool::cores());
     let estimate_file = project.cache.join("kernel").join(format!("objects-estimate-{}", flavour.name()));
     let estimate = std::fs::read_to_string(&estimate_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(DEFAULT_OBJECT_ESTIMATE);
     let objects = make_with_progress(make_command(tc, source, dir, &[&jobs, "vmlinux", "modules"]), &log, estimate)?;

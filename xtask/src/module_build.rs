@@ -198,7 +198,7 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     let sh = env.shell()?;
     let kdir = &env.kernel.dir;
     let vars = env.toolchain.make_vars();
-    let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let jobs = format!("-j{}", crate::pool::cores());
     // Kbuild's own commands, without make: after a good build here, those
     // it saved here; in a new directory, those of another good build of
     // the same Kbuild against the same kernel build (the commands name the
@@ -375,7 +375,7 @@ pub(crate) fn make_modules(env: &Environment, dir: &Path, extra: &[String]) -> R
     let sh = env.shell()?;
     let kdir = &env.kernel.dir;
     let vars = env.toolchain.make_vars();
-    let jobs = format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let jobs = format!("-j{}", crate::pool::cores());
     Ok(cmd!(sh, "make -C {kdir} M={dir} {vars...} {extra...} {jobs} modules").quiet().ignore_status().output()?)
 }
 

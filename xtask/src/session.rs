@@ -37,7 +37,7 @@ pub(crate) fn run_chapters(env: &Environment, chapters: &[Chapter], guest: &Gues
         stop: crate::runner::Stop::Never,
     };
     // Two chapters or more share the guests.
-    let result = runner::run_in_guests(env, chapters, &options, crate::pool::guests_at_once(env.kernel.flavour.guests_per_core()))?;
+    let result = runner::run_in_guests(env, chapters, &options, env.kernel.flavour.guests_at_once())?;
     let style = Style::detect();
     for chapter in &result.chapters {
         if guest.root_cause_first {

@@ -97,6 +97,13 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
     // Everything is proven on the debug kernel (lockdep, KASAN, debug
     // objects): a reference solution must pass with the detectors silent.
     let env = setup::ensure(&flags.setup, Flavour::Debug)?;
+    // The learner's kernel too, unless a flavour was asked for: most
+    // negative tests run on it, and every chapter again.
+    let fast = if flags.setup.kernel.is_none() && (wants("negative") || wants("fast")) {
+        Some(setup::ensure(&flags.setup, Flavour::Fast)?)
+    } else {
+        None
+    };
     let flavour = env.kernel.flavour.name();
     let chapters = workbook_chapters(&project)?;
     let accel = choose_accel(&env, flags.guest.accel.as_deref())?;
@@ -116,7 +123,6 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
         // Each on the fast kernel unless only a detector sees its bug: the
         // debug kernel's checks are proven by the reference run above and by
         // the mutants and planted bugs that need them.
-        let fast = if flags.setup.kernel.is_none() { Some(setup::ensure(&flags.setup, Flavour::Fast)?) } else { None };
         let kernels = Kernels::new(fast.as_ref(), &env);
         println!(
             "== negative tests, {} kernel{}: broken modules and exercise skeletons must fail, naming the cause",
@@ -152,12 +158,11 @@ pub(crate) fn test(flags: &Flags, only: &[String]) -> Result<bool> {
         times.end("grading");
     }
 
-    if wants("fast") && flags.setup.kernel.is_none() {
+    if let Some(fast) = fast.as_ref().filter(|_| wants("fast")) {
         // The learner's loop runs on the fast kernel: the reference
         // solutions must pass there too.
-        let fast = setup::ensure(&flags.setup, Flavour::Fast)?;
         println!("== every chapter, fast kernel (the learner's default), {}", guests_text(Flavour::Fast));
-        let result = run_chapters(&fast, &chapters, &flags.guest, "test-chapters-fast")?;
+        let result = run_chapters(fast, &chapters, &flags.guest, "test-chapters-fast")?;
         record_chapters(&mut tally, &result, "fast");
         times.end("fast");
     }
@@ -181,7 +186,7 @@ fn took(since: std::time::Instant) -> std::time::Instant {
 
 /// How many guests share the chapters, in words.
 fn guests_text(flavour: Flavour) -> String {
-    match crate::pool::guests_at_once(flavour.guests_per_core()) {
+    match flavour.guests_at_once() {
         1 => "one guest".to_string(),
         n => format!("{n} guests at once"),
     }
