@@ -169,7 +169,15 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
         eprintln!("{}: an earlier build was interrupted; building from scratch", chapter.name);
         std::fs::remove_dir_all(&build_dir)?;
     }
-    let changed = sync_sources(&chapter.dir, &build_dir)?;
+    // The marker goes down before the sources change: interrupted between
+    // the two, the directory would be stamped good with sources newer than
+    // its modules.
+    let changes = SourceChanges::between(&chapter.dir, &build_dir)?;
+    if !changes.is_empty() {
+        std::fs::create_dir_all(&build_dir)?;
+        std::fs::write(&marker, b"")?;
+    }
+    let changed = changes.apply(&build_dir)?;
     let kbuild_changed = changed.iter().any(|name| name == "Kbuild");
     if isolation == Isolation::Trusted {
         // Names its kernel, so that it goes when that kernel's build does.
@@ -317,10 +325,16 @@ pub(crate) fn build_templates(chapters: Vec<(&Environment, &Chapter)>) -> Result
 /// (symbol CRCs appended to the `.cmd` files, BTF added to each `.ko`,
 /// `recordmcount` on each object), which no workbook kernel sets.
 fn replayable(env: &Environment) -> bool {
+    env.kernel.dir.join("include/config/auto.conf").is_file()
+        && !["CONFIG_MODVERSIONS", "CONFIG_DEBUG_INFO_BTF_MODULES", "CONFIG_FTRACE_MCOUNT_USE_RECORDMCOUNT"]
+            .iter()
+            .any(|o| kernel_sets(env, o))
+}
+
+/// Whether the kernel build's configuration sets `option` (`=y`).
+fn kernel_sets(env: &Environment, option: &str) -> bool {
     let config = std::fs::read_to_string(env.kernel.dir.join("include/config/auto.conf")).unwrap_or_default();
-    let set = |option: &str| config.lines().any(|line| line == format!("{option}=y"));
-    !config.is_empty()
-        && !["CONFIG_MODVERSIONS", "CONFIG_DEBUG_INFO_BTF_MODULES", "CONFIG_FTRACE_MCOUNT_USE_RECORDMCOUNT"].iter().any(|o| set(o))
+    config.lines().any(|line| line == format!("{option}=y"))
 }
 
 /// The saved commands of another good build of `chapter`'s modules against
@@ -332,24 +346,35 @@ fn replayable(env: &Environment) -> bool {
 /// lock, shared: other builds read it at once, and one being rebuilt is
 /// passed over.
 fn from_template(env: &Environment, chapter: &Chapter, build_dir: &Path) -> Option<(Plan, PathBuf, CacheLock)> {
+    if kernel_sets(env, "CONFIG_DEBUG_INFO") {
+        // Objects and `.mod.o` files name the directory they were compiled
+        // in: the template's copies would name the template.
+        return None;
+    }
     let kbuild = std::fs::read(build_dir.join("Kbuild")).ok()?;
     let kernel_build = kernel_build_id(env);
     let prefix = format!("{}-", chapter.name);
-    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(env.project.cache_dir("modules").ok()?)
+    // Those whose dependency lists are Kbuild's first (their objects can be
+    // copied), then the most recent.
+    let mut found: Vec<(bool, std::time::SystemTime, PathBuf)> = std::fs::read_dir(env.project.cache_dir("modules").ok()?)
         .ok()?
         .flatten()
         .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
         .map(|entry| entry.path())
         .filter(|dir| dir.is_dir() && dir != build_dir)
-        .filter_map(|dir| Some((std::fs::metadata(dir.join(BUILT_STAMP)).and_then(|m| m.modified()).ok()?, dir)))
+        .filter_map(|dir| {
+            Some((!dir.join(REPLAYED).exists(), std::fs::metadata(dir.join(BUILT_STAMP)).and_then(|m| m.modified()).ok()?, dir))
+        })
         .collect();
     found.sort();
-    found.into_iter().rev().find_map(|(_, from)| {
+    found.into_iter().rev().find_map(|(_, _, from)| {
         let lock = CacheLock::try_acquire_shared(&from.with_extension("lock")).ok()??;
         let good = stamp_warnings(&from, &kernel_build).is_some()
             && !from.join(BUILDING_MARKER).exists()
             && std::fs::read(from.join("Kbuild")).is_ok_and(|theirs| theirs == kbuild);
-        let plan = Plan::saved(&from).filter(|_| good)?;
+        // A command that names its own directory (`-I$(M)`) would read the
+        // template's files, not this directory's.
+        let plan = Plan::saved(&from).filter(|plan| good && !plan.mentions(&from))?;
         crate::replay::seed(&from, build_dir).ok()?;
         Some((plan, from, lock))
     })
@@ -418,24 +443,28 @@ impl SourceChanges {
     fn is_empty(&self) -> bool {
         self.write.is_empty() && self.remove.is_empty()
     }
+
+    /// Makes the changes in `to`; the names of the files written or removed.
+    fn apply(self, to: &Path) -> Result<Vec<String>> {
+        std::fs::create_dir_all(to)?;
+        let mut changed = Vec::new();
+        for (name, data) in self.write {
+            std::fs::write(to.join(&name), data)?;
+            changed.push(name);
+        }
+        for name in self.remove {
+            std::fs::remove_file(to.join(&name))?;
+            changed.push(name);
+        }
+        Ok(changed)
+    }
 }
 
 /// Copies the module sources of `from` into `to`, rewriting only files whose
 /// contents changed and removing sources that are gone; the names of those
 /// written or removed.
 pub(crate) fn sync_sources(from: &Path, to: &Path) -> Result<Vec<String>> {
-    std::fs::create_dir_all(to)?;
-    let changes = SourceChanges::between(from, to)?;
-    let mut changed = Vec::new();
-    for (name, data) in changes.write {
-        std::fs::write(to.join(&name), data)?;
-        changed.push(name);
-    }
-    for name in changes.remove {
-        std::fs::remove_file(to.join(&name))?;
-        changed.push(name);
-    }
-    Ok(changed)
+    SourceChanges::between(from, to)?.apply(to)
 }
 
 #[cfg(test)]

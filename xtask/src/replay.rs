@@ -67,10 +67,13 @@ impl Plan {
             let parts = objects_of(dir, module)?;
             if parts != [format!("{module}.o")] {
                 for part in &parts {
-                    objects.push(object(dir, part)?);
+                    // An object two modules share is compiled once.
+                    if !objects.iter().any(|o: &Saved| &o.target == part) {
+                        objects.push(object(dir, part)?);
+                    }
                 }
                 linked.push(Saved { inputs: parts, ..saved(dir, &format!("{module}.o"))? });
-            } else {
+            } else if !objects.iter().any(|o| o.target == parts[0]) {
                 objects.push(object(dir, &parts[0])?);
             }
         }
@@ -83,6 +86,13 @@ impl Plan {
         let stages =
             vec![objects, linked, vec![saved(dir, "Module.symvers")?], each(".mod.o", &[".mod.c"])?, each(".ko", &[".o", ".mod.o"])?];
         Some(Plan { stages: stages.into_iter().filter(|stage| !stage.is_empty()).collect() })
+    }
+
+    /// Whether a command names `dir` (a Kbuild's `-I$(M)`): run in another
+    /// directory, it would read `dir`'s files.
+    pub(crate) fn mentions(&self, dir: &Path) -> bool {
+        let dir = dir.display().to_string();
+        self.stages.iter().flatten().any(|saved| saved.line.contains(&dir))
     }
 
     /// Runs the commands in `dir`, a stage's commands a core each at once,
@@ -119,16 +129,21 @@ impl Plan {
         let same =
             |from: &Path, name: &String| std::fs::read(from.join(name)).ok().is_some_and(|a| std::fs::read(dir.join(name)).ok() == Some(a));
         // An object's inputs: its local dependencies when they are known.
+        let kernel = [env.kernel.dir.as_path(), env.kernel.source.as_path()];
         let inputs = |saved: &Saved| -> Option<Vec<String>> {
             match &saved.compiled {
-                Some(_) => deps_known.then(|| local_deps(dir, &saved.target)).flatten(),
+                Some(_) => deps_known.then(|| local_deps(dir, &saved.target, &kernel)).flatten(),
                 None => Some(saved.inputs.clone()),
             }
         };
+        // The template's file, made from the same inputs, and after them.
         let same_in_template = |saved: &Saved| {
             template.is_some_and(|from| {
-                inputs(saved).is_some_and(|inputs| !inputs.is_empty() && inputs.iter().all(|i| same(from, i)))
-                    && from.join(&saved.target).is_file()
+                let made_at = std::fs::metadata(from.join(&saved.target)).and_then(|m| m.modified()).ok();
+                let older = |i: &String| {
+                    std::fs::metadata(from.join(i)).and_then(|m| m.modified()).is_ok_and(|at| made_at.is_some_and(|t| at <= t))
+                };
+                inputs(saved).is_some_and(|inputs| !inputs.is_empty() && inputs.iter().all(|i| same(from, i) && older(i)))
             })
         };
         for stage in &self.stages {
@@ -162,13 +177,15 @@ impl Plan {
                 let sh = env.shell()?;
                 sh.change_dir(dir);
                 let line = &match &saved.compiled {
-                    // As Kbuild's `cmd_and_fixdep`.
+                    // As Kbuild's `cmd_and_fixdep`, then `cmd_gen_objtooldep`.
                     Some(compiled) => format!(
-                        "{}\n{} ./.{target}.d {target} '{}' > ./.{target}.cmd\nrm -f ./.{target}.d",
+                        "{}\n{} {depfile} {target} '{}' > ./.{target}.cmd\nrm -f {depfile}\nprintf '%s' '{}' >> ./.{target}.cmd",
                         saved.line,
                         fixdep.display(),
-                        compiled.escaped.replace('\'', "'\\''"),
-                        target = saved.target
+                        quoted(&compiled.escaped),
+                        quoted(&compiled.appended),
+                        target = saved.target,
+                        depfile = format!("./.{}.d", saved.target.replace(',', "_")),
                     ),
                     None => saved.line.clone(),
                 };
@@ -186,17 +203,10 @@ impl Plan {
             })?;
             // A failed command's file is removed, as Kbuild's make does
             // (`.DELETE_ON_ERROR`): `rustc` may have made it before `objtool`
-            // failed on it. After a compile, what Kbuild appends after
-            // `fixdep` (`cmd_gen_objtooldep`).
+            // failed on it.
             for (saved, out) in due.iter().zip(&outs) {
                 if !out.status.success() {
                     let _ = std::fs::remove_file(dir.join(&saved.target));
-                } else if let Some(compiled) = &saved.compiled {
-                    use std::io::Write;
-                    std::fs::OpenOptions::new()
-                        .append(true)
-                        .open(dir.join(format!(".{}.cmd", saved.target)))?
-                        .write_all(compiled.appended.as_bytes())?;
                 }
             }
             // In the commands' order, as make shows them with one job.
@@ -237,6 +247,14 @@ const EXPORTED: [(&str, &str); 3] = [("RUSTC_BOOTSTRAP", "1"), ("LC_COLLATE", "C
 /// of `to`), the module list, each module's object list and the object
 /// common to every module (built from the kernel's own sources).
 pub(crate) fn seed(from: &Path, to: &Path) -> Result<()> {
+    // Objects already in `to` would sit beside the template's `.cmd` files,
+    // which do not describe them: the replay makes or copies each anew.
+    for entry in std::fs::read_dir(to)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".o") || name.ends_with(".ko") {
+            std::fs::remove_file(to.join(name))?;
+        }
+    }
     for entry in std::fs::read_dir(from)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         let wanted = (name.starts_with('.') && name.ends_with(".cmd"))
@@ -286,20 +304,37 @@ fn object(dir: &Path, target: &str) -> Option<Saved> {
 /// The files in `dir` the object `target` was made from, as the `.cmd`
 /// file Kbuild's `fixdep` wrote says: its source and the dependencies named
 /// relative to the directory (the module's own headers and included files).
-/// The others are the kernel's, the same for every build against it.
-/// `None` when the file says none.
-fn local_deps(dir: &Path, target: &str) -> Option<Vec<String>> {
+/// The others must be the kernel's (under one of `kernel`), the same for
+/// every build against it. `None` when the file says none, or names a file
+/// elsewhere (outside the directory, or reached by `..`): such an object is
+/// always compiled.
+fn local_deps(dir: &Path, target: &str, kernel: &[&Path]) -> Option<Vec<String>> {
     let text = std::fs::read_to_string(dir.join(format!(".{target}.cmd"))).ok()?;
     let source = text.lines().find_map(|l| l.strip_prefix(&format!("source_{target} := ")))?;
     let start = text.find(&format!("\ndeps_{target} := \\\n"))?;
     let listed = text[start..].lines().skip(2).take_while(|l| l.ends_with('\\')).map(|l| l.trim_end_matches('\\').trim());
     let mut deps = vec![source.trim().to_string()];
     for dep in listed {
-        if !dep.starts_with('/') && !dep.starts_with("$(wildcard") && !deps.iter().any(|d| d == dep) {
+        if dep.starts_with("$(wildcard") {
+            // Config files, named relative to the kernel build: never here.
+            continue;
+        }
+        if dep.starts_with('/') {
+            if !kernel.iter().any(|k| Path::new(dep).starts_with(k)) {
+                return None;
+            }
+        } else if Path::new(dep).components().any(|c| c == std::path::Component::ParentDir) {
+            return None;
+        } else if !deps.iter().any(|d| d == dep) {
             deps.push(dep.to_string());
         }
     }
     Some(deps)
+}
+
+/// `text` for inside a shell's single quotes.
+fn quoted(text: &str) -> String {
+    text.replace('\'', "'\\''")
 }
 
 /// A saved command as the shell runs it: Kbuild writes `$` as `$$` and `#`
@@ -401,9 +436,40 @@ mod tests {
     fn an_object_is_made_from_its_source_and_local_dependencies() {
         let tmp = tempfile::tempdir().unwrap();
         built(tmp.path());
-        assert_eq!(local_deps(tmp.path(), "pair_shim.o").unwrap(), ["pair_shim.c", "pair_shim.h"], "the kernel's files are left out");
-        assert_eq!(local_deps(tmp.path(), "hello.o").unwrap(), ["hello.rs"]);
-        assert_eq!(local_deps(tmp.path(), "pair.o"), None, "a link has no dependency list");
+        let kernel = [Path::new("/k")];
+        assert_eq!(
+            local_deps(tmp.path(), "pair_shim.o", &kernel).unwrap(),
+            ["pair_shim.c", "pair_shim.h"],
+            "the kernel's files are left out"
+        );
+        assert_eq!(local_deps(tmp.path(), "hello.o", &kernel).unwrap(), ["hello.rs"]);
+        assert_eq!(local_deps(tmp.path(), "pair.o", &kernel), None, "a link has no dependency list");
+        assert_eq!(local_deps(tmp.path(), "hello.o", &[Path::new("/elsewhere")]), None, "a file outside the kernel and the directory");
+        let cmd = tmp.path().join(".pair_shim.o.cmd");
+        let text = std::fs::read_to_string(&cmd).unwrap();
+        std::fs::write(&cmd, text.replace("  pair_shim.h", "  ../other/pair_shim.h")).unwrap();
+        assert_eq!(local_deps(tmp.path(), "pair_shim.o", &kernel), None, "a file reached by `..`");
+    }
+
+    #[test]
+    fn commands_that_name_their_directory_are_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        built(tmp.path());
+        let plan = Plan::saved(tmp.path()).unwrap();
+        assert!(!plan.mentions(tmp.path()));
+        let cmd = tmp.path().join(".hello.o.cmd");
+        let text = std::fs::read_to_string(&cmd).unwrap();
+        std::fs::write(&cmd, text.replacen("make hello.o", &format!("make -I{} hello.o", tmp.path().display()), 1)).unwrap();
+        assert!(Plan::saved(tmp.path()).unwrap().mentions(tmp.path()));
+    }
+
+    #[test]
+    fn an_object_two_modules_share_is_compiled_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        built(tmp.path());
+        std::fs::write(tmp.path().join("hello.mod"), "./hello.o\n./pair_shim.o\n").unwrap();
+        let plan = Plan::saved(tmp.path()).unwrap();
+        assert_eq!(targets(&plan)[0], vec!["hello.o", "pair_shim.o", "pair_main.o"]);
     }
 
     #[test]
@@ -413,6 +479,7 @@ mod tests {
         std::fs::create_dir_all(&from).unwrap();
         std::fs::create_dir_all(&to).unwrap();
         built(&from);
+        std::fs::write(to.join("pair_main.o"), "an old object").unwrap();
         seed(&from, &to).unwrap();
         let mut copied: Vec<String> =
             std::fs::read_dir(&to).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -420,7 +487,7 @@ mod tests {
         for name in [".pair.o.cmd", ".module-common.o", "pair.mod", "modules.order"] {
             assert!(copied.contains(&name.to_string()), "{name} in {copied:?}");
         }
-        for name in ["hello.ko", "hello.o", "hello.rs", "pair_shim.h"] {
+        for name in ["hello.ko", "hello.o", "hello.rs", "pair_shim.h", "pair_main.o"] {
             assert!(!copied.contains(&name.to_string()), "{name} in {copied:?}");
         }
         assert_eq!(Plan::saved(&to), Plan::saved(&from));

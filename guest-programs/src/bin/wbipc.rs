@@ -306,7 +306,7 @@ fn mq_wait() -> Result<(), String> {
     let reader = std::thread::spawn(move || {
         // SAFETY: gettid has no preconditions.
         tid_tx.send(unsafe { libc::gettid() }).ok();
-        read_message(fd)
+        (read_message(fd), Instant::now())
     });
     let tid = tid_rx.recv().map_err(|_| "the reader thread died")?;
     // The message is written only once the reader sleeps in read(): a
@@ -314,8 +314,8 @@ fn mq_wait() -> Result<(), String> {
     let slept = waits_in(tid, libc::SYS_read, &["S", "D"]);
     let written = Instant::now();
     write(fd, b"event");
-    let got = reader.join().map_err(|_| "the reader panicked")?;
-    let after = written.elapsed();
+    let (got, woke) = reader.join().map_err(|_| "the reader panicked")?;
+    let after = woke.saturating_duration_since(written);
     let shown = got.as_ref().map(|m| String::from_utf8_lossy(m).to_string());
     check(
         "a blocked reader slept until the message came, then woke",
@@ -341,7 +341,9 @@ fn mq_signal() -> Result<(), String> {
     // SAFETY: pthread_self and gettid have no preconditions.
     let (me, my_tid) = unsafe { (libc::pthread_self(), libc::gettid()) };
     std::thread::spawn(move || {
-        waits_in(my_tid, libc::SYS_read, &["S", "D"]);
+        if !waits_in(my_tid, libc::SYS_read, &["S", "D"]) {
+            println!("note: the read was not seen asleep within 5 s; the signal goes now");
+        }
         // SAFETY: pthread_kill needs a thread ID that is still valid:
         // `me` is the main thread's, valid while the process runs (its
         // return from main ends the process, this thread with it).

@@ -154,17 +154,19 @@ fn udp_flood(port: u16, seconds: f64) -> Result<bool, String> {
     let mut echo = [0u8; 1024];
     // Refused before the server ever answered, the port may not be bound
     // yet: the flood goes on. Refused after, the server has gone.
-    let refused = |r: &std::io::Result<usize>| matches!(r, Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED));
     while Instant::now() < until && !closed {
-        let sending = socket.send(&data);
-        sent += u64::from(sending.is_ok());
-        closed = refused(&sending) && answered;
+        match socket.send(&data) {
+            Ok(_) => sent += 1,
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => closed = answered,
+            Err(_) => {}
+        }
+        // A refusal is reported before the echoes already queued: draining
+        // goes on past it.
         loop {
-            let received = socket.recv(&mut echo);
-            answered |= received.is_ok();
-            closed |= refused(&received) && answered;
-            if received.is_err() {
-                break;
+            match socket.recv(&mut echo) {
+                Ok(_) => answered = true,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => closed |= answered,
+                Err(_) => break,
             }
         }
     }
