@@ -13,6 +13,9 @@
 #   wbns.sh bound PORT wait until a UDP socket in the namespace is bound
 #                      to PORT (a server started in the background is
 #                      ready), for 5 s at most
+#   wbns.sh free PORT  wait until no UDP socket in the namespace is bound
+#                      to PORT (the server of an earlier step has exited),
+#                      for 5 s at most
 #   wbns.sh sending N  wait until wb0 has sent N more frames than when it
 #                      was called (a flood is under way), for 5 s at most
 #
@@ -48,6 +51,8 @@ await() {
 udp_bound() {
 	awk -v port="$(printf ':%04X' "$1")" 'NR > 1 && substr($2, length($2) - 4) == port { found = 1 } END { exit !found }' /proc/net/udp
 }
+
+udp_free() { ! udp_bound "$1"; }
 
 # Whether process $holder has entered a network namespace other than $ours.
 entered() { [ "$(readlink /proc/$holder/ns/net)" != "$ours" ]; }
@@ -90,6 +95,12 @@ bound)
 	;;
 __bound)
 	await "bound to UDP port $2" udp_bound "$2"
+	;;
+free)
+	in_ns wbns.sh __free "$2"
+	;;
+__free)
+	await "UDP port $2 free" udp_free "$2"
 	;;
 sending)
 	target=$(($(cat /sys/class/net/wb0/statistics/tx_packets) + $2))
