@@ -226,12 +226,7 @@ pub(crate) fn build_isolated(env: &Environment, chapter: &Chapter, isolation: Is
     if plan.is_none() && replayed_here.exists() {
         // An old replay left dependency lists make cannot trust: make
         // starts from the sources.
-        for entry in std::fs::read_dir(&build_dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".o") || name.ends_with(".ko") {
-                std::fs::remove_file(build_dir.join(name))?;
-            }
-        }
+        crate::replay::remove_objects(&build_dir)?;
     }
     let replayed = match plan {
         Some((plan, template, deps_known)) => {
@@ -325,16 +320,14 @@ pub(crate) fn build_templates(chapters: Vec<(&Environment, &Chapter)>) -> Result
 /// (symbol CRCs appended to the `.cmd` files, BTF added to each `.ko`,
 /// `recordmcount` on each object), which no workbook kernel sets.
 fn replayable(env: &Environment) -> bool {
-    env.kernel.dir.join("include/config/auto.conf").is_file()
-        && !["CONFIG_MODVERSIONS", "CONFIG_DEBUG_INFO_BTF_MODULES", "CONFIG_FTRACE_MCOUNT_USE_RECORDMCOUNT"]
-            .iter()
-            .any(|o| kernel_sets(env, o))
+    kernel_sets(env, &["CONFIG_MODVERSIONS", "CONFIG_DEBUG_INFO_BTF_MODULES", "CONFIG_FTRACE_MCOUNT_USE_RECORDMCOUNT"]) == Some(false)
 }
 
-/// Whether the kernel build's configuration sets `option` (`=y`).
-fn kernel_sets(env: &Environment, option: &str) -> bool {
-    let config = std::fs::read_to_string(env.kernel.dir.join("include/config/auto.conf")).unwrap_or_default();
-    config.lines().any(|line| line == format!("{option}=y"))
+/// Whether the kernel build's configuration sets (`=y`) any of `options`;
+/// `None` when it cannot be read.
+fn kernel_sets(env: &Environment, options: &[&str]) -> Option<bool> {
+    let config = std::fs::read_to_string(env.kernel.dir.join("include/config/auto.conf")).ok()?;
+    Some(config.lines().any(|line| options.iter().any(|option| line.strip_suffix("=y") == Some(option))))
 }
 
 /// The saved commands of another good build of `chapter`'s modules against
@@ -346,7 +339,7 @@ fn kernel_sets(env: &Environment, option: &str) -> bool {
 /// lock, shared: other builds read it at once, and one being rebuilt is
 /// passed over.
 fn from_template(env: &Environment, chapter: &Chapter, build_dir: &Path) -> Option<(Plan, PathBuf, CacheLock)> {
-    if kernel_sets(env, "CONFIG_DEBUG_INFO") {
+    if kernel_sets(env, &["CONFIG_DEBUG_INFO"]) != Some(false) {
         // Objects and `.mod.o` files name the directory they were compiled
         // in: the template's copies would name the template.
         return None;

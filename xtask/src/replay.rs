@@ -137,15 +137,16 @@ impl Plan {
             }
         };
         // The template's file, made from the same inputs, and after them.
-        let same_in_template = |saved: &Saved| {
+        let same_in_template = |saved: &Saved, inputs: &Option<Vec<String>>| {
             template.is_some_and(|from| {
                 let made_at = std::fs::metadata(from.join(&saved.target)).and_then(|m| m.modified()).ok();
                 let older = |i: &String| {
                     std::fs::metadata(from.join(i)).and_then(|m| m.modified()).is_ok_and(|at| made_at.is_some_and(|t| at <= t))
                 };
-                inputs(saved).is_some_and(|inputs| !inputs.is_empty() && inputs.iter().all(|i| same(from, i) && older(i)))
+                inputs.as_ref().is_some_and(|inputs| !inputs.is_empty() && inputs.iter().all(|i| same(from, i) && older(i)))
             })
         };
+        let fixdep = env.kernel.dir.join("scripts/basic/fixdep");
         for stage in &self.stages {
             let mut due: Vec<&Saved> = Vec::new();
             for saved in stage {
@@ -153,7 +154,8 @@ impl Plan {
                 // made anew or is newer. An object in a new directory is due
                 // unless the template's can be copied.
                 let new_object = saved.compiled.is_some() && template.is_some();
-                let needed = match inputs(saved) {
+                let inputs = inputs(saved);
+                let needed = match &inputs {
                     Some(inputs) if !new_object && !inputs.is_empty() => {
                         inputs.iter().any(|i| made.contains(i))
                             || modified(&saved.target)
@@ -165,14 +167,13 @@ impl Plan {
                     continue;
                 }
                 match template {
-                    Some(from) if same_in_template(saved) => {
+                    Some(from) if same_in_template(saved, &inputs) => {
                         std::fs::copy(from.join(&saved.target), dir.join(&saved.target))?;
                         made.insert(saved.target.clone());
                     }
                     _ => due.push(saved),
                 }
             }
-            let fixdep = env.kernel.dir.join("scripts/basic/fixdep");
             let outs = crate::pool::run(due.clone(), crate::pool::cores(), |saved: &Saved| {
                 let sh = env.shell()?;
                 sh.change_dir(dir);
@@ -226,13 +227,6 @@ impl Plan {
         if !ran.iter().all(|saved| fresh(&saved.target)) {
             return Ok(None);
         }
-        // The dependency files make would have folded into the `.cmd` files.
-        for entry in std::fs::read_dir(dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".o.d") {
-                let _ = std::fs::remove_file(dir.join(name));
-            }
-        }
         let status = std::os::unix::process::ExitStatusExt::from_raw(0);
         Ok(Some(std::process::Output { status, stdout: Vec::new(), stderr }))
     }
@@ -249,12 +243,7 @@ const EXPORTED: [(&str, &str); 3] = [("RUSTC_BOOTSTRAP", "1"), ("LC_COLLATE", "C
 pub(crate) fn seed(from: &Path, to: &Path) -> Result<()> {
     // Objects already in `to` would sit beside the template's `.cmd` files,
     // which do not describe them: the replay makes or copies each anew.
-    for entry in std::fs::read_dir(to)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".o") || name.ends_with(".ko") {
-            std::fs::remove_file(to.join(name))?;
-        }
-    }
+    remove_objects(to)?;
     for entry in std::fs::read_dir(from)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         let wanted = (name.starts_with('.') && name.ends_with(".cmd"))
@@ -263,6 +252,18 @@ pub(crate) fn seed(from: &Path, to: &Path) -> Result<()> {
             || (name.ends_with(".mod") && !name.starts_with('.'));
         if wanted {
             std::fs::copy(from.join(&name), to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes every object and module of `dir` (`.o`, `.ko`): their `.cmd`
+/// files are not to be trusted, so what makes them next starts afresh.
+pub(crate) fn remove_objects(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".o") || name.ends_with(".ko") {
+            std::fs::remove_file(dir.join(name))?;
         }
     }
     Ok(())
