@@ -13,8 +13,15 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use xshell::{cmd, Shell};
+use anyhow::{anyhow, Context};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde_json::json;
+use xshell::Shell;
+
+use crate::cdp::Chromium;
 
 use crate::toolchain::{self, Install};
 use crate::Result;
@@ -177,7 +184,7 @@ pub(crate) fn render(
     judge: fn(&str, &str) -> Vec<String>,
 ) -> Result<Option<Vec<String>>> {
     let sh = Shell::new()?;
-    if let Err(e) = toolchain::ensure_debian_packages(&sh, &["chromium"], install) {
+    if let Err(e) = toolchain::ensure_debian_packages(&sh, &["chromium", "fonts-wqy-microhei"], install) {
         println!("  skip  the browser check: Chromium cannot be installed here: {e:#}");
         return Ok(None);
     }
@@ -188,8 +195,7 @@ pub(crate) fn render(
     std::fs::create_dir_all(screenshots)?;
     let server = StaticServer::start(dir)?;
     // Removed when dropped, however this function returns.
-    let profile_dir = tempfile::Builder::new().prefix("workbook-chromium-").tempdir()?;
-    let profile = profile_dir.path();
+    let profile = tempfile::Builder::new().prefix("workbook-chromium-").tempdir()?;
     let flags = [
         "--headless",
         "--no-sandbox",
@@ -201,14 +207,24 @@ pub(crate) fn render(
         "--disable-sync",
         "--hide-scrollbars",
         "--window-size=1280,900",
-        "--virtual-time-budget=3000",
-    ];
-    // A page per core at once. Chromium locks its profile, so each launch
-    // borrows one of a profile per core (a profile's first launch is the
-    // slow one: a profile per page doubled the time).
-    let cores = crate::pool::cores();
-    let profiles = std::sync::Mutex::new((0..cores).map(|n| profile.join(n.to_string())).collect::<Vec<_>>());
-    let rendered = crate::pool::run(pages.iter().collect(), cores, |(page, heading)| {
+    ]
+    .iter()
+    .map(|f| f.to_string())
+    .chain([format!("--user-data-dir={}", profile.path().display())])
+    .collect::<Vec<_>>();
+    // One browser and one tab for every page: a launch per page cost about
+    // a second of a core each, mostly Chromium starting.
+    let mut browser = Chromium::launch(&chromium, &flags)?;
+    let within = |seconds| Instant::now() + Duration::from_secs(seconds);
+    let target = browser.call(None, "Target.createTarget", json!({ "url": "about:blank" }), within(30))?;
+    let attached = browser.call(None, "Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true }), within(10))?;
+    let tab = attached["sessionId"].as_str().ok_or_else(|| anyhow!("Chromium attached to its tab without a session"))?.to_string();
+    let session = Some(tab.as_str());
+    browser.call(session, "Page.enable", json!({}), within(10))?;
+    let viewport = json!({ "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false });
+    browser.call(session, "Emulation.setDeviceMetricsOverride", viewport, within(10))?;
+    let mut rendered = Vec::new();
+    for (page, expected) in pages {
         let url = format!("http://127.0.0.1:{}/{page}", server.port);
         let shot = screenshots.join(page.replace(".html", ".png"));
         if let Some(dir) = shot.parent() {
@@ -216,20 +232,35 @@ pub(crate) fn render(
         }
         // An old screenshot must not pass for this run's.
         let _ = std::fs::remove_file(&shot);
-        // One launch both prints the DOM and takes the screenshot.
-        let shot_flag = format!("--screenshot={}", shot.display());
-        let sh = Shell::new()?;
-        let borrowed = profiles.lock().unwrap().pop().expect("a profile per worker");
-        let profile_flag = format!("--user-data-dir={}", borrowed.display());
-        let dom = cmd!(sh, "{chromium} {flags...} {profile_flag} --dump-dom {shot_flag} {url}").quiet().ignore_stderr().read();
-        profiles.lock().unwrap().push(borrowed);
-        let dom = dom?;
-        let mut found = judge(&dom, heading);
-        if !shot.exists() {
-            found.push("Chromium made no screenshot".to_string());
+        browser.forget_events();
+        let navigated = browser.call(session, "Page.navigate", json!({ "url": url }), within(30))?;
+        if let Some(error) = navigated["errorText"].as_str().filter(|e| !e.is_empty()) {
+            rendered.push((page, shot, vec![format!("the page did not load: {error}")]));
+            continue;
         }
-        Ok((page, shot, found))
-    })?;
+        browser.event(&tab, "Page.loadEventFired", within(30))?;
+        // The page's scripts (highlighting, the language switch) may finish
+        // after the load event: its DOM is judged until it passes, for 3 s.
+        let judged_by = within(3);
+        let found = loop {
+            let dom = browser.call(
+                session,
+                "Runtime.evaluate",
+                json!({ "expression": "document.documentElement.outerHTML", "returnByValue": true }),
+                within(10),
+            )?;
+            let found = judge(dom["result"]["value"].as_str().unwrap_or_default(), expected);
+            if found.is_empty() || Instant::now() >= judged_by {
+                break found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let png = browser.call(session, "Page.captureScreenshot", json!({ "format": "png" }), within(30))?;
+        let png = BASE64.decode(png["data"].as_str().unwrap_or_default()).context("Chromium's screenshot is not base64")?;
+        std::fs::write(&shot, png)?;
+        rendered.push((page, shot, found));
+    }
+    drop(browser);
     let mut problems = Vec::new();
     for (page, shot, found) in rendered {
         if found.is_empty() {

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 mod bench;
 mod book;
 mod browser;
+mod cdp;
 mod chapter;
 mod detectors;
 mod diagram;
