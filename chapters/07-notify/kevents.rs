@@ -101,6 +101,10 @@ impl TimedCompletion {
         let left = unsafe {
             bindings::wait_for_completion_killable_timeout(self.inner.get(), msecs_to_jiffies(ms))
         };
+        if left < 0 {
+            // A fatal signal: the waiter is dying, and says so in the log.
+            pr_err!("the wait for the work item was interrupted by a fatal signal\n");
+        }
         left > 0
     }
 }

@@ -431,7 +431,14 @@ fn read(device: &Device, nonblocking: bool, buf: UserPtr, count: usize) -> Resul
     inner.ring.consume(n);
     inner.stats.read += n as u64;
     drop(inner);
-    // Room: every writer and poller waiting for it looks again.
+    // Room: every writer and poller waiting for it looks again. The wakeup
+    // carries no poll key (`CondVar::notify_all`), and every poller is on
+    // this queue too (`wbevent_file_poll`), so all of them wake: after a
+    // read that left events queued, an edge-triggered epoll watcher of
+    // EPOLLIN is told of a new edge though no event came. `fs/pipe.c`
+    // passes a key (`wake_up_interruptible_sync_poll(.., EPOLLOUT |
+    // EPOLLWRNORM)`), and `ep_poll_callback()` then wakes only the watchers
+    // of that event; 7.3's `CondVar` has no keyed wakeup.
     device.writable.notify_all();
     Ok(n * EVENT)
 }
@@ -528,13 +535,19 @@ pub unsafe extern "C" fn wbevent_file_poll(
     // the table's lifetime: our contract gives it for this call, and the
     // table does not outlive it.
     let table = unsafe { PollTable::from_raw(wait) };
-    // SAFETY: `File::from_raw_file` needs the file valid for the borrow
-    // (our contract, and the borrow ends with this call) and no
-    // `fdget_pos` that skipped `f_pos_lock` on another thread. A character
-    // device never has FMODE_ATOMIC_POS, so a `read` on another thread may
-    // be in such a region; what the rule protects is `f_pos`, which neither
-    // `poll_wait` nor this module touches, and the reference stays on this
-    // thread. The kernel's `MiscDevice` makes the same call for its hooks.
+    // SAFETY: `File::from_raw_file` needs two things. The file valid for
+    // the borrow: our contract, and the borrow ends with this call. And no
+    // active `fdget_pos` on the file that skipped `f_pos_lock`: that one
+    // is NOT proven here, and cannot be. A character device never gets
+    // FMODE_ATOMIC_POS (`do_dentry_open()`), so a `read()` on another
+    // thread holds exactly such an `fdget_pos`. The rule exists so that a
+    // `&File` may cross threads while another thread owns `f_pos` alone;
+    // this one never leaves this thread, ends with the call, and neither
+    // `poll_wait()` nor this module reads or writes `f_pos`. That is an
+    // argument, not the callee's contract: the kernel's own `MiscDevice`
+    // hooks and Binder's `poll` make the same call on the same ground, and
+    // 7.3's `PollTable::register_wait` takes no `LocalFile`, whose contract
+    // (no such `fdget_pos` on *this* thread) would hold.
     let file = unsafe { File::from_raw_file(file) };
     // EXERCISE: Register this poll on both wait queues (`register_wait`), then return the mask that is true now: POLLIN | POLLRDNORM when an event is queued, POLLOUT | POLLWRNORM when there is room. Register first, then look: an event that comes in between then wakes the poller.
     // HINT: `table.register_wait(file, &device.readable)`, and the same for `writable`; it does nothing when `wait` is null (a second pass, or `epoll_wait` looking again).

@@ -111,7 +111,11 @@ int wbevent_pid_signal(struct pid *pid, int sig, int value)
 	info.si_signo = sig;
 	info.si_code = SI_QUEUE;
 	info.si_int = value;
-	/* Takes the thread's siglock; -ESRCH if it has already exited. */
+	/*
+	 * Takes the thread's siglock. -ESRCH only once the thread is released
+	 * (reaped); a thread that is exiting still returns 0, and the signal
+	 * is dropped (task_can_queue_signal(), SIGNAL_GROUP_EXIT).
+	 */
 	err = send_sig_info(sig, &info, task);
 	put_task_struct(task);
 	return err;

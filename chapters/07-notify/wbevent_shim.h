@@ -54,7 +54,8 @@ void wbevent_pid_put(struct pid *pid);
 int wbevent_pid_nr(struct pid *pid);
 /*
  * Sends real-time signal `sig` (SIGRTMIN to _NSIG) carrying `value` in
- * si_int to the thread `pid` names: 0, -ESRCH if that thread is gone,
+ * si_int to the thread `pid` names: 0, -ESRCH if that thread is gone (reaped: an exiting thread gives 0
+ * and never sees the signal),
  * -EAGAIN if its queue of real-time signals is full, -EINVAL for a bad
  * `sig`. `pid` must be a live reference. Process context, any locks but
  * spinlocks held.

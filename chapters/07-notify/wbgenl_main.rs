@@ -127,8 +127,10 @@ global_lock! {
     };
 }
 
-/// Events that a listener lost because its socket's receive buffer was
-/// full (it sees `ENOBUFS` on its next receive).
+/// Multicasts that reported a listener's full receive buffer. The core
+/// reports it (`ENOBUFS`) only for listeners that asked to hear of it
+/// (`NETLINK_BROADCAST_ERROR`); any listener that lost an event sees
+/// `ENOBUFS` on its own next receive, and a gap in the sequence numbers.
 static OVERRUNS: Atomic<u64> = Atomic::new(0);
 // ANCHOR_END: emitter
 
@@ -159,11 +161,13 @@ fn multicast(msg: GenlMsg, group: u32) -> Result {
     // STUB: Ok(())
     match msg.multicast(&FAMILY, 0, group, GFP_KERNEL) {
         Ok(()) => Ok(()),
-        // No socket has joined the group.
+        // Delivered to no socket: none has joined the group, or the only
+        // ones that did were full.
         Err(e) if e == ESRCH => Ok(()),
-        // Delivered, but at least one listener's socket was full: that
-        // socket's next receive fails with ENOBUFS, and the listener sees
-        // the gap in the sequence numbers.
+        // A listener that set NETLINK_BROADCAST_ERROR had a full socket:
+        // its next receive fails with ENOBUFS, and it sees the gap in the
+        // sequence numbers. (Without that option, a full listener is
+        // skipped silently and this is `Ok`.)
         Err(e) if e == ENOBUFS => {
             OVERRUNS.fetch_add(1, ordering::Relaxed);
             Ok(())

@@ -20,15 +20,31 @@ static const struct nla_policy wbgenl_policy[WBGENL_A_MAX + 1] = {
 	[WBGENL_A_INTERVAL_MS] = NLA_POLICY_MAX(NLA_U32, WBGENL_MAX_INTERVAL_MS),
 };
 
+/*
+ * EMIT is for CAP_NET_ADMIN only: its doit may sleep for up to COUNT *
+ * INTERVAL_MS (10 s) holding the core's cb_lock for reading, and a
+ * family's registration (down_write(&cb_lock)) waits behind it, and every
+ * generic netlink request behind that. A family that sends for long would
+ * send from a work item instead; this one keeps the doit simple.
+ */
 static const struct genl_small_ops wbgenl_ops[] = {
 	{
 		.cmd = WBGENL_CMD_EMIT,
+		.flags = GENL_ADMIN_PERM,
 		.doit = wbgenl_emit_doit,
 	},
 };
 
 void wbgenl_add_ops(struct genl_family *family)
 {
+	/*
+	 * The events go to listeners in the initial network namespace only
+	 * (genlmsg_multicast() sends in init_net): the family lives there
+	 * only, so that a request from another namespace fails with ENOENT
+	 * instead of being answered while its events went elsewhere.
+	 * Family::const_new() sets netnsok; this runs before registration.
+	 */
+	family->netnsok = false;
 	family->policy = wbgenl_policy;
 	family->maxattr = WBGENL_A_MAX;
 	family->small_ops = wbgenl_ops;

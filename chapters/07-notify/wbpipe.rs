@@ -222,8 +222,8 @@ fn send_sigpipe() {
     // SAFETY: `send_sig(sig, p, priv)` needs `p` to be a valid task; it
     // takes the task's signal lock itself and may be called from any
     // context. `current` is valid as long as it runs, which covers the call.
-    // `priv` 0 marks the signal as sent by the kernel for the task's own
-    // action (`SEND_SIG_NOINFO`), as `fs/pipe.c` does.
+    // `priv` 0 is `SEND_SIG_NOINFO`, as in `fs/pipe.c`: the task is sent
+    // the signal as if by itself (`SI_USER`, its own pid and uid).
     unsafe { bindings::send_sig(bindings::SIGPIPE as c_int, Task::current_raw(), 0) };
 }
 // ANCHOR_END: sigpipe
