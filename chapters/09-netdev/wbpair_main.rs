@@ -68,6 +68,8 @@ module! {
 const MAX_MTU: i32 = 9000;
 /// An Ethernet header: destination, source, EtherType.
 const ETH_HLEN: u32 = 14;
+/// An 802.1Q VLAN tag, which a frame of the MTU may carry on top.
+const VLAN_HLEN: u32 = 4;
 /// `ndo_start_xmit`'s answers (`netdev_tx_t`).
 const NETDEV_TX_OK: c_int = 0;
 const NETDEV_TX_BUSY: c_int = 0x10;
@@ -229,20 +231,21 @@ impl Skb {
 
     /// Hands the skb to the stack through the backlog queue, to be
     /// processed in softirq context later. False if it was dropped (the
-    /// backlog is full; the core counts it); either way the stack has
-    /// taken it.
+    /// backlog is full, or the device is going down; the core counts it);
+    /// either way the stack has taken it.
     fn netif_rx(self) -> bool {
-        // SAFETY: `wbpair_netif_rx` takes an skb the caller owns, from any
-        // context but process context with interrupts disabled: the
-        // callers are the receive interrupt and the NAPI poll.
+        // SAFETY: `wbpair_netif_rx` takes an skb the caller owns that has
+        // arrived (`arrive_at`: only `arrive` gives one out), in any
+        // context; its caller is the receive interrupt.
         unsafe { wbpair_netif_rx(self.into_raw()) != NET_RX_DROP }
     }
 
     /// Hands the skb to the stack at once, from a NAPI poll.
     fn receive(self, poll: &Poll<'_>) {
         // SAFETY: `wbpair_receive` takes an skb the caller owns, and must
-        // run inside `dev`'s NAPI poll: a `Poll` exists only there.
-        unsafe { wbpair_receive(poll.dev.raw(), self.into_raw()) };
+        // run inside the device's NAPI poll: only `Poll::new`, which is
+        // unsafe and called only in `wbpair_poll`, makes a `Poll`.
+        unsafe { wbpair_receive(poll.dev().raw(), self.into_raw()) };
     }
 }
 
@@ -356,27 +359,48 @@ impl NetDev {
     }
 
     fn napi_schedule(&self) {
-        // SAFETY: a live device (invariant); any context. Scheduling a
-        // disabled NAPI context does nothing.
+        // SAFETY: a live device (invariant); any context. A disabled NAPI
+        // context is not scheduled (it may be left marked MISSED, which
+        // costs one extra poll after `napi_enable`).
         unsafe { wbpair_napi_schedule(self.raw()) };
     }
 }
 // ANCHOR_END: netdev
 
-/// What a NAPI poll may do that nothing else may: deliver with
-/// [`Skb::receive`] and complete. Only `wbpair_poll` makes one.
-struct Poll<'a> {
-    dev: &'a NetDev,
-}
+mod napi {
+    use super::{wbpair_napi_complete, NetDev};
 
-impl Poll<'_> {
-    /// Tells NAPI this poll is done (it did less than its budget).
-    fn complete(&self, work_done: i32) {
-        // SAFETY: `wbpair_napi_complete` must be called from the device's
-        // poll: a `Poll` exists only there.
-        unsafe { wbpair_napi_complete(self.dev.raw(), work_done) };
+    /// What a NAPI poll may do that nothing else may: deliver with
+    /// [`super::Skb::receive`] and complete. Its field is private to this
+    /// module and [`Poll::new`] is unsafe: safe code elsewhere in the
+    /// driver (the interrupt, say) cannot make one.
+    pub(super) struct Poll<'a> {
+        dev: &'a NetDev,
+    }
+
+    impl<'a> Poll<'a> {
+        /// # Safety
+        ///
+        /// Called inside `dev`'s NAPI poll, and the result does not
+        /// outlive that call.
+        pub(super) unsafe fn new(dev: &'a NetDev) -> Self {
+            Poll { dev }
+        }
+
+        /// The device being polled.
+        pub(super) fn dev(&self) -> &'a NetDev {
+            self.dev
+        }
+
+        /// Tells NAPI this poll is done (it did less than its budget).
+        pub(super) fn complete(&self, work_done: i32) {
+            // SAFETY: `wbpair_napi_complete` must be called from the
+            // device's poll: `Poll::new`'s contract.
+            unsafe { wbpair_napi_complete(self.dev.raw(), work_done) };
+        }
     }
 }
+use napi::Poll;
 
 // ANCHOR: port
 /// What the driver keeps for one device.
@@ -457,12 +481,13 @@ fn xmit(port: &Port, dev: &NetDev, skb: Skb) -> Tx {
 }
 
 // ANCHOR: arrive
-/// A frame taken off `dev`'s ring: checked against the MTU, made to
-/// arrive (Ethernet header pulled) and counted. `None` if it was dropped.
+/// A frame taken off `dev`'s ring: checked against the MTU and made to
+/// arrive (Ethernet header pulled). `None` if it was dropped (counted).
 fn arrive(port: &Port, dev: &NetDev, skb: Skb) -> Option<Skb> {
     let len = skb.len();
-    // A frame larger than this end's MTU is dropped, as on a real wire.
-    if len > dev.mtu() + ETH_HLEN {
+    // A frame larger than this end's MTU (and a VLAN tag) is dropped, as
+    // on a real wire.
+    if len > dev.mtu() + ETH_HLEN + VLAN_HLEN {
         count(&port.rx_dropped, 1);
         return None;
     }
@@ -470,8 +495,6 @@ fn arrive(port: &Port, dev: &NetDev, skb: Skb) -> Option<Skb> {
         count(&port.rx_dropped, 1);
         return None;
     };
-    count(&port.rx_packets, 1);
-    count(&port.rx_bytes, len);
     if !port.shown_rx.xchg(true, ordering::Relaxed) {
         pr_info!(
             "{}: first frame received: {} bytes left after pulling the Ethernet header, headroom {}, protocol {:#06x}\n",
@@ -482,6 +505,14 @@ fn arrive(port: &Port, dev: &NetDev, skb: Skb) -> Option<Skb> {
         );
     }
     Some(skb)
+}
+
+/// Counts a frame of `len` bytes (its Ethernet header included) that the
+/// stack took: after `netif_rx()` said so, since the core counts the
+/// frames it drops itself.
+fn received(port: &Port, len: u32) {
+    count(&port.rx_packets, 1);
+    count(&port.rx_bytes, len);
 }
 
 /// After taking frames off `dev`'s ring: wakes the peer's queue if it
@@ -495,7 +526,8 @@ fn wake_peer(port: &Port, dev: &NetDev) {
 // ANCHOR_END: arrive
 
 // ANCHOR: irq_head
-/// The receive interrupt: hard interrupt context.
+/// The receive interrupt: hard interrupt context (an hrtimer; on a
+/// PREEMPT_RT kernel it would expire in the timer softirq instead).
 fn irq(port: &Port, dev: &NetDev) {
     if port.napi {
         // The second step: leave the work to the poll, in softirq context.
@@ -503,14 +535,17 @@ fn irq(port: &Port, dev: &NetDev) {
         return;
     }
     // ANCHOR_END: irq_head
-    // EXERCISE: Take every frame off the ring, make it arrive (`arrive`) and hand it to the stack with `netif_rx()`; then wake the peer's queue.
-    // HINT: `while let Some(skb) = dev.ring_pop() { ... }`; `arrive(port, dev, skb)` gives `Some(skb)` if the frame is to be delivered.
-    // HINT: `skb.netif_rx()` takes the skb even when the backlog is full and drops it: the core counts that drop itself (in the device's core stats), so there is nothing more to do here.
+    // EXERCISE: Take every frame off the ring, make it arrive (`arrive`) and hand it to the stack with `netif_rx()`, counting it as received (`received`) if the stack kept it; then wake the peer's queue.
+    // HINT: `while let Some(skb) = dev.ring_pop() { ... }`; note `skb.len()` first (the frame with its Ethernet header), then `arrive(port, dev, skb)` gives `Some(skb)` if the frame is to be delivered.
+    // HINT: `skb.netif_rx()` takes the skb even when the backlog is full and drops it; it returns false then, and the core counts that drop itself (in the device's core stats): count `received(port, len)` only when it returns true.
     // HINT: Without `wake_peer(port, dev)` a sender that found the ring full stays stopped for ever.
-    // STUB: let _ = (port, dev);
+    // STUB: let _ = (port, dev, received);
     while let Some(skb) = dev.ring_pop() {
+        let len = skb.len();
         if let Some(skb) = arrive(port, dev, skb) {
-            skb.netif_rx();
+            if skb.netif_rx() {
+                received(port, len);
+            }
         }
     }
     wake_peer(port, dev);
@@ -519,8 +554,8 @@ fn irq(port: &Port, dev: &NetDev) {
 
 /// The NAPI poll: softirq context; at most `budget` frames.
 fn poll(port: &Port, napi: &Poll<'_>, budget: i32) -> i32 {
-    let dev = napi.dev;
-    // EXERCISE: Deliver at most `budget` frames from the ring with `skb.receive(napi)`, wake the peer's queue, and call `napi.complete(done)` only if fewer than `budget` were done; return how many were done.
+    let dev = napi.dev();
+    // EXERCISE: Deliver at most `budget` frames from the ring with `skb.receive(napi)`, counting each delivered frame with `received`, wake the peer's queue, and call `napi.complete(done)` only if fewer than `budget` were done; return how many were done.
     // HINT: Count every frame taken off the ring as work done, delivered or dropped.
     // HINT: Returning `budget` without completing means "more to do": NAPI polls again. Completing and then returning `budget` is a bug the core warns about.
     // STUB: let _ = (port, dev);
@@ -532,8 +567,10 @@ fn poll(port: &Port, napi: &Poll<'_>, budget: i32) -> i32 {
             break;
         };
         done += 1;
+        let len = skb.len();
         if let Some(skb) = arrive(port, dev, skb) {
             skb.receive(napi);
+            received(port, len);
         }
     }
     wake_peer(port, dev);
@@ -681,7 +718,9 @@ unsafe extern "C" fn wbpair_poll(
 ) -> c_int {
     // SAFETY: this function's contract.
     let (port, dev) = unsafe { parts(port, dev) };
-    poll(port, &Poll { dev }, budget)
+    // SAFETY: this is `dev`'s NAPI poll (our contract), and the `Poll`
+    // lives only for this call.
+    poll(port, &unsafe { Poll::new(dev) }, budget)
 }
 
 /// # Safety

@@ -330,12 +330,42 @@ int wbpair_skb_arrive(struct sk_buff *skb, struct net_device *dev)
 // ANCHOR: deliver
 int wbpair_netif_rx(struct sk_buff *skb)
 {
+	/*
+	 * netif_rx() frees a frame it drops (the backlog is full, the device
+	 * is going down) at once: here, in hard interrupt context. A frame a
+	 * local socket sent still has that socket's destructor, which must
+	 * not run in a hard interrupt (skb_release_head_state() warns). A NIC
+	 * hands the stack buffers of its own, and so does this "hardware": a
+	 * copy, owned by no socket. The sender's skb is consumed with
+	 * dev_consume_skb_any(), which in an interrupt leaves the free to the
+	 * NET_TX softirq.
+	 */
+	if (skb->destructor) {
+		struct sk_buff *copy = skb_copy(skb, GFP_ATOMIC);
+
+		if (!copy)
+			/* Counted where netif_rx() counts its own drops. */
+			dev_core_stats_rx_dropped_inc(skb->dev);
+		dev_consume_skb_any(skb);
+		if (!copy)
+			return NET_RX_DROP;
+		skb = copy;
+	}
 	return netif_rx(skb);
 }
 
 void wbpair_receive(struct net_device *dev, struct sk_buff *skb)
 {
-	napi_gro_receive(&priv(dev)->napi, skb);
+	/*
+	 * GRO may write into the skb's shared info (frags, frag_list), which
+	 * a clone shares: a packet tap's (tcpdump on the sender) or a
+	 * sender's that holds a second reference. Those go up without GRO,
+	 * as in veth.
+	 */
+	if (skb_shared(skb) || skb_unclone(skb, GFP_ATOMIC))
+		netif_receive_skb(skb);
+	else
+		napi_gro_receive(&priv(dev)->napi, skb);
 }
 // ANCHOR_END: deliver
 

@@ -65,8 +65,9 @@ int wbpair_change_mtu(void *port, struct net_device *dev, int new_mtu);
  * wbpair_register() links two such devices as each other's peer and
  * registers both, or neither (it returns the error).
  * wbpair_unregister() unregisters both, in one batch; when it returns no
- * callback runs for either any more and their rings are empty. Once, after
- * a successful wbpair_register().
+ * callback runs for either any more (frames may still be on a ring that
+ * was down already: the caller drains them). Once, after a successful
+ * wbpair_register().
  * wbpair_free() frees a device: never registered, or unregistered.
  */
 int wbpair_create(const char *name, const u8 *mac, u32 irq_delay_us, void *port,
@@ -133,7 +134,7 @@ u8 wbpair_skb_ip_summed(const struct sk_buff *skb);
  */
 int wbpair_skb_arrive(struct sk_buff *skb, struct net_device *dev);
 /* These take the skb. */
-int wbpair_netif_rx(struct sk_buff *skb);		/* any context */
+int wbpair_netif_rx(struct sk_buff *skb);		/* any context; after wbpair_skb_arrive() */
 void wbpair_receive(struct net_device *dev, struct sk_buff *skb); /* only from dev's wbpair_poll() */
 void wbpair_drop(struct sk_buff *skb);			/* any context */
 
