@@ -14,7 +14,10 @@
 //! pending signal on the thread and wakes it, so an interruptible wait such
 //! as a socket receive or accept returns at once with `-ERESTARTSYS`; the
 //! thread's loop sees it was told to stop and returns, and `kthread_stop()`
-//! returns once it has. A failed `init` stops the threads it started the
+//! returns once it has. A receive that finds data queued does not wait, and
+//! does not look for the signal: so every loop asks `kthread_should_stop()`
+//! on each turn, or a client that keeps sending would keep its thread, and
+//! `rmmod`, going. A failed `init` stops the threads it started the
 //! same way, and the TCP thread stops its clients' threads as it returns.
 //! Each thread's handle, [`KThread`], owns what the thread works with (a
 //! count on the server and a buffer) and frees it only after the thread
@@ -124,190 +127,207 @@ fn to_result(ret: c_int) -> Result<usize> {
 }
 
 // ANCHOR: ksocket
-/// A kernel socket, released when dropped.
-struct KSocket(*mut Socket);
+mod ksocket {
+    use super::*;
 
-// SAFETY: a `struct socket` is not tied to the task that made it: any task
-// may use it or release it (kecho_shim.h).
-unsafe impl Send for KSocket {}
-// SAFETY: the methods that take `&self` (`accept`, `recv`, `send`) may run
-// on several tasks at once on one socket (kecho_shim.h); only
-// `kecho_release` needs the socket to itself, and it runs in `drop`.
-unsafe impl Sync for KSocket {}
+    /// A kernel socket, released when dropped. Its field is private to this
+    /// module: only `from_shim` makes one, from a socket the shim made.
+    pub(super) struct KSocket(*mut Socket);
 
-impl KSocket {
-    /// Takes over the socket the shim made, if `ret` says it made one.
-    fn from_shim(ret: c_int, sock: *mut Socket) -> Result<KSocket> {
-        to_result(ret)?;
-        Ok(KSocket(sock))
+    // SAFETY: a `struct socket` is not tied to the task that made it: any task
+    // may use it or release it (kecho_shim.h).
+    unsafe impl Send for KSocket {}
+    // SAFETY: the methods that take `&self` (`accept`, `recv`, `send`) may run
+    // on several tasks at once on one socket (kecho_shim.h); only
+    // `kecho_release` needs the socket to itself, and it runs in `drop`.
+    unsafe impl Sync for KSocket {}
+
+    impl KSocket {
+        /// Takes over the socket the shim made, if `ret` says it made one.
+        fn from_shim(ret: c_int, sock: *mut Socket) -> Result<KSocket> {
+            to_result(ret)?;
+            Ok(KSocket(sock))
+        }
+
+        /// A UDP socket bound to 127.0.0.1:`port`.
+        pub(super) fn udp(port: u16) -> Result<KSocket> {
+            let mut sock = null_mut();
+            // SAFETY: `kecho_udp_open` needs `res` valid for a write: it is a
+            // local. On success it stores a socket we now own.
+            let ret = unsafe { kecho_udp_open(port, &mut sock) };
+            KSocket::from_shim(ret, sock)
+        }
+
+        /// A TCP socket listening on 127.0.0.1:`port`.
+        pub(super) fn tcp_listen(port: u16) -> Result<KSocket> {
+            let mut sock = null_mut();
+            // SAFETY: as in `udp`, for `kecho_tcp_listen`.
+            let ret = unsafe { kecho_tcp_listen(port, &mut sock) };
+            KSocket::from_shim(ret, sock)
+        }
+
+        /// Waits for a client.
+        pub(super) fn accept(&self) -> Result<KSocket> {
+            let mut sock = null_mut();
+            // SAFETY: `kecho_accept` needs a live listener and `res` valid for
+            // a write. `self.0` is live: it is released only in `drop`, which
+            // cannot run while `self` is borrowed. `sock` is a local.
+            let ret = unsafe { kecho_accept(self.0, &mut sock) };
+            KSocket::from_shim(ret, sock)
+        }
+
+        /// Waits for data; `Ok(0)` is an empty datagram or an orderly TCP
+        /// close. `from`, when given, gets the sender's address.
+        pub(super) fn recv(&self, buf: &mut [u8], from: Option<&mut Peer>) -> Result<usize> {
+            let from = from.map_or(null_mut(), ptr::from_mut);
+            // SAFETY: `kecho_recv` needs a live socket (see `accept`), `buf`
+            // valid for writes of `len` bytes and `from` null or a writable
+            // `sockaddr_in`, for the whole call: `buf` and `from` come from
+            // exclusive references that outlive it, and `len` is `buf`'s length.
+            to_result(unsafe { kecho_recv(self.0, buf.as_mut_ptr().cast(), buf.len(), from) })
+        }
+
+        /// Sends `data`, to `to` when given (UDP) or to the connected peer.
+        pub(super) fn send(&self, data: &[u8], to: Option<&Peer>) -> Result<usize> {
+            let to = to.map_or(ptr::null(), ptr::from_ref);
+            // SAFETY: `kecho_send` needs a live socket (see `accept`), `buf`
+            // valid for reads of `len` bytes and `to` null or a valid
+            // `sockaddr_in`, for the whole call: both come from references
+            // that outlive it, and `len` is `data`'s length.
+            to_result(unsafe { kecho_send(self.0, data.as_ptr().cast(), data.len(), to) })
+        }
     }
 
-    /// A UDP socket bound to 127.0.0.1:`port`.
-    fn udp(port: u16) -> Result<KSocket> {
-        let mut sock = null_mut();
-        // SAFETY: `kecho_udp_open` needs `res` valid for a write: it is a
-        // local. On success it stores a socket we now own.
-        let ret = unsafe { kecho_udp_open(port, &mut sock) };
-        KSocket::from_shim(ret, sock)
-    }
-
-    /// A TCP socket listening on 127.0.0.1:`port`.
-    fn tcp_listen(port: u16) -> Result<KSocket> {
-        let mut sock = null_mut();
-        // SAFETY: as in `udp`, for `kecho_tcp_listen`.
-        let ret = unsafe { kecho_tcp_listen(port, &mut sock) };
-        KSocket::from_shim(ret, sock)
-    }
-
-    /// Waits for a client.
-    fn accept(&self) -> Result<KSocket> {
-        let mut sock = null_mut();
-        // SAFETY: `kecho_accept` needs a live listener and `res` valid for
-        // a write. `self.0` is live: it is released only in `drop`, which
-        // cannot run while `self` is borrowed. `sock` is a local.
-        let ret = unsafe { kecho_accept(self.0, &mut sock) };
-        KSocket::from_shim(ret, sock)
-    }
-
-    /// Waits for data; `Ok(0)` is an empty datagram or an orderly TCP
-    /// close. `from`, when given, gets the sender's address.
-    fn recv(&self, buf: &mut [u8], from: Option<&mut Peer>) -> Result<usize> {
-        let from = from.map_or(null_mut(), ptr::from_mut);
-        // SAFETY: `kecho_recv` needs a live socket (see `accept`), `buf`
-        // valid for writes of `len` bytes and `from` null or a writable
-        // `sockaddr_in`, for the whole call: `buf` and `from` come from
-        // exclusive references that outlive it, and `len` is `buf`'s length.
-        to_result(unsafe { kecho_recv(self.0, buf.as_mut_ptr().cast(), buf.len(), from) })
-    }
-
-    /// Sends `data`, to `to` when given (UDP) or to the connected peer.
-    fn send(&self, data: &[u8], to: Option<&Peer>) -> Result<usize> {
-        let to = to.map_or(ptr::null(), ptr::from_ref);
-        // SAFETY: `kecho_send` needs a live socket (see `accept`), `buf`
-        // valid for reads of `len` bytes and `to` null or a valid
-        // `sockaddr_in`, for the whole call: both come from references
-        // that outlive it, and `len` is `data`'s length.
-        to_result(unsafe { kecho_send(self.0, data.as_ptr().cast(), data.len(), to) })
+    impl Drop for KSocket {
+        fn drop(&mut self) {
+            // SAFETY: `kecho_release` needs a live socket that nothing uses
+            // during or after the call. We own it (from `from_shim`), release
+            // it only here, and `&mut self` means no method is running on it.
+            unsafe { kecho_release(self.0) };
+        }
     }
 }
-
-impl Drop for KSocket {
-    fn drop(&mut self) {
-        // SAFETY: `kecho_release` needs a live socket that nothing uses
-        // during or after the call. We own it (from `from_shim`), release
-        // it only here, and `&mut self` means no method is running on it.
-        unsafe { kecho_release(self.0) };
-    }
-}
+use ksocket::KSocket;
 // ANCHOR_END: ksocket
 
 // ANCHOR: kthread
-/// A kernel thread running `f(&mut data, ..)`: told to stop, and waited
-/// for, when the handle is dropped.
-///
-/// The handle owns `data`, boxed so that it stays in one place, and frees
-/// it only once the thread has ended; until then only the thread uses it.
-/// So a thread never outlives what it works with, whatever order its
-/// owner's fields are dropped in, and `T: 'static` keeps `data` from
-/// borrowing anything that could go first (a handle may be leaked).
-struct KThread<T> {
-    task: *mut Task,
-    job: *mut Job<T>,
-}
+mod kthread {
+    use super::*;
 
-/// What a thread runs, and on what.
-struct Job<T> {
-    f: fn(&mut T, &ThisThread),
-    data: T,
-}
+    /// A kernel thread running `f(&mut data, ..)`: told to stop, and waited
+    /// for, when the handle is dropped.
+    ///
+    /// The handle owns `data`, boxed so that it stays in one place, and frees
+    /// it only once the thread has ended; until then only the thread uses it.
+    /// So a thread never outlives what it works with, whatever order its
+    /// owner's fields are dropped in, and `T: 'static` keeps `data` from
+    /// borrowing anything that could go first. One rule is left to the
+    /// module: every handle is dropped before its exit ends. A leaked one
+    /// (`mem::forget` is safe) leaves its thread running code that unloading
+    /// frees; the kernel crate's registrations have the same limit.
+    pub(super) struct KThread<T> {
+        task: *mut Task,
+        job: *mut Job<T>,
+    }
 
-// SAFETY: the handle may be dropped on any task: `kecho_thread_stop` may
-// be called from any task, and `data`, freed there, is `Send`.
-unsafe impl<T: Send> Send for KThread<T> {}
-// SAFETY: a `&KThread` gives access to nothing: no method takes `&self`.
-unsafe impl<T> Sync for KThread<T> {}
+    /// What a thread runs, and on what.
+    struct Job<T> {
+        f: fn(&mut T, &ThisThread),
+        data: T,
+    }
 
-impl<T: Send + 'static> KThread<T> {
-    /// Starts a kernel thread called `name` that runs `f(&mut data, ..)`.
-    fn start(name: &CStr, f: fn(&mut T, &ThisThread), data: T) -> Result<Self> {
-        let job = KBox::into_raw(KBox::new(Job { f, data }, GFP_KERNEL)?);
-        let mut task = null_mut();
-        // SAFETY: `kecho_thread_start` needs `name` NUL-terminated (it is a
-        // `CStr`) and `res` valid for a write (a local). It calls
-        // `thread_main::<T>(job)` at most once, whose contract needs `job`
-        // to be a `Job<T>` that nothing else uses until it returns: no one
-        // touches `job` until `drop`, after `kecho_thread_stop`, or until
-        // the failure path below, where the shim never calls it.
-        let ret = unsafe {
-            kecho_thread_start(thread_main::<T>, job.cast(), name.as_char_ptr(), &mut task)
-        };
-        if let Err(e) = to_result(ret) {
-            // SAFETY: `job` comes from `KBox::into_raw` above and the start
-            // failed, so no thread uses it (the shim's contract).
-            drop(unsafe { KBox::from_raw(job) });
-            return Err(e);
+    // SAFETY: the handle may be dropped on any task: `kecho_thread_stop` may
+    // be called from any task, and `data`, freed there, is `Send`.
+    unsafe impl<T: Send> Send for KThread<T> {}
+    // SAFETY: a `&KThread` gives access to nothing: no method takes `&self`.
+    unsafe impl<T> Sync for KThread<T> {}
+
+    impl<T: Send + 'static> KThread<T> {
+        /// Starts a kernel thread called `name` that runs `f(&mut data, ..)`.
+        pub(super) fn start(name: &CStr, f: fn(&mut T, &ThisThread), data: T) -> Result<Self> {
+            let job = KBox::into_raw(KBox::new(Job { f, data }, GFP_KERNEL)?);
+            let mut task = null_mut();
+            // SAFETY: `kecho_thread_start` needs `name` NUL-terminated (it is a
+            // `CStr`) and `res` valid for a write (a local). It calls
+            // `thread_main::<T>(job)` at most once, whose contract needs `job`
+            // to be a `Job<T>` that nothing else uses until it returns: no one
+            // touches `job` until `drop`, after `kecho_thread_stop`, or until
+            // the failure path below, where the shim never calls it.
+            let ret = unsafe {
+                kecho_thread_start(thread_main::<T>, job.cast(), name.as_char_ptr(), &mut task)
+            };
+            if let Err(e) = to_result(ret) {
+                // SAFETY: `job` comes from `KBox::into_raw` above and the start
+                // failed, so no thread uses it (the shim's contract).
+                drop(unsafe { KBox::from_raw(job) });
+                return Err(e);
+            }
+            Ok(KThread { task, job })
         }
-        Ok(KThread { task, job })
-    }
-}
-
-// ANCHOR_END: kthread
-
-impl<T> Drop for KThread<T> {
-    fn drop(&mut self) {
-        // EXERCISE: Stop the thread and wait for it (the shim's `kecho_thread_stop`), and only then free the job, which the thread may use until it has returned.
-        // HINT: The order is the whole point: `data` is the thread's until it has returned; `kecho_thread_stop` interrupts its waits and returns only once it has. Both calls are `unsafe`: prove each contract (kecho_shim.h, and `KBox::from_raw`'s).
-        // HINT: `unsafe { kecho_thread_stop(self.task) };` then `drop(unsafe { KBox::from_raw(self.job) });`.
-        // STUB: let _ = (self.task, self.job);
-        // SAFETY: `kecho_thread_stop` needs a task from a successful
-        // `kecho_thread_start`, stopped once: `start` made `self` only on
-        // success, and a handle is dropped once.
-        unsafe { kecho_thread_stop(self.task) };
-        // SAFETY: `job` comes from `KBox::into_raw` in `start` and is freed
-        // only here. Its only other user, the thread, has returned or will
-        // never run: `kecho_thread_stop` has returned (its contract).
-        drop(unsafe { KBox::from_raw(self.job) });
-        // END EXERCISE
-    }
-}
-
-// ANCHOR: kthread_rest
-
-/// The function a [`KThread`] runs: `f(&mut data, ..)`.
-///
-/// # Safety
-///
-/// `job` points to a `Job<T>` that nothing else uses until this returns.
-unsafe extern "C" fn thread_main<T>(job: *mut c_void) -> c_int {
-    // SAFETY: by this function's contract, `job` is a `Job<T>` that only
-    // this call uses while it runs.
-    let job = unsafe { &mut *job.cast::<Job<T>>() };
-    (job.f)(&mut job.data, &ThisThread(PhantomData));
-    0
-}
-
-/// What a thread function may ask of its own thread. Only `thread_main`
-/// makes one, on a kernel thread `KThread::start` started, and lends it to
-/// the thread's function; it cannot leave that thread (it is not `Sync`).
-struct ThisThread(PhantomData<*mut ()>);
-
-impl ThisThread {
-    /// Whether the thread was told to stop (`kthread_should_stop()`).
-    fn should_stop(&self) -> bool {
-        // SAFETY: `kthread_should_stop()` reads the kthread data of the
-        // current task, which must be a kernel thread: a `ThisThread` is
-        // only ever on one (see the type).
-        unsafe { bindings::kthread_should_stop() }
     }
 
-    /// Sleeps for `ms` milliseconds, or until the thread is told to stop.
-    fn pause(&self, ms: u32) {
-        // SAFETY: `msleep_interruptible()` has no precondition beyond a
-        // context that may sleep, like the safe `fsleep()`; thread
-        // functions run in process context.
-        unsafe { bindings::msleep_interruptible(ms) };
+    // ANCHOR_END: kthread
+
+    impl<T> Drop for KThread<T> {
+        fn drop(&mut self) {
+            // EXERCISE: Stop the thread and wait for it (the shim's `kecho_thread_stop`), and only then free the job, which the thread may use until it has returned.
+            // HINT: The order is the whole point: `data` is the thread's until it has returned; `kecho_thread_stop` interrupts its waits and returns only once it has. Both calls are `unsafe`: prove each contract (kecho_shim.h, and `KBox::from_raw`'s).
+            // HINT: `unsafe { kecho_thread_stop(self.task) };` then `drop(unsafe { KBox::from_raw(self.job) });`.
+            // STUB: let _ = (self.task, self.job);
+            // SAFETY: `kecho_thread_stop` needs a task from a successful
+            // `kecho_thread_start`, stopped once: `start` made `self` only on
+            // success, and a handle is dropped once.
+            unsafe { kecho_thread_stop(self.task) };
+            // SAFETY: `job` comes from `KBox::into_raw` in `start` and is freed
+            // only here. Its only other user, the thread, has returned or will
+            // never run: `kecho_thread_stop` has returned (its contract).
+            drop(unsafe { KBox::from_raw(self.job) });
+            // END EXERCISE
+        }
+    }
+
+    // ANCHOR: kthread_rest
+
+    /// The function a [`KThread`] runs: `f(&mut data, ..)`.
+    ///
+    /// # Safety
+    ///
+    /// `job` points to a `Job<T>` that nothing else uses until this returns.
+    unsafe extern "C" fn thread_main<T>(job: *mut c_void) -> c_int {
+        // SAFETY: by this function's contract, `job` is a `Job<T>` that only
+        // this call uses while it runs.
+        let job = unsafe { &mut *job.cast::<Job<T>>() };
+        (job.f)(&mut job.data, &ThisThread(PhantomData));
+        0
+    }
+
+    /// What a thread function may ask of its own thread. Only `thread_main`
+    /// makes one (its field is private to this module), on a kernel thread
+    /// `KThread::start` started, and lends it to the thread's function; it
+    /// cannot leave that thread (it is not `Sync`).
+    pub(super) struct ThisThread(PhantomData<*mut ()>);
+
+    impl ThisThread {
+        /// Whether the thread was told to stop (`kthread_should_stop()`).
+        pub(super) fn should_stop(&self) -> bool {
+            // SAFETY: `kthread_should_stop()` reads the kthread data of the
+            // current task, which must be a kernel thread: a `ThisThread` is
+            // only ever on one, since only `thread_main` can make one (the
+            // field is private to this module) and it cannot be sent to
+            // another task.
+            unsafe { bindings::kthread_should_stop() }
+        }
+
+        /// Sleeps for `ms` milliseconds, or until the thread is told to stop.
+        pub(super) fn pause(&self, ms: u32) {
+            // SAFETY: `msleep_interruptible()` has no precondition beyond a
+            // context that may sleep, like the safe `fsleep()`; thread
+            // functions run in process context.
+            unsafe { bindings::msleep_interruptible(ms) };
+        }
     }
 }
+use kthread::{KThread, ThisThread};
 // ANCHOR_END: kthread_rest
 
 /// What the threads and the module share.
@@ -377,9 +397,13 @@ fn udp_main(worker: &mut Worker, this: &ThisThread) {
 
 // ANCHOR: tcp
 /// Echoes one TCP client until it closes the connection or the thread is
-/// told to stop.
-fn serve_client(server: &Server, client: &KSocket, buf: &mut [u8]) -> Result {
-    loop {
+/// told to stop (`EINTR`).
+fn serve_client(server: &Server, client: &KSocket, buf: &mut [u8], this: &ThisThread) -> Result {
+    // Asked on every turn: a receive that finds data queued returns it
+    // without looking for the signal `kthread_stop()` flags, so a client
+    // that keeps sending would otherwise keep this thread, and `rmmod`,
+    // going for as long as it likes.
+    while !this.should_stop() {
         // ANCHOR_END: tcp
         // EXERCISE: Receive into `buf`; at an orderly close (0 bytes) return Ok; else send all `n` bytes back, a send may take only some, and count them in `server.tcp_bytes`. Any error, an interrupted receive included, is returned.
         // HINT: `client.recv(buf, None)?` waits for data (`kthread_stop()` interrupts it: `?` returns the error). `client.send(data, None)` returns how many bytes it took: loop until all `n` are sent.
@@ -398,6 +422,7 @@ fn serve_client(server: &Server, client: &KSocket, buf: &mut [u8]) -> Result {
         server.tcp_bytes.fetch_add(n as u64, ordering::Relaxed);
         // END EXERCISE
     }
+    Err(EINTR)
 }
 
 // ANCHOR: clients
@@ -414,9 +439,9 @@ struct Client {
 
 /// A client's thread: echo until the client leaves or the thread is told
 /// to stop.
-fn client_main(client: &mut Client, _this: &ThisThread) {
+fn client_main(client: &mut Client, this: &ThisThread) {
     if let Some(sock) = client.sock.take() {
-        match serve_client(&client.server, &sock, &mut client.buf) {
+        match serve_client(&client.server, &sock, &mut client.buf, this) {
             Ok(()) => pr_info!("TCP client left\n"),
             Err(e) => pr_info!("TCP client dropped: {e:?}\n"),
         }

@@ -5,9 +5,10 @@
  * kthread abstraction, `kthread_create` is a macro and `struct msghdr` is
  * easier to fill in C, so the shim does exactly that and no more.
  *
- * Every function returns 0 or a byte count, or a negative errno, and may
- * sleep: call them from process context with no lock held. Each one's
- * comment is its contract; the Rust side's SAFETY comments cite them.
+ * Every function that returns an int returns 0 or a byte count, or a
+ * negative errno. Every function may sleep: call them from process
+ * context with no lock held. Each one's comment is its contract; the Rust
+ * side's SAFETY comments cite them.
  */
 #ifndef KECHO_SHIM_H
 #define KECHO_SHIM_H
@@ -30,8 +31,9 @@ int kecho_tcp_listen(u16 port, struct socket **res);
  * The calls below need a live `sock` (not yet released). They may run on
  * several tasks at once on the same socket, as system calls on a shared
  * file descriptor do: the socket layer serialises them itself. A blocking
- * call returns -ERESTARTSYS (or -EINTR) when its task has a signal
- * pending, which kthread_stop() flags on a kernel thread.
+ * call returns -ERESTARTSYS (or -EINTR) when it would wait and its task
+ * has a signal pending, which kthread_stop() flags on a kernel thread; a
+ * call that finds data to return does not look for the signal.
  */
 
 /* Waits for a connection; on success *res is a socket the caller owns. */

@@ -9,6 +9,8 @@
 //! wbnet udp PORT PAYLOAD...        send each datagram, expect it echoed
 //! wbnet tcp PORT TEXT...           one connection; send each text, expect it echoed
 //! wbnet tcp-hold PORT SECONDS      connect, send nothing, wait for the server to close
+//! wbnet tcp-stream PORT SECONDS    connect, send without pause while reading the
+//!                                  echoes, until the server closes or SECONDS pass
 //! wbnet udp-flood PORT SECONDS     send datagrams without pause, ignoring errors,
 //!                                  for SECONDS or until the port closes
 //!                                  after the server has answered
@@ -142,6 +144,45 @@ fn tcp_hold(port: u16, seconds: u64) -> Result<bool, String> {
     }
 }
 
+/// Keeps data flowing both ways, so that the server's receive always finds
+/// data queued and its send always finds room: a server thread that only
+/// stops when a wait is interrupted is never told to.
+fn tcp_stream(port: u16, seconds: u64) -> Result<bool, String> {
+    let Some(mut stream) = connect(port) else {
+        return Ok(false);
+    };
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    // Ends at the first failed write: the server closed, or the reader
+    // below shut the socket down at its deadline.
+    let sending = std::thread::spawn(move || {
+        let chunk = payload("size:16384").unwrap_or_default();
+        while writer.write_all(&chunk).is_ok() {}
+    });
+    let mut echoed = 0u64;
+    let mut buf = vec![0u8; 65536];
+    let closed = loop {
+        if started.elapsed() >= Duration::from_secs(seconds) {
+            break None;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break Some(String::new()),
+            Ok(n) => echoed += n as u64,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => break Some(format!(" ({e})")),
+        }
+    };
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sending.join();
+    let took = started.elapsed().as_secs_f64();
+    match &closed {
+        Some(how) => println!("tcp {port}: stream closed by the server after {took:.1}s, {echoed} bytes echoed{how}"),
+        None => println!("tcp {port}: still streaming after {seconds}s, {echoed} bytes echoed"),
+    }
+    Ok(closed.is_some())
+}
+
 fn udp_flood(port: u16, seconds: f64) -> Result<bool, String> {
     let socket = UdpSocket::bind(local(0)).map_err(|e| format!("bind: {e}"))?;
     // Connected, the socket is told when the port closes: the ICMP port
@@ -269,6 +310,10 @@ fn run(args: &[String]) -> Result<bool, String> {
             let seconds = args.get(2).and_then(|s| s.parse().ok()).ok_or("tcp-hold PORT SECONDS")?;
             tcp_hold(port(args.get(1))?, seconds)
         }
+        Some("tcp-stream") => {
+            let seconds = args.get(2).and_then(|s| s.parse().ok()).ok_or("tcp-stream PORT SECONDS")?;
+            tcp_stream(port(args.get(1))?, seconds)
+        }
         Some("udp-flood") => {
             let seconds =
                 args.get(2).and_then(|s| s.parse().ok()).filter(|s: &f64| s.is_finite() && *s >= 0.0).ok_or("udp-flood PORT SECONDS")?;
@@ -279,7 +324,8 @@ fn run(args: &[String]) -> Result<bool, String> {
             let uid = args.get(3).and_then(|s| s.parse().ok()).ok_or("reuse-bind udp|tcp PORT UID")?;
             reuse_bind(args.get(1).ok_or("reuse-bind udp|tcp PORT UID")?, port(args.get(2))?, uid)
         }
-        _ => Err("usage: wbnet udp|tcp PORT PAYLOAD... | tcp-hold PORT SECONDS | udp-flood PORT SECONDS \
+        _ => Err("usage: wbnet udp|tcp PORT PAYLOAD... | tcp-hold PORT SECONDS | tcp-stream PORT SECONDS \
+                  | udp-flood PORT SECONDS \
                   | port-free udp|tcp PORT | reuse-bind udp|tcp PORT UID"
             .into()),
     }
