@@ -192,7 +192,10 @@ impl HrTimerCallback for OneShot {
             "one-shot: fired after {} ms\n",
             this.armed.elapsed().as_millis()
         );
-        // Release: pairs with the Acquire load on unload.
+        // What makes the count final on unload is the cancel there: it
+        // waits, under the timer base's lock, for this callback to return.
+        // Release (with the Acquire on unload) is the pattern to reach for
+        // when no such lock stands between writer and reader.
         this.fires.fetch_add(1, ordering::Release);
         HrTimerRestart::NoRestart
         // END EXERCISE
@@ -201,7 +204,8 @@ impl HrTimerCallback for OneShot {
 
 // ANCHOR: cancel
 /// Cancels `item`'s delayed work and waits for a running callback to end.
-/// Returns whether the work was still pending (and so never ran).
+/// Returns whether the work was still pending (and so never ran). May
+/// sleep: process context only.
 fn cancel_delayed(item: &Arc<Deferred>) -> bool {
     let item_ptr = Arc::as_ptr(item).cast_mut();
     // SAFETY: `raw_get_work` needs a pointer to a valid `Deferred`, and
@@ -215,9 +219,9 @@ fn cancel_delayed(item: &Arc<Deferred>) -> bool {
     // back to that struct stays inside the `Deferred`.
     let dwork = unsafe { kernel::container_of!(work, bindings::delayed_work, work) };
     // SAFETY: `cancel_delayed_work_sync` needs an initialised `delayed_work`
-    // that stays alive for the whole call, in a context that may sleep:
-    // `new_delayed_work!` initialised it in `init`, our `Arc` keeps it alive,
-    // and `Drop` runs in process context (rmmod).
+    // that stays alive for the whole call: `new_delayed_work!` initialised
+    // it in `init`, and our `Arc` keeps it alive. (It also sleeps: a rule
+    // for this function's callers, in its doc, not a memory-safety one.)
     let was_pending = unsafe { bindings::cancel_delayed_work_sync(dwork) };
     if was_pending {
         // SAFETY: `Arc::from_raw` needs a pointer from `Arc::into_raw`, used
@@ -359,8 +363,10 @@ impl Drop for Timers {
         // HINT: `drop(self.oneshot_timer.take());` then `self.oneshot.fires.load(ordering::Acquire)` chooses the words.
         // STUB: let _ = (&self.oneshot, &self.oneshot_timer);
         drop(self.oneshot_timer.take());
-        // Acquire: pairs with the callback's Release store. The cancel
-        // above waited for a running callback, so nothing stores any more.
+        // The cancel above waited for a running callback (under the timer
+        // base's lock), so nothing stores any more and the count is final;
+        // Acquire pairs with the callback's Release for the same reason
+        // where no lock stood between them.
         match self.oneshot.fires.load(ordering::Acquire) {
             0 => pr_info!("unloading: one-shot timer cancelled before it fired\n"),
             fires => pr_info!("unloading: one-shot timer fired {fires} time(s)\n"),

@@ -178,7 +178,7 @@ impl WorkProbe {
     }
 
     /// Waits until the work function has run and returned, if it is queued
-    /// or running (the C `flush_work`).
+    /// or running (the C `flush_work`). May sleep: process context only.
     fn flush(&self) {
         let ptr = core::ptr::from_ref(self).cast_mut();
         // SAFETY: `raw_get_work` needs a pointer to a valid `WorkProbe`, and
@@ -186,9 +186,9 @@ impl WorkProbe {
         // and `raw_get_work` returns the address of its `work` field.
         let work = unsafe { Work::raw_get(<Self as HasWork<Self>>::raw_get_work(ptr)) };
         // SAFETY: `flush_work` needs an initialised `work_struct` that stays
-        // alive during the call, and a context that may sleep: `new_work!`
-        // initialised it, `&self` keeps it alive, and `flush` is only called
-        // from `run_on`, in `init`'s process context.
+        // alive during the call: `new_work!` initialised it, and `&self`
+        // keeps it alive. (It also sleeps: a rule for this function's
+        // callers, in its doc, not a memory-safety one.)
         unsafe { bindings::flush_work(work) };
     }
 }
@@ -198,8 +198,9 @@ impl WorkProbe {
 /// A one-shot timer that reports its context, then completes `done`. `M`
 /// is its mode: soft (the callback runs in softirq context) or the default
 /// (hardirq context; softirq on PREEMPT_RT kernels, where only timers
-/// marked hard stay in hardirq context, and may take only raw spinlocks:
-/// not even a `Completion`'s).
+/// marked hard stay in hardirq context, and may take only raw spinlocks;
+/// nor may they call `complete_all`, which asserts a threaded context on
+/// RT, and is the only completion call the 7.3 crate wraps).
 #[pin_data]
 struct TimerProbe<M: HrTimerMode> {
     #[pin]

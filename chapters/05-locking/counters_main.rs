@@ -116,8 +116,10 @@ impl<T> RcuBox<T> {
         // `KBox::into_raw` (in `new` or `replace`) and is never written
         // through. It is freed only by `replace`'s caller after a grace
         // period that began after it was unpublished, which waits for this
-        // read-side critical section (`_guard`), or by `drop`, which needs
-        // `&mut self` and so waits for `'a` to end.
+        // read-side critical section (`_guard`): `replace`'s contract
+        // forbids calling it from inside one, so this section is not the
+        // caller's own. Or it is freed by `drop`, which needs `&mut self`
+        // and so waits for `'a` to end.
         unsafe { &*ptr }
     }
 
@@ -125,7 +127,15 @@ impl<T> RcuBox<T> {
 
     /// Publishes `new` and returns the old value once no reader can see it
     /// any more. May sleep: process context only.
-    fn replace(&self, new: KBox<T>) -> KBox<T> {
+    ///
+    /// # Safety
+    ///
+    /// The caller is not inside an RCU read-side critical section (it holds
+    /// no `rcu::Guard`). A reference `read` gave it would outlive the old
+    /// value: the grace period cannot wait for the caller's own section (on
+    /// the guest's Tiny RCU, `synchronize_rcu()` then returns at once).
+    /// `&self` alone cannot rule that out, hence `unsafe`.
+    unsafe fn replace(&self, new: KBox<T>) -> KBox<T> {
         // EXERCISE: Publish `new` in `self.ptr`, wait until no reader can still hold the old pointer, and return the old value as a `KBox`.
         // HINT: `KBox::into_raw` turns the box into the pointer to publish; `self.ptr.xchg(ptr, ordering::Full)` publishes it and returns the old one in one step (`Full` includes the release that makes the fields visible first).
         // HINT: A reader that loaded the old pointer just before the `xchg` may still be using it: `rcu::synchronize_rcu()` waits for every read-side critical section running now to end.
@@ -234,8 +244,9 @@ impl HrTimerCallback for Counters {
     // Hardirq context: interrupts are off, nothing here may sleep. (The
     // default mode, not `RelativeHardMode`: on PREEMPT_RT kernels a
     // `spinlock_t` sleeps, and only timers not marked hard may take one:
-    // they run in softirq context there. Lockdep checks this rule on every
-    // kernel.)
+    // they run in softirq context there. Lockdep checks this rule on
+    // non-RT kernels too, with CONFIG_PROVE_RAW_LOCK_NESTING, which is on
+    // by default with lockdep on x86.)
     fn run(
         this: ArcBorrow<'_, Self>,
         mut context: HrTimerCallbackContext<'_, Self>,
@@ -361,7 +372,10 @@ impl Counters {
             },
             GFP_KERNEL,
         )?;
-        let old = self.config.replace(config);
+        // SAFETY: `replace` needs a caller outside any RCU read-side
+        // critical section: this is a write to the proc file (process
+        // context), and no `rcu::Guard` is held here.
+        let old = unsafe { self.config.replace(config) };
         *generation += 1;
         drop(old);
         Ok(())

@@ -72,9 +72,10 @@ impl Drop for Subscription {
         // EXERCISE: Unsubscribe `told` from the provider and log `unsubscribed`: after this the provider must never call into this module again.
         // HINT: The provider keeps the address of `told` until told otherwise: this module's code is freed after unload, and a call to it then jumps into freed memory. provider.h has the function.
         // HINT: `unsafe { wb_unsubscribe(told) };` (its SAFETY comment: it has no precondition, and when it returns no call of `told` runs or will start), then `pr_info!("unsubscribed\n");`.
-        // SAFETY: `wb_unsubscribe` has no precondition: any context may
-        // call it (provider.h). When it returns, no call of `told` is
-        // running or will start.
+        // SAFETY: `wb_unsubscribe` asks only for a non-NULL function that is
+        // not calling it from inside `tell` (provider.h): `told` is a
+        // function, and this is `Drop`, in process context. When it
+        // returns, no call of `told` is running or will start.
         unsafe { wb_unsubscribe(told) };
         pr_info!("unsubscribed\n");
         // END EXERCISE
@@ -103,7 +104,10 @@ impl kernel::Module for Consumer {
             // STUB: let _ = wb_next_ticket;
             // SAFETY: the loader linked this module to the provider, which
             // cannot be removed while this module is loaded; the function
-            // takes no arguments and may be called from any context.
+            // takes no arguments, and its contract (provider.h) asks only
+            // that it not be called from a subscriber's `tell` (it takes
+            // the spinlock `tell` runs under): this is `init`, in process
+            // context.
             let ticket = unsafe { wb_next_ticket() };
             pr_info!("got ticket {ticket}\n");
             // END EXERCISE

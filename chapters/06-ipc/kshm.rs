@@ -60,10 +60,12 @@ struct Range {
     value: u64,
 }
 
-// SAFETY: `Range` is `#[repr(C)]` with only `u64` fields: no padding, and
-// any bytes are a valid value.
+// SAFETY: `FromBytes` needs any bytes to be a valid value and no interior
+// mutability: `Range` is `#[repr(C)]` with only `u64` fields, any bit
+// pattern of which is a `u64`, and no `UnsafeCell`.
 unsafe impl FromBytes for Range {}
-// SAFETY: as above.
+// SAFETY: `AsBytes` needs every byte initialised and no interior
+// mutability: only `u64` fields, so no padding, and no `UnsafeCell`.
 unsafe impl AsBytes for Range {}
 
 /// `_IOWR('k', 1, struct kshm_range)`: the FNV-1a hash of the range, in
@@ -201,7 +203,10 @@ impl MiscDevice for Buffer {
         // The pages are the module's: the mapping may not grow, is not
         // inherited across fork (for good: the kernel refuses
         // `madvise(MADV_DOFORK)` on a `DONTEXPAND` or `MIXEDMAP` mapping),
-        // and may never be made executable.
+        // and may never be made executable. The pages are inserted now and
+        // there is no fault handler: a process that zaps them itself
+        // (`madvise(MADV_DONTNEED)`) gets SIGBUS at its next touch, which
+        // harms only that process.
         vma.set_dontexpand();
         vma.set_dontcopy();
         vma.try_clear_mayexec()?;

@@ -81,8 +81,9 @@ struct Stats {
     flushed: u64,
 }
 
-// SAFETY: `Stats` is `#[repr(C)]` with only `u64` fields: no padding, and
-// any bytes are a valid value.
+// SAFETY: `AsBytes` needs every byte initialised and no interior
+// mutability: `Stats` is `#[repr(C)]` with only `u64` fields, so it has no
+// padding, and no `UnsafeCell`.
 unsafe impl AsBytes for Stats {}
 
 /// `_IOR('q', 1, struct msgq_stats)`: copy the statistics out.
@@ -261,12 +262,19 @@ pub unsafe extern "C" fn msgq_file_poll(
     // the table's lifetime: our contract gives it for this call, which the
     // table does not outlive.
     let table = unsafe { PollTable::from_raw(wait) };
-    // SAFETY: `File::from_raw_file` needs the file valid for the borrow
-    // (our contract; the borrow ends with the call) and no `fdget_pos` that
-    // skipped `f_pos_lock` on another thread. A character device never has
-    // FMODE_ATOMIC_POS, so a `read` on another thread may be in such a
-    // region; what the rule protects is `f_pos`, which neither `poll_wait`
-    // nor this module touches, and the reference stays on this thread.
+    // SAFETY: `File::from_raw_file` needs two things. The file valid for
+    // the borrow: our contract, and the borrow ends with the call. And no
+    // active `fdget_pos` on the file that skipped `f_pos_lock`: that one
+    // is NOT proven here, and cannot be. A character device never gets
+    // FMODE_ATOMIC_POS (`do_dentry_open()`), so a `read()` on another
+    // thread holds exactly such an `fdget_pos`. The rule exists so that a
+    // `&File` may cross threads while another thread owns `f_pos` alone;
+    // this one never leaves this thread, ends with the call, and neither
+    // `poll_wait()` nor this module reads or writes `f_pos`. That is an
+    // argument, not the callee's contract: the kernel's own `MiscDevice`
+    // hooks make the same call on the same ground, and 7.3's
+    // `PollTable::register_wait` takes no `LocalFile`, whose contract (no
+    // such `fdget_pos` on *this* thread) would hold.
     let file = unsafe { File::from_raw_file(file) };
     // First register, then look: a message that comes in between wakes us.
     table.register_wait(file, &queue.readable);
@@ -398,8 +406,10 @@ fn write_iter(kiocb: Kiocb<'_, Arc<Queue>>, iov: &mut IovIterSource<'_>) -> Resu
 fn ioctl(queue: ArcBorrow<'_, Queue>, cmd: u32, arg: usize) -> Result<isize> {
     match cmd {
         MSGQ_IOC_STATS => {
-            // A copy to user space may fault: copy the numbers out of
-            // the mutex first, then drop the guard.
+            // Copy the numbers out of the mutex first and drop the guard
+            // before the copy to user space: a fault there may take long,
+            // and the lock need not be held for it (read does hold it
+            // across its copy, to keep a failed copy's message queued).
             let stats = {
                 let inner = queue.inner.lock();
                 Stats {

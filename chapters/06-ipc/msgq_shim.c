@@ -19,6 +19,8 @@ static void *msgq_ctx;
 /* misc_open() calls this with misc_mtx held. */
 static int msgq_open(struct inode *inode, struct file *file)
 {
+	/* A queue has no file position: pread() and pwrite() fail (ESPIPE). */
+	stream_open(inode, file);
 	return msgq_file_open(msgq_ctx, file);
 }
 

@@ -9,6 +9,7 @@
  * Linux 7.3, so the exported function is this one-line C wrapper around the
  * Rust implementation.
  */
+#include <linux/errno.h>
 #include <linux/export.h>
 
 #include "provider.h"
@@ -23,12 +24,16 @@ EXPORT_SYMBOL_GPL(wb_next_ticket);
 /* The second service: be told of every ticket (see provider.h). */
 int wb_subscribe(void (*tell)(u64 ticket))
 {
+	/* A NULL pointer is no Rust `fn`: refused here, before Rust sees it. */
+	if (!tell)
+		return -EINVAL;
 	return provider_subscribe(tell);
 }
 EXPORT_SYMBOL_GPL(wb_subscribe);
 
 void wb_unsubscribe(void (*tell)(u64 ticket))
 {
-	provider_unsubscribe(tell);
+	if (tell)
+		provider_unsubscribe(tell);
 }
 EXPORT_SYMBOL_GPL(wb_unsubscribe);
