@@ -362,7 +362,12 @@ impl Counters {
     // ANCHOR_END: gate
 
     /// Publishes a new configuration.
-    fn set_config(&self, value: u64) -> Result {
+    ///
+    /// # Safety
+    ///
+    /// `RcuBox::replace`'s: the caller is not inside an RCU read-side
+    /// critical section.
+    unsafe fn set_config(&self, value: u64) -> Result {
         let mut generation = self.config_writer.lock();
         let config = KBox::new(
             Config {
@@ -373,8 +378,8 @@ impl Counters {
             GFP_KERNEL,
         )?;
         // SAFETY: `replace` needs a caller outside any RCU read-side
-        // critical section: this is a write to the proc file (process
-        // context), and no `rcu::Guard` is held here.
+        // critical section: this function's own contract, and no
+        // `rcu::Guard` is taken here.
         let old = unsafe { self.config.replace(config) };
         *generation += 1;
         drop(old);
@@ -466,7 +471,13 @@ pub unsafe extern "C" fn counters_write_config(
     // SAFETY: our caller's contract is `counters`'s.
     let counters = unsafe { counters(data) };
     to_ssize(
-        read_number(buf, count, MAX_VALUE).and_then(|value| counters.set_config(value)),
+        read_number(buf, count, MAX_VALUE).and_then(|value| {
+            // SAFETY: `set_config` needs a caller outside any RCU
+            // read-side critical section: a proc write handler runs at the
+            // top of a `write()` system call, in process context, where
+            // none can be open.
+            unsafe { counters.set_config(value) }
+        }),
         count,
     )
 }

@@ -72,9 +72,9 @@ impl Drop for Subscription {
         // EXERCISE: Unsubscribe `told` from the provider and log `unsubscribed`: after this the provider must never call into this module again.
         // HINT: The provider keeps the address of `told` until told otherwise: this module's code is freed after unload, and a call to it then jumps into freed memory. provider.h has the function.
         // HINT: `unsafe { wb_unsubscribe(told) };` (its SAFETY comment: it has no precondition, and when it returns no call of `told` runs or will start), then `pr_info!("unsubscribed\n");`.
-        // SAFETY: `wb_unsubscribe` asks only for a non-NULL function that is
-        // not calling it from inside `tell` (provider.h): `told` is a
-        // function, and this is `Drop`, in process context. When it
+        // SAFETY: `wb_unsubscribe` asks only not to be called from inside
+        // `tell` (provider.h; a NULL `tell` would do nothing): this is
+        // `Drop`, in process context, not a call of `told`. When it
         // returns, no call of `told` is running or will start.
         unsafe { wb_unsubscribe(told) };
         pr_info!("unsubscribed\n");

@@ -19,7 +19,7 @@ static void *msgq_ctx;
 /* misc_open() calls this with misc_mtx held. */
 static int msgq_open(struct inode *inode, struct file *file)
 {
-	/* A queue has no file position: pread() and pwrite() fail (ESPIPE). */
+	/* A queue has no file position: lseek(), pread() and pwrite() fail (ESPIPE). */
 	stream_open(inode, file);
 	return msgq_file_open(msgq_ctx, file);
 }
@@ -42,7 +42,6 @@ static const struct file_operations msgq_fops = {
 	.poll = msgq_file_poll,
 	.unlocked_ioctl = msgq_file_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
-	.llseek = noop_llseek,
 };
 // ANCHOR_END: fops
 

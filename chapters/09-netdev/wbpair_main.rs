@@ -147,8 +147,8 @@ extern "C" {
 
 // ANCHOR: skb
 /// An `sk_buff` this code owns: freed (as a drop, `dev_kfree_skb_any()`)
-/// when dropped, unless handed on with [`Skb::netif_rx`],
-/// [`Skb::receive`] or [`NetDev::ring_push`], which take
+/// when dropped, unless handed on with [`Arrived::netif_rx`],
+/// [`Arrived::receive`] or [`NetDev::ring_push`], which take
 /// it by value. So an skb is freed or handed on exactly once: the compiler
 /// sees to it.
 struct Skb(NonNull<RawSkb>);
@@ -214,39 +214,6 @@ impl Skb {
             _ => "partial (the device must compute it)",
         }
     }
-
-    /// Makes a frame another device sent arrive at `dev`: pulls the
-    /// Ethernet header (`skb->data` moves 14 bytes on), sets `skb->dev`,
-    /// `skb->protocol` and who the frame is for. On failure the skb is
-    /// given back.
-    fn arrive_at(self, dev: &NetDev) -> Result<Skb, Skb> {
-        // SAFETY: `wbpair_skb_arrive` needs an skb the caller owns (we do)
-        // and a live device (`NetDev`'s invariant); it takes nothing.
-        if unsafe { wbpair_skb_arrive(self.raw(), dev.raw()) } == 0 {
-            Ok(self)
-        } else {
-            Err(self)
-        }
-    }
-
-    /// Hands the skb to the stack through the backlog queue, to be
-    /// processed in softirq context later. False if it was dropped (the
-    /// backlog is full, or the device is going down; the core counts it);
-    /// either way the stack has taken it.
-    fn netif_rx(self) -> bool {
-        // SAFETY: `wbpair_netif_rx` takes an skb the caller owns that has
-        // arrived (`arrive_at`: only `arrive` gives one out), in any
-        // context; its caller is the receive interrupt.
-        unsafe { wbpair_netif_rx(self.into_raw()) != NET_RX_DROP }
-    }
-
-    /// Hands the skb to the stack at once, from a NAPI poll.
-    fn receive(self, poll: &Poll<'_>) {
-        // SAFETY: `wbpair_receive` takes an skb the caller owns, and must
-        // run inside the device's NAPI poll: only `Poll::new`, which is
-        // unsafe and called only in `wbpair_poll`, makes a `Poll`.
-        unsafe { wbpair_receive(poll.dev().raw(), self.into_raw()) };
-    }
 }
 
 impl Drop for Skb {
@@ -256,6 +223,63 @@ impl Drop for Skb {
         unsafe { wbpair_drop(self.raw()) };
     }
 }
+
+mod arrived {
+    use super::*;
+
+    /// An skb made to arrive at a device ([`Skb::arrive_at`]): the only
+    /// kind the stack may be handed. Its field is private to this module,
+    /// so no other code makes one from a frame that has not arrived.
+    pub(super) struct Arrived(Skb);
+
+    impl Skb {
+        /// Makes a frame another device sent arrive at `dev`: pulls the
+        /// Ethernet header (`skb->data` moves 14 bytes on), sets `skb->dev`,
+        /// `skb->protocol` and who the frame is for. On failure the skb is
+        /// given back.
+        pub(super) fn arrive_at(self, dev: &NetDev) -> Result<Arrived, Skb> {
+            // SAFETY: `wbpair_skb_arrive` needs an skb the caller owns (we
+            // do) and a live device (`NetDev`'s invariant); it takes nothing.
+            if unsafe { wbpair_skb_arrive(self.raw(), dev.raw()) } == 0 {
+                Ok(Arrived(self))
+            } else {
+                Err(self)
+            }
+        }
+    }
+
+    impl core::ops::Deref for Arrived {
+        type Target = Skb;
+
+        fn deref(&self) -> &Skb {
+            &self.0
+        }
+    }
+
+    impl Arrived {
+        /// Hands the skb to the stack through the backlog queue, to be
+        /// processed in softirq context later. False if it was dropped (the
+        /// backlog is full, or the device is going down; the core counts
+        /// it); either way the stack has taken it.
+        pub(super) fn netif_rx(self) -> bool {
+            // SAFETY: `wbpair_netif_rx` takes an skb the caller owns that
+            // has arrived (`wbpair_skb_arrive`), in any context: an
+            // `Arrived` owns its skb and is made only by `arrive_at`, once
+            // that call succeeded.
+            unsafe { wbpair_netif_rx(self.0.into_raw()) != NET_RX_DROP }
+        }
+
+        /// Hands the skb to the stack at once, from a NAPI poll.
+        pub(super) fn receive(self, poll: &Poll<'_>) {
+            // SAFETY: `wbpair_receive` takes an skb the caller owns that
+            // has arrived (as in `netif_rx`), and must run inside the
+            // device's NAPI poll: only `Poll::new`, which is unsafe and
+            // called only in `wbpair_poll`, makes a `Poll`.
+            unsafe { wbpair_receive(poll.dev().raw(), self.0.into_raw()) };
+        }
+    }
+}
+use arrived::Arrived;
 // ANCHOR_END: skb
 
 // ANCHOR: netdev
@@ -483,7 +507,7 @@ fn xmit(port: &Port, dev: &NetDev, skb: Skb) -> Tx {
 // ANCHOR: arrive
 /// A frame taken off `dev`'s ring: checked against the MTU and made to
 /// arrive (Ethernet header pulled). `None` if it was dropped (counted).
-fn arrive(port: &Port, dev: &NetDev, skb: Skb) -> Option<Skb> {
+fn arrive(port: &Port, dev: &NetDev, skb: Skb) -> Option<Arrived> {
     let len = skb.len();
     // A frame larger than this end's MTU (and a VLAN tag) is dropped, as
     // on a real wire.

@@ -334,7 +334,8 @@ int wbpair_netif_rx(struct sk_buff *skb)
 	 * netif_rx() frees a frame it drops (the backlog is full, the device
 	 * is going down) at once: here, in hard interrupt context. A frame a
 	 * local socket sent still has that socket's destructor, which must
-	 * not run in a hard interrupt (skb_release_head_state() warns). A NIC
+	 * not run in a hard interrupt (skb_release_head_state() asserts it
+	 * under CONFIG_DEBUG_NET). A NIC
 	 * hands the stack buffers of its own, and so does this "hardware": a
 	 * copy, owned by no socket. The sender's skb is consumed with
 	 * dev_consume_skb_any(), which in an interrupt leaves the free to the
@@ -343,12 +344,13 @@ int wbpair_netif_rx(struct sk_buff *skb)
 	if (skb->destructor) {
 		struct sk_buff *copy = skb_copy(skb, GFP_ATOMIC);
 
-		if (!copy)
+		if (!copy) {
 			/* Counted where netif_rx() counts its own drops. */
 			dev_core_stats_rx_dropped_inc(skb->dev);
-		dev_consume_skb_any(skb);
-		if (!copy)
+			dev_kfree_skb_any_reason(skb, SKB_DROP_REASON_NOMEM);
 			return NET_RX_DROP;
+		}
+		dev_consume_skb_any(skb);
 		skb = copy;
 	}
 	return netif_rx(skb);

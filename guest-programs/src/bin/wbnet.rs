@@ -10,7 +10,8 @@
 //! wbnet tcp PORT TEXT...           one connection; send each text, expect it echoed
 //! wbnet tcp-hold PORT SECONDS      connect, send nothing, wait for the server to close
 //! wbnet tcp-stream PORT SECONDS    connect, send without pause while reading the
-//!                                  echoes, until the server closes or SECONDS pass
+//!                                  echoes, until the server closes or SECONDS pass;
+//!                                  says `streaming` at the first echo
 //! wbnet udp-flood PORT SECONDS     send datagrams without pause, ignoring errors,
 //!                                  for SECONDS or until the port closes
 //!                                  after the server has answered
@@ -151,13 +152,30 @@ fn tcp_stream(port: u16, seconds: u64) -> Result<bool, String> {
     let Some(mut stream) = connect(port) else {
         return Ok(false);
     };
+    // A receive buffer the echoes never fill (root may exceed rmem_max), so
+    // that the server's send never waits either.
+    let size: libc::c_int = 8 << 20;
+    // SAFETY: setsockopt(2) reads `optlen` bytes at `optval`: a live c_int
+    // and its size; the descriptor is the stream's, open for the call.
+    let set = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const size).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(format!("SO_RCVBUFFORCE: {}", std::io::Error::last_os_error()));
+    }
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
     let started = Instant::now();
     // Ends at the first failed write: the server closed, or the reader
     // below shut the socket down at its deadline.
     let sending = std::thread::spawn(move || {
-        let chunk = payload("size:16384").unwrap_or_default();
+        let chunk = vec![0x5a_u8; 16384];
         while writer.write_all(&chunk).is_ok() {}
     });
     let mut echoed = 0u64;
@@ -168,7 +186,14 @@ fn tcp_stream(port: u16, seconds: u64) -> Result<bool, String> {
         }
         match stream.read(&mut buf) {
             Ok(0) => break Some(String::new()),
-            Ok(n) => echoed += n as u64,
+            Ok(n) => {
+                if echoed == 0 {
+                    // Said at once: a check waits for it before it unloads.
+                    println!("tcp {port}: streaming");
+                    let _ = std::io::stdout().flush();
+                }
+                echoed += n as u64;
+            }
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
             Err(e) => break Some(format!(" ({e})")),
         }
