@@ -95,18 +95,11 @@ impl Chromium {
         let mut bytes = serde_json::to_vec(&message)?;
         bytes.push(0);
         self.commands.write_all(&bytes).with_context(|| format!("Chromium closed its protocol pipe before {method}"))?;
-        loop {
-            let message = self.next_message(deadline, method)?;
-            if message["id"].as_u64() == Some(id) {
-                if let Some(error) = message.get("error") {
-                    return Err(anyhow!("Chromium refused {method}: {}", error["message"].as_str().unwrap_or("no reason given")));
-                }
-                return Ok(message["result"].clone());
-            }
-            if message.get("method").is_some() {
-                self.events.push(message);
-            }
+        let mut answer = self.next_matching(deadline, method, |message| message["id"].as_u64() == Some(id))?;
+        if let Some(error) = answer.get("error") {
+            return Err(anyhow!("Chromium refused {method}: {}", error["message"].as_str().unwrap_or("no reason given")));
         }
+        Ok(answer["result"].take())
     }
 
     /// Waits until `deadline` for the event `method` of `session`; returns
@@ -116,15 +109,7 @@ impl Chromium {
         if let Some(at) = self.events.iter().position(matches) {
             return Ok(self.events.remove(at)["params"].take());
         }
-        loop {
-            let mut message = self.next_message(deadline, method)?;
-            if matches(&message) {
-                return Ok(message["params"].take());
-            }
-            if message.get("method").is_some() {
-                self.events.push(message);
-            }
-        }
+        Ok(self.next_matching(deadline, method, matches)?["params"].take())
     }
 
     /// Forgets the events seen so far, before a new navigation.
@@ -132,11 +117,21 @@ impl Chromium {
         self.events.clear();
     }
 
-    fn next_message(&mut self, deadline: Instant, waiting_for: &str) -> Result<Value> {
-        match self.messages.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(message) => Ok(message),
-            Err(RecvTimeoutError::Timeout) => Err(anyhow!("Chromium did not answer {waiting_for} in time")),
-            Err(RecvTimeoutError::Disconnected) => Err(anyhow!("Chromium exited while the harness waited for {waiting_for}")),
+    /// The next message that `matches`, read by `deadline`; the events
+    /// read before it are kept for [`Chromium::event`].
+    fn next_matching(&mut self, deadline: Instant, waiting_for: &str, matches: impl Fn(&Value) -> bool) -> Result<Value> {
+        loop {
+            let message = match self.messages.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => return Err(anyhow!("Chromium did not answer {waiting_for} in time")),
+                Err(RecvTimeoutError::Disconnected) => return Err(anyhow!("Chromium exited while the harness waited for {waiting_for}")),
+            };
+            if matches(&message) {
+                return Ok(message);
+            }
+            if message.get("method").is_some() {
+                self.events.push(message);
+            }
         }
     }
 }

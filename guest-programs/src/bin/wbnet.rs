@@ -154,21 +154,7 @@ fn tcp_stream(port: u16, seconds: u64) -> Result<bool, String> {
     };
     // A receive buffer the echoes never fill (root may exceed rmem_max), so
     // that the server's send never waits either.
-    let size: libc::c_int = 8 << 20;
-    // SAFETY: setsockopt(2) reads `optlen` bytes at `optval`: a live c_int
-    // and its size; the descriptor is the stream's, open for the call.
-    let set = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&raw const size).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if set != 0 {
-        return Err(format!("SO_RCVBUFFORCE: {}", std::io::Error::last_os_error()));
-    }
+    set_socket_option(stream.as_raw_fd(), libc::SO_RCVBUFFORCE, "SO_RCVBUFFORCE", 8 << 20)?;
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(ANSWER_WAIT)).map_err(|e| e.to_string())?;
     let started = Instant::now();
@@ -255,6 +241,20 @@ fn port_free(protocol: &str, port: u16) -> Result<bool, String> {
 }
 
 /// The last system call's error, by name where the checks look for one.
+/// Sets the `SOL_SOCKET` option `option` (called `name` in errors) of
+/// `fd` to the integer `value`.
+fn set_socket_option(fd: libc::c_int, option: libc::c_int, name: &str, value: libc::c_int) -> Result<(), String> {
+    // SAFETY: setsockopt(2) reads `optlen` bytes at `optval`: a live c_int,
+    // of the length given; `fd` is only passed to the kernel, which checks it.
+    let ret = unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, option, std::ptr::from_ref(&value).cast(), size_of::<libc::c_int>() as libc::socklen_t)
+    };
+    if ret != 0 {
+        return Err(format!("{name}: {}", last_error()));
+    }
+    Ok(())
+}
+
 fn last_error() -> String {
     let e = std::io::Error::last_os_error();
     match e.raw_os_error() {
@@ -292,20 +292,7 @@ fn reuse_bind(protocol: &str, port: u16, uid: u32) -> Result<bool, String> {
     }
     // SAFETY: `raw` is a new descriptor that nothing else owns.
     let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-    let one: libc::c_int = 1;
-    // SAFETY: the option value points to a live c_int, of the length given.
-    let ret = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            std::ptr::from_ref(&one).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if ret != 0 {
-        return Err(format!("SO_REUSEADDR: {}", last_error()));
-    }
+    set_socket_option(socket.as_raw_fd(), libc::SO_REUSEADDR, "SO_REUSEADDR", 1)?;
     // SAFETY: all zeroes is a valid sockaddr_in (plain integers).
     let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     addr.sin_family = libc::AF_INET as libc::sa_family_t;
