@@ -68,15 +68,19 @@ unsafe impl FromBytes for Range {}
 // mutability: only `u64` fields, so no padding, and no `UnsafeCell`.
 unsafe impl AsBytes for Range {}
 
-/// `_IOWR('k', 1, struct kshm_range)`: the FNV-1a hash of the range, in
+// The numbers: `'k'` from 0x20 up, a block no driver has registered in
+// `Documentation/userspace-api/ioctl/ioctl-number.rst` (`'k'` 0x00-0x17 is
+// spidev's, kyro's and HSI's).
+
+/// `_IOWR('k', 0x20, struct kshm_range)`: the FNV-1a hash of the range, in
 /// `value`.
-const KSHM_IOC_CHECKSUM: u32 = _IOWR::<Range>(b'k' as u32, 1);
-/// `_IOW('k', 2, struct kshm_range)`: write `(value + i) % 251` at each
+const KSHM_IOC_CHECKSUM: u32 = _IOWR::<Range>(b'k' as u32, 0x20);
+/// `_IOW('k', 0x21, struct kshm_range)`: write `(value + i) % 251` at each
 /// index `i` of the range.
-const KSHM_IOC_FILL: u32 = _IOW::<Range>(b'k' as u32, 2);
-/// `_IOR('k', 3, __u64)`: the buffer's size in bytes, so that a process can
-/// map all of it without being told the `pages` parameter.
-const KSHM_IOC_SIZE: u32 = _IOR::<u64>(b'k' as u32, 3);
+const KSHM_IOC_FILL: u32 = _IOW::<Range>(b'k' as u32, 0x21);
+/// `_IOR('k', 0x22, __u64)`: the buffer's size in bytes, so that a process
+/// can map all of it without being told the `pages` parameter.
+const KSHM_IOC_SIZE: u32 = _IOR::<u64>(b'k' as u32, 0x22);
 
 /// The shared pages. Nothing here changes after load, so nothing here
 /// needs a lock.

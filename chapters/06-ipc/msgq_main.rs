@@ -86,10 +86,15 @@ struct Stats {
 // padding, and no `UnsafeCell`.
 unsafe impl AsBytes for Stats {}
 
-/// `_IOR('q', 1, struct msgq_stats)`: copy the statistics out.
-const MSGQ_IOC_STATS: u32 = _IOR::<Stats>(b'q' as u32, 1);
-/// `_IO('q', 2)`: empty the queue.
-const MSGQ_IOC_FLUSH: u32 = _IO(b'q' as u32, 2);
+// The numbers: `'q'` from 0x20 up, a block no driver has registered in
+// `Documentation/userspace-api/ioctl/ioctl-number.rst` (`'q'` 0x00-0x1F is
+// serio's, 0x80-0xFF telephony's). A program that sends them to the wrong
+// device then gets `ENOTTY`, not another driver's command.
+
+/// `_IOR('q', 0x20, struct msgq_stats)`: copy the statistics out.
+const MSGQ_IOC_STATS: u32 = _IOR::<Stats>(b'q' as u32, 0x20);
+/// `_IO('q', 0x21)`: empty the queue.
+const MSGQ_IOC_FLUSH: u32 = _IO(b'q' as u32, 0x21);
 // ANCHOR_END: ioctl
 
 // ANCHOR: queue

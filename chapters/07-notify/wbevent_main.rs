@@ -96,17 +96,22 @@ struct Stats {
     gone: u64,
 }
 
-// SAFETY: `Stats` is `#[repr(C)]` with only `u64` fields: no padding, and
-// any bytes are a valid value.
+// SAFETY: `AsBytes` needs every byte initialised and no interior
+// mutability: `Stats` is `#[repr(C)]` with only `u64` fields, so it has no
+// padding, and no `UnsafeCell`.
 unsafe impl AsBytes for Stats {}
 
-/// `_IO('e', 1)`: send the calling thread signal `arg` (`SIGRTMIN` to
+// The numbers: `'x'`, a letter no driver has registered in
+// `Documentation/userspace-api/ioctl/ioctl-number.rst` (all of `'e'` is
+// taken).
+
+/// `_IO('x', 1)`: send the calling thread signal `arg` (`SIGRTMIN` to
 /// `SIGRTMAX`) with each event's value. One registration per open file.
-const WBEVENT_IOC_REGISTER: u32 = _IO(b'e' as u32, 1);
-/// `_IO('e', 2)`: drop this open file's registration.
-const WBEVENT_IOC_UNREGISTER: u32 = _IO(b'e' as u32, 2);
-/// `_IOR('e', 3, struct wbevent_stats)`: copy the statistics out.
-const WBEVENT_IOC_STATS: u32 = _IOR::<Stats>(b'e' as u32, 3);
+const WBEVENT_IOC_REGISTER: u32 = _IO(b'x' as u32, 1);
+/// `_IO('x', 2)`: drop this open file's registration.
+const WBEVENT_IOC_UNREGISTER: u32 = _IO(b'x' as u32, 2);
+/// `_IOR('x', 3, struct wbevent_stats)`: copy the statistics out.
+const WBEVENT_IOC_STATS: u32 = _IOR::<Stats>(b'x' as u32, 3);
 // ANCHOR_END: ioctl
 
 // ANCHOR: pidref

@@ -30,9 +30,9 @@ const CAPACITY: usize = 8;
 const fn ioc(dir: u64, ty: u8, nr: u64, size: u64) -> u64 {
     (dir << 30) | (size << 16) | ((ty as u64) << 8) | nr
 }
-const WBEVENT_IOC_REGISTER: u64 = ioc(0, b'e', 1, 0);
-const WBEVENT_IOC_UNREGISTER: u64 = ioc(0, b'e', 2, 0);
-const WBEVENT_IOC_STATS: u64 = ioc(2, b'e', 3, 8 * 8);
+const WBEVENT_IOC_REGISTER: u64 = ioc(0, b'x', 1, 0);
+const WBEVENT_IOC_UNREGISTER: u64 = ioc(0, b'x', 2, 0);
+const WBEVENT_IOC_STATS: u64 = ioc(2, b'x', 3, 8 * 8);
 
 /// `struct wbevent_stats`.
 #[repr(C)]
@@ -595,7 +595,7 @@ fn errors() -> Result<(), String> {
     // SAFETY: the address is deliberately bad.
     expect_errno("WBEVENT_IOC_STATS to a bad pointer", unsafe { libc::ioctl(fd, WBEVENT_IOC_STATS as _, 8usize) } as isize, libc::EFAULT);
     // SAFETY: an unknown command; no argument is used.
-    expect_errno("an unknown ioctl", unsafe { libc::ioctl(fd, ioc(0, b'e', 99, 0) as _) } as isize, libc::ENOTTY);
+    expect_errno("an unknown ioctl", unsafe { libc::ioctl(fd, ioc(0, b'x', 99, 0) as _) } as isize, libc::ENOTTY);
     let s = stats(fd);
     check("WBEVENT_IOC_STATS", s.capacity == CAPACITY as u64 && s.queued == 0 && s.targets == 0, format!(": {s:?}"));
     close(fd);

@@ -30,8 +30,8 @@ const WAIT: Duration = Duration::from_secs(2);
 const fn ioc(dir: u64, ty: u8, nr: u64, size: u64) -> u64 {
     (dir << 30) | (size << 16) | ((ty as u64) << 8) | nr
 }
-/// `_IOR('k', 3, __u64)`.
-const KSHM_IOC_SIZE: u64 = ioc(2, b'k', 3, 8);
+/// `_IOR('k', 0x22, __u64)`.
+const KSHM_IOC_SIZE: u64 = ioc(2, b'k', 0x22, 8);
 
 /// Whether any check failed.
 static FAILED: AtomicBool = AtomicBool::new(false);

@@ -41,8 +41,8 @@ const PAGE: usize = 4096;
 const fn ioc(dir: u64, ty: u8, nr: u64, size: u64) -> u64 {
     (dir << 30) | (size << 16) | ((ty as u64) << 8) | nr
 }
-const MSGQ_IOC_STATS: u64 = ioc(2, b'q', 1, 7 * 8);
-const MSGQ_IOC_FLUSH: u64 = ioc(0, b'q', 2, 0);
+const MSGQ_IOC_STATS: u64 = ioc(2, b'q', 0x20, 7 * 8);
+const MSGQ_IOC_FLUSH: u64 = ioc(0, b'q', 0x21, 0);
 /// `struct kshm_range { u64 addr, len, value; }`: a range of our mapping.
 #[repr(C)]
 #[derive(Default)]
@@ -51,8 +51,8 @@ struct KshmRange {
     len: u64,
     value: u64,
 }
-const KSHM_IOC_CHECKSUM: u64 = ioc(3, b'k', 1, 24);
-const KSHM_IOC_FILL: u64 = ioc(1, b'k', 2, 24);
+const KSHM_IOC_CHECKSUM: u64 = ioc(3, b'k', 0x20, 24);
+const KSHM_IOC_FILL: u64 = ioc(1, b'k', 0x21, 24);
 
 /// Whether any check failed.
 static FAILED: AtomicBool = AtomicBool::new(false);
