@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
 use crate::chapter::Chapter;
+use crate::hash::CacheKey;
 use crate::setup::Environment;
 use crate::toolchain::{self, Install};
 use crate::Result;
@@ -60,6 +61,64 @@ pub(crate) fn kernel_rustfmt(env: &Environment, dirs: &[PathBuf]) -> Result<Resu
     )))
 }
 
+/// How [`kernel_clippy`] judged a chapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Judged {
+    /// By a build with `CLIPPY=1`.
+    Built,
+    /// By an earlier clean build of the same inputs (see [`ClippyKey`]).
+    Recorded,
+}
+
+/// Everything a `CLIPPY=1` build of a chapter reads that can change: the
+/// chapter's sources, the kernel build it is made against (with the
+/// toolchain its cache key names) and the clippy driver. Two builds with
+/// the same key print the same warnings, so a clean one is recorded under
+/// it and not repeated, as cargo keeps its clippy verdicts per crate.
+struct ClippyKey(String);
+
+impl ClippyKey {
+    fn of(env: &Environment, chapter: &Chapter) -> Result<ClippyKey> {
+        let driver = std::fs::metadata(CLIPPY_DRIVER).with_context(|| format!("{CLIPPY_DRIVER} is missing"))?;
+        let modified = driver.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+        let kernel = format!("{} {}", env.kernel.key, crate::module_build::kernel_build_id(env));
+        ClippyKey::from_parts(chapter, &kernel, &format!("{CLIPPY_DRIVER} {} {modified}", driver.len()))
+    }
+
+    /// The key of `chapter`'s sources (the files a build copies) built
+    /// against `kernel` with `driver`.
+    fn from_parts(chapter: &Chapter, kernel: &str, driver: &str) -> Result<ClippyKey> {
+        let mut key = CacheKey::default().add("CLIPPY=1, warnings fail").add(kernel).add(driver);
+        let mut sources: Vec<PathBuf> =
+            std::fs::read_dir(&chapter.dir)?.map(|entry| entry.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+        sources.retain(|p| p.is_file() && p.file_name().is_some_and(|n| crate::module_build::is_module_source(&n.to_string_lossy())));
+        sources.sort();
+        for source in sources {
+            key = key.add(source.file_name().unwrap_or_default().as_encoded_bytes()).add(std::fs::read(&source)?);
+        }
+        Ok(ClippyKey(format!("{}-{}", chapter.name, key.hex())))
+    }
+
+    /// The record of a clean build under this key.
+    fn record(&self, env: &Environment) -> Result<PathBuf> {
+        Ok(env.project.cache_dir("clippy-clean")?.join(&self.0))
+    }
+}
+
+/// Judges `chapter` by the kernel's `CLIPPY=1`: by a build, unless a clean
+/// build of the same inputs was recorded.
+pub(crate) fn kernel_clippy_recorded(env: &Environment, chapter: &Chapter) -> Result<(Result<(), String>, Judged)> {
+    let record = ClippyKey::of(env, chapter)?.record(env)?;
+    if record.is_file() {
+        return Ok((Ok(()), Judged::Recorded));
+    }
+    let outcome = kernel_clippy(env, chapter)?;
+    if outcome.is_ok() {
+        std::fs::write(&record, b"")?;
+    }
+    Ok((outcome, Judged::Built))
+}
+
 /// Builds `chapter` from scratch with `CLIPPY=1`; any warning fails.
 pub(crate) fn kernel_clippy(env: &Environment, chapter: &Chapter) -> Result<Result<(), String>> {
     let dir = env.project.cache_dir("clippy")?.join(&chapter.name);
@@ -85,9 +144,13 @@ pub(crate) fn all(env: &Environment, chapters: &[Chapter], install: Install) -> 
     let dirs = [env.project.chapters_dir(), crate::planted::root(&env.project)];
     outcomes.push(("lint: chapters formatted with the kernel's rustfmt".to_string(), kernel_rustfmt(env, &dirs)?));
     // A chapter's build is one rustc, one core: a build per core at once.
-    let clippy = crate::pool::run(chapters.iter().collect(), crate::pool::cores(), |chapter| kernel_clippy(env, chapter))?;
-    for (chapter, outcome) in chapters.iter().zip(clippy) {
-        outcomes.push((format!("lint: {} has no warning under the kernel's CLIPPY=1", chapter.name), outcome));
+    let clippy = crate::pool::run(chapters.iter().collect(), crate::pool::cores(), |chapter| kernel_clippy_recorded(env, chapter))?;
+    for (chapter, (outcome, judged)) in chapters.iter().zip(clippy) {
+        let how = match judged {
+            Judged::Built => "",
+            Judged::Recorded => " (its sources, kernel build and clippy unchanged since a clean build)",
+        };
+        outcomes.push((format!("lint: {} has no warning under the kernel's CLIPPY=1{how}", chapter.name), outcome));
     }
     outcomes.extend(negative(env, chapters)?);
     sh.change_dir(&env.project.root);
@@ -140,4 +203,42 @@ pub(crate) fn negative(env: &Environment, chapters: &[Chapter]) -> Result<Vec<Ou
     ));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clippy_record_names_every_input() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("01-hello");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("hello.rs"), "fn a() {}\n").unwrap();
+        std::fs::write(dir.join("Kbuild"), "obj-m := hello.o\n").unwrap();
+        std::fs::write(dir.join("checks.toml"), "title = \"x\"\n").unwrap();
+        let chapter = Chapter {
+            name: "01-hello".into(),
+            dir: dir.clone(),
+            title: String::new(),
+            modules: Vec::new(),
+            files: Vec::new(),
+            programs: Vec::new(),
+            steps: Vec::new(),
+        };
+        let key = |kernel: &str, driver: &str| ClippyKey::from_parts(&chapter, kernel, driver).unwrap().0;
+        let first = key("k", "d");
+        assert!(first.starts_with("01-hello-"));
+        assert_eq!(key("k", "d"), first);
+        assert_ne!(key("k2", "d"), first);
+        assert_ne!(key("k", "d2"), first);
+        // What no build reads changes nothing.
+        std::fs::write(dir.join("checks.toml"), "title = \"y\"\n").unwrap();
+        assert_eq!(key("k", "d"), first);
+        std::fs::write(dir.join("hello.rs"), "fn b() {}\n").unwrap();
+        assert_ne!(key("k", "d"), first);
+        std::fs::write(dir.join("hello.rs"), "fn a() {}\n").unwrap();
+        std::fs::write(dir.join("extra.h"), "").unwrap();
+        assert_ne!(key("k", "d"), first);
+    }
 }

@@ -296,7 +296,7 @@ fn stamp_warnings(build_dir: &Path, kernel_build: &str) -> Option<String> {
 
 /// Which build of the kernel modules are made against: its image's
 /// modification time (the cache key names its inputs, not this build).
-fn kernel_build_id(env: &Environment) -> String {
+pub(crate) fn kernel_build_id(env: &Environment) -> String {
     let modified = std::fs::metadata(&env.kernel.image).and_then(|m| m.modified()).ok();
     let nanos = modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     format!("kernel {} {nanos}", env.kernel.key)
