@@ -51,10 +51,16 @@ impl Environment {
 /// The kernel is the flavour asked for, else the command's `default`.
 pub(crate) fn ensure(options: &SetupOptions, default: Flavour) -> Result<Environment> {
     let project = Project::discover()?;
-    let sh = Shell::new()?;
     let install = if options.no_install { Install::Never } else { Install::IfMissing };
-    let toolchain = toolchain::ensure(&sh, install)?;
-    let source = crate::kernel_source::ensure_source(&sh, &project, options.kernel_src.as_deref())?;
+    // On a fresh machine the kernel's source (a download, then one core's
+    // xz) is fetched while the toolchain is installed: neither needs the
+    // other, and the kernel build needs both.
+    let (toolchain, source) = std::thread::scope(|scope| {
+        let source = scope.spawn(|| crate::kernel_source::ensure_source(&Shell::new()?, &project, options.kernel_src.as_deref()));
+        let toolchain = toolchain::ensure(&Shell::new()?, install);
+        let source = source.join().unwrap_or_else(|_| Err(anyhow::anyhow!("fetching the kernel source panicked")));
+        Ok::<_, anyhow::Error>((toolchain?, source?))
+    })?;
     let kernel = kernel::ensure_built(&project, &toolchain, &source, options.kernel.unwrap_or(default), options.rebuild)?;
     Ok(Environment { project, toolchain, kernel })
 }

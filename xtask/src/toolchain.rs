@@ -120,9 +120,21 @@ pub(crate) enum Install {
 }
 
 /// Finds the toolchain, installing missing pieces if `install` allows.
+/// bindgen is built while apt installs the packages: its build needs only
+/// cargo (its libclang is loaded when it runs), and apt mostly waits for
+/// the network and the disk.
 pub(crate) fn ensure(sh: &Shell, install: Install) -> Result<Toolchain> {
-    ensure_debian_packages(sh, DEBIAN_PACKAGES, install)?;
-    let bindgen = ensure_crate(sh, BINDGEN, "WORKBOOK_BINDGEN", install)?;
+    let missing = missing_debian_packages(sh, DEBIAN_PACKAGES);
+    // Packages that cannot be installed are named before anything is built.
+    if !missing.is_empty() {
+        can_install(&missing, install)?;
+    }
+    let bindgen = std::thread::scope(|scope| {
+        let bindgen = scope.spawn(|| ensure_crate(&Shell::new()?, BINDGEN, "WORKBOOK_BINDGEN", install));
+        let packages = if missing.is_empty() { Ok(()) } else { install_debian_packages(sh, &missing, install) };
+        let bindgen = bindgen.join().unwrap_or_else(|_| Err(anyhow!("installing bindgen panicked")));
+        packages.and(bindgen)
+    })?;
     detect(sh, bindgen)
 }
 
@@ -260,11 +272,19 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn install_debian_packages(sh: &Shell, missing: &[String], install: Install) -> Result<()> {
-    let list = missing.join(" ");
+/// Whether `missing` can be installed here; if not, the error that names
+/// them and the fix.
+fn can_install(missing: &[String], install: Install) -> Result<()> {
     if install == Install::Never || !is_root() || find_in_path("apt-get").is_none() {
+        let list = missing.join(" ");
         return Err(anyhow!("missing Debian packages: {list}\nfix: run as root: `apt-get update && apt-get install -y {list}`"));
     }
+    Ok(())
+}
+
+fn install_debian_packages(sh: &Shell, missing: &[String], install: Install) -> Result<()> {
+    can_install(missing, install)?;
+    let list = missing.join(" ");
     eprintln!("setup: installing Debian packages: {list}");
     let log = std::env::temp_dir().join("workbook-apt.log");
     let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
