@@ -288,23 +288,46 @@ fn install_debian_packages(sh: &Shell, missing: &[String], install: Install) -> 
     eprintln!("setup: installing Debian packages: {list}");
     let log = std::env::temp_dir().join("workbook-apt.log");
     let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
-    let run = |args: &[&str]| -> Result<()> {
+    let run = |args: &[&str]| -> Result<String> {
         let out = cmd!(sh, "apt-get {args...}").quiet().ignore_status().output()?;
         let mut text = out.stdout.clone();
         text.extend_from_slice(&out.stderr);
         std::fs::write(&log, &text).ok();
+        let text = String::from_utf8_lossy(&text).into_owned();
         if !out.status.success() {
-            let tail: Vec<&str> = std::str::from_utf8(&text).unwrap_or("").lines().rev().take(15).collect();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             return Err(anyhow!("apt-get {} failed (log: {}):\n{}", args.join(" "), log.display(), tail.join("\n")));
         }
-        Ok(())
+        Ok(text)
     };
     run(&["update", "-q"])?;
     let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
     args.extend(missing.iter().map(String::as_str));
-    run(&args)?;
+    let removed = removed_by_apt(&run(&args)?);
+    if !removed.is_empty() {
+        // A package of the machine's, gone without a word, would surprise
+        // its owner (on some machines, qemu-system-x86 replaces a newer
+        // qemu-utils: qemu-img goes with it).
+        eprintln!(
+            "setup: note: to install these, apt removed {}; reinstall with apt-get if you need them (log: {})",
+            removed.join(" "),
+            log.display()
+        );
+    }
     Ok(())
+}
+
+/// The packages apt's output says it removed (its `The following packages
+/// will be REMOVED:` list, indented names up to the next heading).
+fn removed_by_apt(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .skip_while(|line| !line.starts_with("The following packages will be REMOVED"))
+        .skip(1)
+        .take_while(|line| line.starts_with(' '))
+        .flat_map(|line| line.split_whitespace().map(|name| name.trim_end_matches('*').to_string()))
+        .collect()
 }
 
 /// The binary of a pinned crate: `override_var` first, then cargo's bin
@@ -378,7 +401,14 @@ fn cargo_home() -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_bindgen_version;
+    use super::{check_bindgen_version, removed_by_apt};
+
+    #[test]
+    fn packages_apt_removed() {
+        let out = "Reading package lists...\nThe following packages will be REMOVED:\n  qemu-utils libfoo*\n  bar\nThe following NEW packages will be installed:\n  qemu-system-x86\n";
+        assert_eq!(removed_by_apt(out), ["qemu-utils", "libfoo", "bar"]);
+        assert!(removed_by_apt("The following NEW packages will be installed:\n  x\n").is_empty());
+    }
 
     #[test]
     fn bindgen_versions() {
