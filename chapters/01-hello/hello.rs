@@ -104,10 +104,11 @@ impl kernel::Module for Hello {
         }
         // END EXERCISE
         // ANCHOR: init_rest
-        // Rust's `pr_debug!` is `if cfg!(debug_assertions) { ... }`: it is
-        // compiled in only when the kernel is configured with
+        // Rust's `pr_debug!` is `if cfg!(debug_assertions) { ... }`: its
+        // arguments are always compiled and type-checked, and the call is
+        // thrown away as dead code unless the kernel is configured with
         // CONFIG_RUST_DEBUG_ASSERTIONS (which builds all Rust code, modules
-        // included, with -Cdebug-assertions), and then always prints, at
+        // included, with -Cdebug-assertions); then it always prints, at
         // level 7. Unlike C's pr_debug(), neither `#define DEBUG` nor dynamic
         // debug has any say.
         pr_debug!("pr_debug! is compiled in: this kernel has CONFIG_RUST_DEBUG_ASSERTIONS\n");
