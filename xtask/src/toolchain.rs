@@ -308,12 +308,9 @@ fn install_debian_packages(sh: &Shell, missing: &[String], install: Install) -> 
     if !removed.is_empty() {
         // A package of the machine's, gone without a word, would surprise
         // its owner (on some machines, qemu-system-x86 replaces a newer
-        // qemu-utils: qemu-img goes with it).
-        eprintln!(
-            "setup: note: to install these, apt removed {}; reinstall with apt-get if you need them (log: {})",
-            removed.join(" "),
-            log.display()
-        );
+        // qemu-utils: qemu-img goes with it). Putting it back would take
+        // these away again, so the note only says what went.
+        eprintln!("setup: note: to install these, apt removed {} (log: {})", removed.join(" "), log.display());
     }
     Ok(())
 }
