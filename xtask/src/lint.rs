@@ -89,12 +89,8 @@ impl ClippyKey {
     /// against `kernel` with `driver`.
     fn from_parts(chapter: &Chapter, kernel: &str, driver: &str) -> Result<ClippyKey> {
         let mut key = CacheKey::default().add("CLIPPY=1, warnings fail").add(kernel).add(driver);
-        let mut sources: Vec<PathBuf> =
-            std::fs::read_dir(&chapter.dir)?.map(|entry| entry.map(|e| e.path())).collect::<std::io::Result<_>>()?;
-        sources.retain(|p| p.is_file() && p.file_name().is_some_and(|n| crate::module_build::is_module_source(&n.to_string_lossy())));
-        sources.sort();
-        for source in sources {
-            key = key.add(source.file_name().unwrap_or_default().as_encoded_bytes()).add(std::fs::read(&source)?);
+        for (name, data) in crate::module_build::module_sources(&chapter.dir)? {
+            key = key.add(name).add(data);
         }
         Ok(ClippyKey(format!("{}-{}", chapter.name, key.hex())))
     }

@@ -397,6 +397,21 @@ pub(crate) fn make_modules(env: &Environment, dir: &Path, extra: &[String]) -> R
     Ok(cmd!(sh, "make -C {kdir} M={dir} {vars...} {extra...} {jobs} modules").quiet().ignore_status().output()?)
 }
 
+/// The module sources in `dir` (the files a build copies: see
+/// [`is_module_source`]) with their contents, sorted by name.
+pub(crate) fn module_sources(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut sources = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if is_module_source(&name) && entry.file_type()?.is_file() {
+            sources.push((name, std::fs::read(entry.path())?));
+        }
+    }
+    sources.sort();
+    Ok(sources)
+}
+
 /// What [`sync_sources`] would do: the sources of `from` whose contents
 /// differ in `to` (with those contents), and the sources `to` has that
 /// `from` no longer does.
@@ -409,17 +424,11 @@ impl SourceChanges {
     fn between(from: &Path, to: &Path) -> Result<SourceChanges> {
         let mut write = Vec::new();
         let mut wanted = Vec::new();
-        for entry in std::fs::read_dir(from)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if !is_module_source(&name) || !entry.file_type()?.is_file() {
-                continue;
-            }
-            let data = std::fs::read(entry.path())?;
+        for (name, data) in module_sources(from)? {
+            wanted.push(name.clone());
             if std::fs::read(to.join(&name)).ok().as_deref() != Some(&data[..]) {
-                write.push((name.clone(), data));
+                write.push((name, data));
             }
-            wanted.push(name);
         }
         let mut remove = Vec::new();
         if let Ok(entries) = std::fs::read_dir(to) {
